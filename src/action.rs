@@ -1,0 +1,456 @@
+//! What a probe does beyond judging: signal the app to reload, run the
+//! `--validate` command, read the environment the app was started with.
+//! Everything here touches processes; the decisions stay in `probe` and
+//! `verdict`.
+
+use crate::digest::plain_io;
+use crate::state::Validation;
+use crate::time;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// At most this much validator output is kept (first lines).
+const VALIDATOR_LINES: usize = 5;
+const VALIDATOR_CHARS: usize = 600;
+
+/// Parses `HUP`, `SIGHUP`, `hup` or `1`.
+pub fn parse_signal(name: &str) -> Result<Signal, String> {
+    let trimmed = name.trim();
+    if let Ok(n) = trimmed.parse::<i32>() {
+        return Signal::try_from(n)
+            .map_err(|_| format!("--signal {name:?}: no such signal number"));
+    }
+    let upper = trimmed.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&full)
+        .map_err(|_| format!("--signal {name:?}: unknown signal (try HUP, USR1, USR2, TERM)"))
+}
+
+/// Which process gets the reload signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Pid(i32),
+    Pidfile(PathBuf),
+    Process(String),
+}
+
+impl Target {
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Pid(p) => format!("pid {p}"),
+            Target::Pidfile(p) => format!("pidfile {}", p.display()),
+            Target::Process(n) => format!("process {n}"),
+        }
+    }
+
+    /// The pid this target names right now.
+    pub fn resolve(&self, proc_root: &Path) -> Result<i32, String> {
+        match self {
+            Target::Pid(p) if *p > 0 => Ok(*p),
+            Target::Pid(p) => Err(format!("--pid {p}: not a process id")),
+            Target::Pidfile(path) => {
+                let text = fs::read_to_string(path).map_err(|e| {
+                    format!("cannot read pidfile {}: {}", path.display(), plain_io(&e))
+                })?;
+                match text.trim().parse::<i32>() {
+                    Ok(p) if p > 0 => Ok(p),
+                    _ => Err(format!(
+                        "pidfile {} does not hold a process id",
+                        path.display()
+                    )),
+                }
+            }
+            Target::Process(name) => find_process(proc_root, name),
+        }
+    }
+}
+
+/// The oldest process whose `comm` is `name` (the master, not a worker).
+fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
+    let entries = fs::read_dir(proc_root)
+        .map_err(|e| format!("cannot list {}: {}", proc_root.display(), plain_io(&e)))?;
+    let me = std::process::id() as i32;
+    let mut best: Option<(u64, i32)> = None;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end_matches('\n') != name {
+            continue;
+        }
+        let start = crate::state::Proc {
+            root: proc_root.to_path_buf(),
+        }
+        .start_ticks(pid)
+        .unwrap_or(u64::MAX);
+        if best.is_none_or(|(s, p)| (start, pid) < (s, p)) {
+            best = Some((start, pid));
+        }
+    }
+    best.map(|(_, p)| p)
+        .ok_or_else(|| format!("no process named {name:?} in {}", proc_root.display()))
+}
+
+/// The process name, for messages.
+pub fn comm(proc_root: &Path, pid: i32) -> String {
+    fs::read_to_string(proc_root.join(format!("{pid}/comm")))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Does `pid` catch or ignore `sig`? From `SigCgt`/`SigIgn` in its status.
+/// `None` when unknown (then the signal is sent anyway).
+pub fn handles(proc_root: &Path, pid: i32, sig: Signal) -> Option<bool> {
+    let status = fs::read_to_string(proc_root.join(format!("{pid}/status"))).ok()?;
+    let mask = |field: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        u64::from_str_radix(line[field.len()..].trim(), 16).ok()
+    };
+    let bit = 1u64 << ((sig as i32) - 1);
+    Some((mask("SigCgt:")? | mask("SigIgn:")?) & bit != 0)
+}
+
+/// Sends `sig` to `pid`, refusing when the process has no handler for it:
+/// PID 1 of a namespace would silently drop it (the kernel's rule; `kill`
+/// still returns 0), any other process would be killed by most signals.
+pub fn send(proc_root: &Path, pid: i32, sig: Signal) -> Result<(), String> {
+    let name = comm(proc_root, pid);
+    if handles(proc_root, pid, sig) == Some(false) && sig != Signal::SIGKILL {
+        return Err(if pid == 1 {
+            format!("pid 1 ({name}) has no handler for {sig}, and the kernel drops unhandled signals sent to PID 1")
+        } else {
+            format!("pid {pid} ({name}) has no handler for {sig}; sending it would not reload it")
+        });
+    }
+    kill(Pid::from_raw(pid), sig).map_err(|e| match e {
+        nix::errno::Errno::ESRCH => format!("no process {pid}"),
+        nix::errno::Errno::EPERM => format!(
+            "not permitted to signal pid {pid} ({name}): the probe runs as another user or lacks CAP_KILL"
+        ),
+        other => format!("cannot signal pid {pid} ({name}): {}", other.desc()),
+    })
+}
+
+/// Splits a command line: whitespace separates words; single quotes,
+/// double quotes and backslashes work as in a shell. No shell is run.
+pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(ch) => word.push(ch),
+                        None => return Err(format!("--validate {line:?}: unclosed single quote")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(ch) => word.push(ch),
+                            None => return Err(format!("--validate {line:?}: trailing backslash")),
+                        },
+                        Some(ch) => word.push(ch),
+                        None => return Err(format!("--validate {line:?}: unclosed double quote")),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(ch) => {
+                    in_word = true;
+                    word.push(ch)
+                }
+                None => return Err(format!("--validate {line:?}: trailing backslash")),
+            },
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    if words.is_empty() {
+        return Err("--validate: empty command".into());
+    }
+    Ok(words)
+}
+
+/// Runs the validator once, killing it after `timeout`. Exit 0 = valid.
+pub fn validate(argv: &[String], timeout: Duration) -> Validation {
+    let at = time::now();
+    let invalid = |output: String| Validation {
+        ok: false,
+        at,
+        output,
+    };
+    let Some((program, args)) = argv.split_first() else {
+        return invalid("empty validator command".into());
+    };
+    let mut child = match Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return invalid(format!("cannot run validator {program}: {}", plain_io(&e))),
+    };
+    // Drain both pipes on threads so a chatty validator cannot block.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            if let Some(mut p) = pipe {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = p.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if kept.len() < 16 * 1024 {
+                        kept.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+            kept
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e))),
+        }
+    };
+    let mut text = err.join().unwrap_or_default();
+    text.extend(out.join().unwrap_or_default());
+    let output = first_lines(&String::from_utf8_lossy(&text));
+    match status {
+        None => invalid(format!(
+            "validator {program} timed out after {}{}",
+            time::format_duration(timeout),
+            if output.is_empty() {
+                String::new()
+            } else {
+                format!(": {output}")
+            }
+        )),
+        Some(s) if s.success() => Validation {
+            ok: true,
+            at,
+            output,
+        },
+        Some(s) => {
+            let how = match s.code() {
+                Some(c) => format!("exited {c}"),
+                None => "was killed by a signal".into(),
+            };
+            invalid(if output.is_empty() {
+                format!("validator {program} {how}")
+            } else {
+                output
+            })
+        }
+    }
+}
+
+/// The first few non-empty lines, joined with " | ", capped in length.
+fn first_lines(text: &str) -> String {
+    let joined = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(VALIDATOR_LINES)
+        .collect::<Vec<_>>()
+        .join(" | ");
+    if joined.chars().count() > VALIDATOR_CHARS {
+        let cut: String = joined.chars().take(VALIDATOR_CHARS).collect();
+        format!("{cut}…")
+    } else {
+        joined
+    }
+}
+
+/// Names of `--env NAME=PATH` pairs whose value in the environment `pid`
+/// was started with differs from the current content of PATH. Values are
+/// compared, never printed. A PATH that does not exist is not compared.
+pub fn env_drift(
+    proc_root: &Path,
+    pid: i32,
+    pairs: &[(String, PathBuf)],
+) -> Result<Vec<String>, String> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let environ_path = proc_root.join(format!("{pid}/environ"));
+    let environ = fs::read(&environ_path).map_err(|e| {
+        format!(
+            "cannot read the environment the app started with ({}): {}",
+            environ_path.display(),
+            plain_io(&e)
+        )
+    })?;
+    let mut drifted = Vec::new();
+    for (name, path) in pairs {
+        let started_with = environ.split(|b| *b == 0).find_map(|kv| {
+            let rest = kv.strip_prefix(name.as_bytes())?;
+            rest.strip_prefix(b"=")
+        });
+        let current = match fs::read(path) {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(format!("cannot read {}: {}", path.display(), plain_io(&e))),
+        };
+        if started_with != Some(current.as_slice()) {
+            drifted.push(name.clone());
+        }
+    }
+    Ok(drifted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signal_names() {
+        assert_eq!(parse_signal("HUP"), Ok(Signal::SIGHUP));
+        assert_eq!(parse_signal("sigusr1"), Ok(Signal::SIGUSR1));
+        assert_eq!(parse_signal("15"), Ok(Signal::SIGTERM));
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("99").is_err());
+    }
+
+    #[test]
+    fn command_splitting() {
+        assert_eq!(
+            split_command("nginx -t -c /etc/nginx/nginx.conf").unwrap(),
+            ["nginx", "-t", "-c", "/etc/nginx/nginx.conf"]
+        );
+        assert_eq!(
+            split_command(r#"sh -c 'test -s "$F"' x"#).unwrap(),
+            ["sh", "-c", "test -s \"$F\"", "x"]
+        );
+        assert_eq!(
+            split_command(r#"a "b c" d\ e ''"#).unwrap(),
+            ["a", "b c", "d e", ""]
+        );
+        assert!(split_command("a 'b").is_err());
+        assert!(split_command("   ").is_err());
+    }
+
+    #[test]
+    fn validator_outcomes() {
+        let ok = validate(&["true".into()], Duration::from_secs(5));
+        assert!(ok.ok);
+        let bad = validate(
+            &[
+                "sh".into(),
+                "-c".into(),
+                "echo line1; echo line2 >&2; exit 3".into(),
+            ],
+            Duration::from_secs(5),
+        );
+        assert!(!bad.ok);
+        assert_eq!(bad.output, "line2 | line1");
+        let silent = validate(&["false".into()], Duration::from_secs(5));
+        assert_eq!(silent.output, "validator false exited 1");
+        let slow = validate(&["sleep".into(), "5".into()], Duration::from_millis(100));
+        assert!(
+            !slow.ok && slow.output.contains("timed out"),
+            "{}",
+            slow.output
+        );
+        let missing = validate(&["/nonexistent/validator".into()], Duration::from_secs(1));
+        assert!(
+            !missing.ok && missing.output.contains("cannot run"),
+            "{}",
+            missing.output
+        );
+    }
+
+    #[test]
+    fn handler_detection_reads_sigcgt() {
+        // This test process does not catch SIGUSR2.
+        let me = std::process::id() as i32;
+        assert_eq!(
+            handles(Path::new("/proc"), me, Signal::SIGUSR2),
+            Some(false)
+        );
+        assert_eq!(handles(Path::new("/proc"), i32::MAX, Signal::SIGUSR2), None);
+    }
+
+    #[test]
+    fn targets_resolve() {
+        let d = tempfile::tempdir().unwrap();
+        let pf = d.path().join("app.pid");
+        fs::write(&pf, "4242\n").unwrap();
+        let proc_root = Path::new("/proc");
+        assert_eq!(Target::Pidfile(pf.clone()).resolve(proc_root), Ok(4242));
+        fs::write(&pf, "garbage").unwrap();
+        assert!(Target::Pidfile(pf)
+            .resolve(proc_root)
+            .unwrap_err()
+            .contains("does not hold"));
+        assert!(Target::Pidfile(d.path().join("gone.pid"))
+            .resolve(proc_root)
+            .unwrap_err()
+            .contains("cannot read pidfile"));
+        assert!(Target::Pid(0).resolve(proc_root).is_err());
+        assert!(Target::Process("no-such-process-name".into())
+            .resolve(proc_root)
+            .is_err());
+    }
+}

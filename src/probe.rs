@@ -1,0 +1,380 @@
+//! The liveness and readiness probes: one pass of
+//! snapshot → drift record → validation gate → verdict → reload → one line.
+//!
+//! Everything is done under the state lock, and the state is saved only
+//! when it changed, so an unchanged tree costs a few `stat`s and no write.
+
+use crate::action::{self, Target};
+use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
+use crate::cli::{OnDrift, OnError, ProbeArgs};
+use crate::digest::Snapshot;
+use crate::exit::Code;
+use crate::state::{Drift, Reload, State};
+use crate::time::{self, clock_time, format_duration, Millis};
+use crate::verdict::{self, Changes, Verdict};
+use crate::Report;
+use std::path::Path;
+use std::time::Duration;
+
+/// Keep this many validation results and reload records in the state.
+const KEEP_VALIDATIONS: usize = 16;
+const KEEP_RELOADS: usize = 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Liveness,
+    Readiness,
+}
+
+impl Kind {
+    fn default_on_error(self) -> OnError {
+        match self {
+            // A broken probe must never restart healthy pods everywhere.
+            Kind::Liveness => OnError::Pass,
+            // Better not ready than serving on a config we cannot vouch for.
+            Kind::Readiness => OnError::Fail,
+        }
+    }
+}
+
+pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
+    let on_error = args.on_error.unwrap_or(kind.default_on_error());
+    match check(kind, grace, args) {
+        Ok(report) => report,
+        Err(Failure::Usage(m)) => Report::usage(m),
+        Err(f) => {
+            let mut r = failure_report(f);
+            if on_error == OnError::Pass {
+                r.code = Code::Healthy;
+                r.stdout.push_str(" (passing: --on-error pass)");
+            }
+            r
+        }
+    }
+}
+
+/// The options that only matter once drift is found, checked up front so
+/// a typo fails at once (exit 2), not on the day the config changes.
+struct Reaction {
+    reload: Option<(nix::sys::signal::Signal, Target)>,
+    validator: Option<Vec<String>>,
+}
+
+fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
+    let reload = match args.on_drift {
+        OnDrift::Fail => None,
+        OnDrift::Reload => Some((
+            action::parse_signal(&args.signal).map_err(Failure::Usage)?,
+            app_target(args),
+        )),
+    };
+    let validator = match &args.validate {
+        Some(v) if !v.trim().is_empty() => Some(action::split_command(v).map_err(Failure::Usage)?),
+        _ => None,
+    };
+    Ok(Reaction { reload, validator })
+}
+
+/// The app's process: `--pidfile`, `--process`, or `--pid` (default 1).
+fn app_target(args: &ProbeArgs) -> Target {
+    if let Some(p) = &args.pidfile {
+        Target::Pidfile(p.clone())
+    } else if let Some(n) = &args.process {
+        Target::Process(n.clone())
+    } else {
+        Target::Pid(args.pid.unwrap_or(1))
+    }
+}
+
+fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failure> {
+    let reaction = reaction(args)?;
+    let opened = baseline::open(&args.watch)?;
+    let locked = opened.dir.lock(&opened.key, args.lock_timeout)?;
+    let (previous, note) = opened.previous(locked.load());
+    let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
+    let snap = opened.snapshot(cache)?;
+    let now = time::now();
+    let mut warnings: Vec<String> = note.iter().map(|n| format!("driftprobe: {n}")).collect();
+
+    let mut st = match previous.clone() {
+        Some(s) => s,
+        None => first_look(&opened, &snap, now, &mut warnings)?,
+    };
+    st.cache = snap.cache.clone();
+
+    // Environment variables the app started with vs the files they came from.
+    let proc_root = opened.proc.root.clone();
+    let env_drift = if args.env.is_empty() {
+        Vec::new()
+    } else {
+        let pid = app_target(args)
+            .resolve(&proc_root)
+            .map_err(Failure::Unknown)?;
+        action::env_drift(&proc_root, pid, &args.env).map_err(Failure::Unknown)?
+    };
+    let current_key = if env_drift.is_empty() {
+        snap.digest.clone()
+    } else {
+        format!("{}+env:{}", snap.digest, env_drift.join(","))
+    };
+    if st.baseline.is_some() {
+        let base = st.baseline.as_ref().map(|b| b.digest.as_str());
+        st.drift = verdict::track(base, &current_key, st.drift.as_ref(), now);
+    }
+
+    // The validation gate: once per new digest, never for the baseline.
+    let mut invalid = None;
+    if let (Some(argv), Some(_)) = (&reaction.validator, &st.drift) {
+        if !st.validations.contains_key(&snap.digest) {
+            let v = action::validate(argv, args.validate_timeout);
+            st.validations.insert(snap.digest.clone(), v);
+            trim_validations(&mut st);
+        }
+        if let Some(v) = st.validations.get(&snap.digest) {
+            if !v.ok {
+                invalid = Some(v.output.clone());
+            }
+        }
+    }
+
+    let offset = verdict::stagger_offset(&hostname(&proc_root), args.stagger);
+    let window = grace + offset;
+    let verdict = verdict::judge(st.drift.as_ref(), now, window, invalid.is_some());
+    let changes = match &st.baseline {
+        Some(b) => Changes::between(&b.files, &snap.files),
+        None => Changes::default(),
+    };
+    let what = describe(&st, &changes, &env_drift, &snap);
+    let window_text = if offset.is_zero() {
+        format!("grace {}", format_duration(grace))
+    } else {
+        format!(
+            "grace {} + stagger {}",
+            format_duration(grace),
+            format_duration(offset)
+        )
+    };
+
+    let (code, line) = match verdict {
+        Verdict::Healthy => {
+            let b = st.baseline.as_ref();
+            (
+                Code::Healthy,
+                format!(
+                    "ok: config matches the baseline (digest {}, {} files, recorded {} by {})",
+                    short(&snap.digest),
+                    snap.files.len(),
+                    b.map(|b| clock_time(b.recorded_at)).unwrap_or_default(),
+                    b.map(|b| b.source.as_str()).unwrap_or("?"),
+                ),
+            )
+        }
+        Verdict::Drifting { since, left } => (
+            Code::Healthy,
+            format!(
+                "drift: {what} since {} ({window_text}, {} left)",
+                clock_time(since),
+                format_duration(left)
+            ),
+        ),
+        Verdict::Invalid { since } => {
+            let output = invalid.unwrap_or_default();
+            let code = match (kind, args.on_invalid) {
+                (Kind::Liveness, _) | (Kind::Readiness, OnError::Pass) => Code::Healthy,
+                (Kind::Readiness, OnError::Fail) => Code::Drift,
+            };
+            (
+                code,
+                format!(
+                    "invalid: {what} since {} failed validation, keeping the running config: {output}",
+                    clock_time(since)
+                ),
+            )
+        }
+        Verdict::Overdue { since, over } => match &reaction.reload {
+            Some((signal, _)) if !env_drift.is_empty() => (
+                Code::Drift,
+                format!(
+                    "drift: {what} since {} ({window_text} exceeded by {}); a {} reload cannot change environment \
+                     variables, only a restart can",
+                    clock_time(since),
+                    format_duration(over),
+                    signal
+                ),
+            ),
+            Some((signal, target)) => match reload(&proc_root, *signal, target, &mut st, &snap, now) {
+                Ok(done) => (Code::Healthy, format!("reloaded: {what}: {done}")),
+                Err(why) => (
+                    Code::Drift,
+                    format!(
+                        "drift: {what} since {} ({window_text} exceeded by {}); reload failed: {why}",
+                        clock_time(since),
+                        format_duration(over)
+                    ),
+                ),
+            },
+            None => (
+                Code::Drift,
+                format!(
+                    "drift: {what} since {} ({window_text} exceeded by {})",
+                    clock_time(since),
+                    format_duration(over)
+                ),
+            ),
+        },
+    };
+
+    if Some(&st) != previous.as_ref() {
+        locked.save(&st)?;
+    }
+    let mut report = Report::new(code, line);
+    report.stderr = warnings;
+    Ok(report)
+}
+
+/// No usable state for this container: record the baseline lazily if the
+/// ctimes prove nothing changed since PID 1 started, else start a drift
+/// that says why. Also the once-per-container warnings.
+fn first_look(
+    opened: &Opened,
+    snap: &Snapshot,
+    now: Millis,
+    warnings: &mut Vec<String>,
+) -> Result<State, Failure> {
+    let mut st = opened.fresh_state();
+    match unchanged_since_start(opened, snap)? {
+        Ok(()) => st.baseline = Some(new_baseline(snap, now, "lazy")),
+        Err(why) => {
+            st.drift = Some(Drift {
+                since: now,
+                unproven: Some(why),
+            })
+        }
+    }
+    let found = crate::inspect::warnings(
+        &opened.watch.roots,
+        &opened.proc.root.join("self/mountinfo"),
+    );
+    for w in &found {
+        warnings.push(format!("driftprobe: warning: {w}"));
+    }
+    st.warnings = found;
+    Ok(st)
+}
+
+/// `Ok(Ok(()))` when every watched thing is older than PID 1.
+fn unchanged_since_start(opened: &Opened, snap: &Snapshot) -> Result<Result<(), String>, Failure> {
+    if let Some(m) = snap.missing.first() {
+        return Ok(Err(format!("watched path {m} does not exist")));
+    }
+    let started = opened.proc.pid1_started_at()?;
+    let Some(newest_ns) = snap.newest_change_ns else {
+        return Ok(Err("nothing to examine under the watched paths".into()));
+    };
+    let newest = newest_ns.div_euclid(1_000_000);
+    if newest < started {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!(
+            "files changed at {} after the container started at {}",
+            clock_time(newest),
+            clock_time(started)
+        )))
+    }
+}
+
+/// What differs, for the one-line output.
+fn describe(st: &State, changes: &Changes, env_drift: &[String], snap: &Snapshot) -> String {
+    let mut parts = Vec::new();
+    if st.baseline.is_none() {
+        let why = st
+            .drift
+            .as_ref()
+            .and_then(|d| d.unproven.clone())
+            .unwrap_or_else(|| "no baseline".into());
+        parts.push(format!(
+            "no baseline, cannot prove the config is unchanged since the container started: {why} (record one at start \
+             with `driftprobe init` or `run`)"
+        ));
+    } else if !changes.is_empty() || env_drift.is_empty() {
+        parts.push(changes.summary());
+    }
+    if !env_drift.is_empty() {
+        parts.push(format!(
+            "env {} differs from its file",
+            env_drift.join(", ")
+        ));
+    }
+    if !snap.missing.is_empty() {
+        parts.push(format!("missing {}", snap.missing.join(", ")));
+    }
+    parts.join("; ")
+}
+
+/// Signals the app and adopts the current config as the new baseline.
+fn reload(
+    proc_root: &Path,
+    signal: nix::sys::signal::Signal,
+    target: &Target,
+    st: &mut State,
+    snap: &Snapshot,
+    now: Millis,
+) -> Result<String, String> {
+    let pid = target.resolve(proc_root)?;
+    action::send(proc_root, pid, signal)?;
+    let from = st
+        .baseline
+        .as_ref()
+        .map(|b| b.digest.clone())
+        .unwrap_or_default();
+    st.reloads.push(Reload {
+        at: now,
+        signal: signal.to_string(),
+        pid,
+        target: target.describe(),
+        from_digest: from.clone(),
+        to_digest: snap.digest.clone(),
+    });
+    if st.reloads.len() > KEEP_RELOADS {
+        let extra = st.reloads.len() - KEEP_RELOADS;
+        st.reloads.drain(..extra);
+    }
+    st.baseline = Some(new_baseline(snap, now, "reload"));
+    st.drift = None;
+    Ok(format!(
+        "sent {signal} to pid {pid} ({}), new baseline {} (was {})",
+        action::comm(proc_root, pid),
+        short(&snap.digest),
+        if from.is_empty() {
+            "none"
+        } else {
+            short(&from)
+        }
+    ))
+}
+
+fn trim_validations(st: &mut State) {
+    while st.validations.len() > KEEP_VALIDATIONS {
+        let oldest = st
+            .validations
+            .iter()
+            .min_by_key(|(_, v)| v.at)
+            .map(|(k, _)| k.clone());
+        match oldest {
+            Some(k) => {
+                st.validations.remove(&k);
+            }
+            None => break,
+        }
+    }
+}
+
+/// The pod name (the container's UTS hostname).
+pub fn hostname(proc_root: &Path) -> String {
+    std::fs::read_to_string(proc_root.join("sys/kernel/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default()
+}

@@ -1,0 +1,321 @@
+//! `status` (what this container recorded and what differs now, for
+//! humans or as stable JSON) and `digest` (the tree digest for CI).
+//! Both only read: `status` never writes the state file.
+
+use crate::baseline::{self, failure_report, short, Failure};
+use crate::cli::{absolute, compile_excludes, WatchArgs};
+use crate::digest::{Entry, Skipped, Walker};
+use crate::exit::Code;
+use crate::state::{Baseline, Reload, Validation};
+use crate::time::{self, format_duration, rfc3339};
+use crate::verdict::Changes;
+use crate::Report;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// `status --json`, version 1. Fields are only ever added.
+#[derive(Debug, Serialize)]
+pub struct StatusJson {
+    pub version: u32,
+    pub paths: Vec<String>,
+    pub state_file: String,
+    /// `matches`, `drift` or `no-baseline`.
+    pub state: &'static str,
+    pub baseline: Option<BaselineJson>,
+    pub current: CurrentJson,
+    pub drift: Option<DriftJson>,
+    pub changes: Changes,
+    pub skipped: Vec<Skipped>,
+    pub missing: Vec<String>,
+    pub validations: Vec<ValidationJson>,
+    pub reloads: Vec<ReloadJson>,
+    pub warnings: Vec<String>,
+    pub notes: Vec<String>,
+    pub stagger_offset_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BaselineJson {
+    pub digest: String,
+    pub recorded_at: String,
+    pub source: String,
+    pub files: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CurrentJson {
+    pub digest: String,
+    pub files: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DriftJson {
+    pub since: String,
+    pub for_seconds: u64,
+    pub unproven: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ValidationJson {
+    pub digest: String,
+    pub ok: bool,
+    pub at: String,
+    pub output: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReloadJson {
+    pub at: String,
+    pub signal: String,
+    pub pid: i32,
+    pub target: String,
+    pub from_digest: String,
+    pub to_digest: String,
+}
+
+fn baseline_json(b: &Baseline) -> BaselineJson {
+    BaselineJson {
+        digest: b.digest.clone(),
+        recorded_at: rfc3339(b.recorded_at),
+        source: b.source.clone(),
+        files: b.files.len(),
+    }
+}
+
+fn validation_json(digest: &str, v: &Validation) -> ValidationJson {
+    ValidationJson {
+        digest: digest.to_string(),
+        ok: v.ok,
+        at: rfc3339(v.at),
+        output: v.output.clone(),
+    }
+}
+
+fn reload_json(r: &Reload) -> ReloadJson {
+    ReloadJson {
+        at: rfc3339(r.at),
+        signal: r.signal.clone(),
+        pid: r.pid,
+        target: r.target.clone(),
+        from_digest: r.from_digest.clone(),
+        to_digest: r.to_digest.clone(),
+    }
+}
+
+pub fn status(args: &WatchArgs, json: bool, stagger: Option<std::time::Duration>) -> Report {
+    match build(args, stagger) {
+        Ok(s) => {
+            let code = if s.state == "matches" {
+                Code::Healthy
+            } else {
+                Code::Drift
+            };
+            let text = if json {
+                serde_json::to_string_pretty(&s)
+                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+            } else {
+                human(&s)
+            };
+            Report::new(code, text)
+        }
+        Err(f) => failure_report(f),
+    }
+}
+
+fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<StatusJson, Failure> {
+    let opened = baseline::open(args)?;
+    let (previous, note) = opened.previous(opened.dir.peek(&opened.key));
+    let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
+    let snap = opened.snapshot(cache)?;
+    let now = time::now();
+    let mut notes: Vec<String> = note.into_iter().collect();
+    let st = previous.unwrap_or_else(|| {
+        notes.push("no state for this container yet: the next probe records the baseline (or run `driftprobe init`)".into());
+        opened.fresh_state()
+    });
+    let changes = st
+        .baseline
+        .as_ref()
+        .map(|b| Changes::between(&b.files, &snap.files))
+        .unwrap_or_default();
+    let state = match &st.baseline {
+        None => "no-baseline",
+        // A drift record with equal files is env drift seen by the probe.
+        Some(b) if b.digest == snap.digest && st.drift.is_none() => "matches",
+        Some(_) => "drift",
+    };
+    let drift = st.drift.as_ref().map(|d| DriftJson {
+        since: rfc3339(d.since),
+        for_seconds: time::between(d.since, now).as_secs(),
+        unproven: d.unproven.clone(),
+    });
+    let mut validations: Vec<ValidationJson> = st
+        .validations
+        .iter()
+        .map(|(d, v)| validation_json(d, v))
+        .collect();
+    validations.sort_by(|a, b| a.at.cmp(&b.at));
+    Ok(StatusJson {
+        version: 1,
+        paths: opened.watch.names(),
+        state_file: opened.dir.file(&opened.key).display().to_string(),
+        state,
+        baseline: st.baseline.as_ref().map(baseline_json),
+        current: CurrentJson {
+            digest: snap.digest.clone(),
+            files: snap.files.len(),
+        },
+        drift,
+        changes,
+        skipped: snap.skipped,
+        missing: snap.missing,
+        validations,
+        reloads: st.reloads.iter().map(reload_json).collect(),
+        warnings: st.warnings.clone(),
+        notes,
+        stagger_offset_ms: stagger.map(|s| {
+            crate::verdict::stagger_offset(&crate::probe::hostname(&opened.proc.root), s)
+                .as_millis() as u64
+        }),
+    })
+}
+
+fn human(s: &StatusJson) -> String {
+    let mut out = Vec::new();
+    out.push(format!("watching:   {}", s.paths.join(", ")));
+    out.push(format!("state file: {}", s.state_file));
+    match &s.baseline {
+        Some(b) => out.push(format!(
+            "baseline:   {} ({} files, recorded {} by {})",
+            short(&b.digest),
+            b.files,
+            b.recorded_at,
+            b.source
+        )),
+        None => out.push("baseline:   none".into()),
+    }
+    out.push(format!(
+        "current:    {} ({} files)",
+        short(&s.current.digest),
+        s.current.files
+    ));
+    match &s.drift {
+        Some(d) => out.push(format!(
+            "drift:      since {} ({} ago){}",
+            d.since,
+            format_duration(std::time::Duration::from_secs(d.for_seconds)),
+            d.unproven
+                .as_ref()
+                .map(|u| format!(", unproven: {u}"))
+                .unwrap_or_default()
+        )),
+        None if s.state == "matches" => out.push("drift:      none".into()),
+        None => {}
+    }
+    for (word, list) in [
+        ("changed", &s.changes.changed),
+        ("added", &s.changes.added),
+        ("removed", &s.changes.removed),
+    ] {
+        for p in list {
+            out.push(format!("  {word:<8} {p}"));
+        }
+    }
+    for m in &s.missing {
+        out.push(format!("  missing  {m}"));
+    }
+    for k in &s.skipped {
+        out.push(format!("  skipped  {} ({})", k.path, k.reason));
+    }
+    if let Some(ms) = s.stagger_offset_ms {
+        out.push(format!(
+            "stagger:    this pod's offset {}",
+            format_duration(std::time::Duration::from_millis(ms))
+        ));
+    }
+    for v in &s.validations {
+        out.push(format!(
+            "validated:  {} at {}: {}{}",
+            short(&v.digest),
+            v.at,
+            if v.ok { "ok" } else { "INVALID" },
+            if v.output.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.output)
+            }
+        ));
+    }
+    for r in &s.reloads {
+        out.push(format!(
+            "reloaded:   {} {} to pid {} ({}), {} -> {}",
+            r.at,
+            r.signal,
+            r.pid,
+            r.target,
+            short(&r.from_digest),
+            short(&r.to_digest)
+        ));
+    }
+    for w in &s.warnings {
+        out.push(format!("warning:    {w}"));
+    }
+    for n in &s.notes {
+        out.push(format!("note:       {n}"));
+    }
+    out.join("\n")
+}
+
+/// `digest --json`.
+#[derive(Debug, Serialize)]
+struct DigestJson<'a> {
+    digest: &'a str,
+    files: &'a [Entry],
+    skipped: &'a [Skipped],
+}
+
+pub fn digest(paths: &[PathBuf], excludes: &[String], json: bool) -> Report {
+    let excludes = match compile_excludes(excludes) {
+        Ok(g) => g,
+        Err(e) => return Report::usage(e),
+    };
+    let roots: Vec<PathBuf> = paths
+        .iter()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(|p| absolute(p))
+        .collect();
+    if roots.is_empty() {
+        return Report::usage("no PATH to digest");
+    }
+    let snap = match (Walker {
+        roots: &roots,
+        excludes: &excludes,
+        cache: &[],
+        full: true,
+    })
+    .snapshot()
+    {
+        Ok(s) => s,
+        Err(e) => return Report::new(Code::Unknown, format!("cannot determine: {e}")),
+    };
+    if let Some(m) = snap.missing.first() {
+        return Report::new(
+            Code::Unknown,
+            format!("cannot determine: {m} does not exist"),
+        );
+    }
+    if json {
+        let j = DigestJson {
+            digest: &snap.digest,
+            files: &snap.files,
+            skipped: &snap.skipped,
+        };
+        let text = serde_json::to_string_pretty(&j).unwrap_or_default();
+        return Report::new(Code::Healthy, text);
+    }
+    let mut r = Report::new(Code::Healthy, snap.digest.clone());
+    for k in &snap.skipped {
+        r = r.warn(format!("driftprobe: skipped {} ({})", k.path, k.reason));
+    }
+    r
+}

@@ -1,0 +1,213 @@
+//! Durations as people type them (`90s`, `5m`, `1h30m`) and timestamps as
+//! people read them (`16:20:03Z`, RFC 3339).
+//!
+//! Time inside driftprobe is wall-clock milliseconds since the Unix epoch
+//! ([`Millis`]): it is what the state file stores and what survives a
+//! process. The verdict module never reads the clock itself; callers pass
+//! `now` in, so tests can move time freely.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Wall-clock milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// The current wall-clock time.
+pub fn now() -> Millis {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
+        Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
+    }
+}
+
+/// Parses `0`, `500ms`, `90s`, `5m`, `1h30m`, `2h`, `1d`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration (try 90s, 5m or 1h30m)".into());
+    }
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("duration {text:?} is too large"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
+        if digits == 0 {
+            return Err(format!(
+                "invalid duration {text:?}: expected a number before {rest:?} (try 90s, 5m or 1h30m)"
+            ));
+        }
+        let number: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("duration {text:?} is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(|b| b.is_ascii_alphabetic()).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let millis_per_unit: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => {
+                return Err(format!(
+                    "invalid duration {text:?}: missing unit after {number} (use ms, s, m, h or d)"
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "invalid duration {text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                ))
+            }
+        };
+        let part = number
+            .checked_mul(millis_per_unit)
+            .ok_or_else(|| format!("duration {text:?} is too large"))?;
+        total = total
+            .checked_add(Duration::from_millis(part))
+            .ok_or_else(|| format!("duration {text:?} is too large"))?;
+    }
+    if total.as_millis() > i64::MAX as u128 / 2 {
+        return Err(format!("duration {text:?} is too large"));
+    }
+    Ok(total)
+}
+
+/// Formats a duration the way it is typed: `0s`, `450ms`, `3m12s`, `1h30m`.
+/// Sub-second parts are dropped once the duration reaches a second.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1_000 {
+        return format!("{ms}ms");
+    }
+    let mut secs = (ms / 1_000) as u64;
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+/// The duration between two instants, zero if `later` is before `earlier`.
+pub fn between(earlier: Millis, later: Millis) -> Duration {
+    Duration::from_millis(later.saturating_sub(earlier).max(0) as u64)
+}
+
+/// Adds a duration to an instant, saturating.
+pub fn after(start: Millis, d: Duration) -> Millis {
+    start.saturating_add(d.as_millis().min(i64::MAX as u128) as i64)
+}
+
+/// `2026-11-25T16:20:03Z` (UTC, whole seconds).
+pub fn rfc3339(t: Millis) -> String {
+    let (y, mo, d, h, mi, s) = civil(t);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// `16:20:03Z` for the one-line probe output (the kubelet event has the date).
+pub fn clock_time(t: Millis) -> String {
+    let (_, _, _, h, mi, s) = civil(t);
+    format!("{h:02}:{mi:02}:{s:02}Z")
+}
+
+/// Splits a Unix time into UTC calendar fields (Howard Hinnant's days-to-civil).
+fn civil(t: Millis) -> (i64, u32, u32, u32, u32, u32) {
+    let secs = t.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (
+        year,
+        month,
+        day,
+        (sod / 3_600) as u32,
+        (sod % 3_600 / 60) as u32,
+        (sod % 60) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5_400)));
+        assert_eq!(parse_duration("1d2h"), Ok(Duration::from_secs(93_600)));
+    }
+
+    #[test]
+    fn rejects_garbage_with_a_reason() {
+        for bad in [
+            "",
+            "m",
+            "5x",
+            "5",
+            "-1s",
+            "1.5s",
+            "s5",
+            "99999999999999999999s",
+        ] {
+            if bad == "5" {
+                continue; // a bare number is seconds
+            }
+            let err = parse_duration(bad).expect_err(bad);
+            assert!(err.contains("duration"), "{bad}: {err}");
+        }
+        assert!(parse_duration("5 m").is_err());
+        assert!(parse_duration("10years").is_err());
+    }
+
+    #[test]
+    fn formats_like_it_parses() {
+        for (text, d) in [
+            ("0s", 0),
+            ("450ms", 450),
+            ("3m12s", 192_000),
+            ("1h30m", 5_400_000),
+            ("5m", 300_000),
+            ("1d1s", 86_401_000),
+        ] {
+            assert_eq!(format_duration(Duration::from_millis(d)), text);
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(d)));
+        }
+    }
+
+    #[test]
+    fn renders_utc_calendar_times() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        // 2026-11-25T16:20:03Z
+        assert_eq!(rfc3339(1_795_623_603_000), "2026-11-25T16:20:03Z");
+        assert_eq!(clock_time(1_795_623_603_999), "16:20:03Z");
+        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn between_never_goes_negative() {
+        assert_eq!(between(10, 5), Duration::ZERO);
+        assert_eq!(between(5, 1_005), Duration::from_secs(1));
+    }
+}
