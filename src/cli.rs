@@ -66,9 +66,9 @@ pub enum Command {
     Install(InstallArgs),
 }
 
-/// The watched paths and where their state lives.
+/// Which files: the paths and the excludes (shared by every command).
 #[derive(Debug, Args)]
-pub struct WatchArgs {
+pub struct FilesArgs {
     /// Watched files or directories (ConfigMap/Secret mount points).
     #[arg(
         value_name = "PATH",
@@ -77,14 +77,6 @@ pub struct WatchArgs {
         value_delimiter = ':'
     )]
     pub paths: Vec<PathBuf>,
-    /// Directory for the state file (use an emptyDir with readOnlyRootFilesystem).
-    #[arg(
-        long,
-        value_name = "DIR",
-        env = "DRIFTPROBE_STATE_DIR",
-        default_value = "/tmp/driftprobe"
-    )]
-    pub state_dir: PathBuf,
     /// Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable.
     #[arg(
         long = "exclude",
@@ -93,6 +85,21 @@ pub struct WatchArgs {
         value_delimiter = ','
     )]
     pub excludes: Vec<String>,
+}
+
+/// The watched paths and where their state lives.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub files: FilesArgs,
+    /// Directory for the state file (use an emptyDir with readOnlyRootFilesystem).
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "DRIFTPROBE_STATE_DIR",
+        default_value = "/tmp/driftprobe"
+    )]
+    pub state_dir: PathBuf,
     /// Hash every file, bypassing the stat cache.
     #[arg(long, env = "DRIFTPROBE_FULL")]
     pub full: bool,
@@ -226,22 +233,8 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct DigestArgs {
-    /// Files or directories to digest.
-    #[arg(
-        value_name = "PATH",
-        required = true,
-        env = "DRIFTPROBE_PATHS",
-        value_delimiter = ':'
-    )]
-    pub paths: Vec<PathBuf>,
-    /// Ignore files matching GLOB; repeatable.
-    #[arg(
-        long = "exclude",
-        value_name = "GLOB",
-        env = "DRIFTPROBE_EXCLUDE",
-        value_delimiter = ','
-    )]
-    pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub files: FilesArgs,
     /// Print the per-file manifest as JSON.
     #[arg(long, env = "DRIFTPROBE_JSON")]
     pub json: bool,
@@ -311,7 +304,7 @@ pub fn compile_excludes(texts: &[String]) -> Result<Vec<Glob>, String> {
 impl WatchArgs {
     pub fn resolve(&self) -> Result<WatchSet, String> {
         let mut roots: Vec<PathBuf> = Vec::new();
-        for p in &self.paths {
+        for p in &self.files.paths {
             if p.as_os_str().is_empty() {
                 continue;
             }
@@ -325,7 +318,7 @@ impl WatchArgs {
         }
         Ok(WatchSet {
             roots,
-            excludes: compile_excludes(&self.excludes)?,
+            excludes: compile_excludes(&self.files.excludes)?,
             state_dir: absolute(&self.state_dir),
             full: self.full,
         })
@@ -360,7 +353,7 @@ mod tests {
             panic!("not liveness")
         };
         assert_eq!(args.grace, Duration::from_secs(300));
-        assert_eq!(args.probe.watch.excludes, ["*.bak"]);
+        assert_eq!(args.probe.watch.files.excludes, ["*.bak"]);
         assert_eq!(
             args.probe.env,
             [(
@@ -378,7 +371,7 @@ mod tests {
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(args.watch.paths, [PathBuf::from("/etc/config")]);
+        assert_eq!(args.watch.files.paths, [PathBuf::from("/etc/config")]);
         assert_eq!(args.command, ["app", "--flag"]);
     }
 

@@ -3,7 +3,7 @@
 //! Both only read: `status` never writes the state file.
 
 use crate::baseline::{self, failure_report, short, Failure};
-use crate::cli::{absolute, compile_excludes, WatchArgs};
+use crate::cli::{absolute, compile_excludes, FilesArgs, WatchArgs};
 use crate::digest::{Entry, Skipped, Walker};
 use crate::exit::Code;
 use crate::state::{Baseline, Reload, Validation};
@@ -274,12 +274,13 @@ struct DigestJson<'a> {
     skipped: &'a [Skipped],
 }
 
-pub fn digest(paths: &[PathBuf], excludes: &[String], json: bool) -> Report {
-    let excludes = match compile_excludes(excludes) {
+pub fn digest(files: &FilesArgs, json: bool) -> Report {
+    let excludes = match compile_excludes(&files.excludes) {
         Ok(g) => g,
         Err(e) => return Report::usage(e),
     };
-    let roots: Vec<PathBuf> = paths
+    let roots: Vec<PathBuf> = files
+        .paths
         .iter()
         .filter(|p| !p.as_os_str().is_empty())
         .map(|p| absolute(p))
