@@ -1,0 +1,14 @@
+//! Black-box tests of the real `driftprobe` binary, driven by a kubelet-faithful
+//! ConfigMap volume emulation (tests/support). One test binary; the modules
+//! under tests/cli/ group the tests by topic.
+
+mod support;
+
+mod cli {
+    mod bad_input;
+    mod basics;
+    mod probes;
+    mod restart;
+    mod state;
+    mod torn;
+}

@@ -1,0 +1,1001 @@
+//! Test support: a kubelet-faithful ConfigMap/Secret volume writer and helpers
+//! that run the real `driftprobe` binary with a pinned, clean environment.
+//!
+//! [`ConfigMapVolume`] replays, step by step, what the kubelet's
+//! `pkg/volume/util/atomic_writer.go` (v1.28+) does to a mounted volume:
+//! payload in a hidden `..<UTC timestamp>.<random digits>` dir, `..data_tmp`
+//! renamed over `..data`, user-visible top-level symlinks `name -> ..data/name`,
+//! removal of deleted keys and of the old dir, and no write at all when the
+//! payload is unchanged. A hook can pause between steps so tests can probe a
+//! half-updated volume.
+//!
+//! [`TestEnv`] owns a temp dir with one such volume and a per-test state dir,
+//! and runs the binary as [`Out`] (exit code + stdout + stderr). [`PidNamespace`]
+//! gives the probe a fresh PID 1 (a "restarted container") via `unshare`.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use assert_cmd::Command;
+
+/// Path of the binary under test, as built by cargo for this test target.
+pub const BIN: &str = env!("CARGO_BIN_EXE_driftprobe");
+
+/// Upper bound for any single run of the binary: a hang (e.g. opening a FIFO)
+/// becomes a test failure instead of a stuck test suite.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(30);
+
+const DATA_DIR: &str = "..data";
+const DATA_TMP: &str = "..data_tmp";
+
+// ---------------------------------------------------------------------------
+// ConfigMap volume emulation
+// ---------------------------------------------------------------------------
+
+/// The points between the kubelet's write steps where a hook is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// New `..<ts>` dir exists and holds every file; `..data` still old.
+    PayloadWritten,
+    /// `..data_tmp -> ..<new ts>` exists; `..data` still old.
+    TmpLinkCreated,
+    /// `rename(..data_tmp, ..data)` done; new top-level keys not linked yet,
+    /// deleted keys are dangling links.
+    Swapped,
+    /// Missing top-level links created; deleted keys still dangling.
+    VisibleLinksCreated,
+    /// Top-level links of deleted keys removed; old `..<ts>` dir still there.
+    OldLinksRemoved,
+    /// Old `..<ts>` dir removed: the update is complete.
+    Done,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Payload identical to what is on disk and nothing removed: no write.
+    Unchanged,
+    /// A new timestamped dir (its name) became `..data`.
+    Written(String),
+}
+
+/// A ConfigMap/Secret volume directory, written the way the kubelet does.
+#[derive(Debug, Clone)]
+pub struct ConfigMapVolume {
+    dir: PathBuf,
+    /// File mode of every payload file (defaultMode of the volume).
+    pub mode: u32,
+}
+
+impl ConfigMapVolume {
+    /// Use `dir` as the volume's target dir (created if missing, like the
+    /// kubelet's volume mount point).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).expect("create volume dir");
+        ConfigMapVolume { dir, mode: 0o644 }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Current `..data` target (the timestamped dir name), if any.
+    pub fn data_target(&self) -> Option<String> {
+        fs::read_link(self.dir.join(DATA_DIR))
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// Project `payload` into the volume like the kubelet's AtomicWriter.Write.
+    pub fn write<K: AsRef<str>, V: AsRef<[u8]>>(&self, payload: &[(K, V)]) -> WriteOutcome {
+        self.write_with_hook(payload, false, |_| {})
+            .expect("ConfigMapVolume::write")
+    }
+
+    /// Same bytes, new timestamped dir: what a volume looks like after the
+    /// kubelet rewrote it (e.g. after a restart of the kubelet or an
+    /// unrelated change that was reverted). Skips the "unchanged" shortcut.
+    pub fn write_forced<K: AsRef<str>, V: AsRef<[u8]>>(&self, payload: &[(K, V)]) -> WriteOutcome {
+        self.write_with_hook(payload, true, |_| {})
+            .expect("ConfigMapVolume::write_forced")
+    }
+
+    /// The full algorithm, calling `hook` after each step (see [`Step`]).
+    pub fn write_with_hook<K, V, F>(
+        &self,
+        payload: &[(K, V)],
+        force: bool,
+        mut hook: F,
+    ) -> io::Result<WriteOutcome>
+    where
+        K: AsRef<str>,
+        V: AsRef<[u8]>,
+        F: FnMut(Step),
+    {
+        // (1) validate and clean the payload.
+        let mut clean: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for (k, v) in payload {
+            let k = validate_path(k.as_ref())?;
+            clean.insert(k, v.as_ref().to_vec());
+        }
+
+        // (2) the current timestamped dir.
+        let data_path = self.dir.join(DATA_DIR);
+        let old_ts = match fs::read_link(&data_path) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+
+        let mut to_remove = BTreeSet::new();
+        if let Some(old) = &old_ts {
+            let old_path = self.dir.join(old);
+            // (3) paths of the old version that the payload no longer has.
+            to_remove = paths_to_remove(&clean, &old_path)?;
+            // (4) nothing to do when every file is byte-identical.
+            if !force && !should_write_payload(&clean, &old_path)? && to_remove.is_empty() {
+                return Ok(WriteOutcome::Unchanged);
+            }
+        }
+
+        // (5) new timestamped dir, 0755 whatever the umask.
+        let ts_dir = new_timestamp_dir(&self.dir)?;
+        let ts_name = ts_dir
+            .file_name()
+            .expect("ts dir name")
+            .to_string_lossy()
+            .into_owned();
+
+        // (6) write the payload (mkdir -p 0777&~umask, write, chmod mode).
+        for (rel, bytes) in &clean {
+            let full = ts_dir.join(rel);
+            if let Some(parent) = full.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::write(&full, bytes)?;
+            fs::set_permissions(&full, fs::Permissions::from_mode(self.mode))?;
+        }
+        hook(Step::PayloadWritten);
+
+        // (8) ..data_tmp -> new dir (relative).
+        let tmp_path = self.dir.join(DATA_TMP);
+        if let Err(e) = symlink(&ts_name, &tmp_path) {
+            let _ = fs::remove_dir_all(&ts_dir);
+            return Err(e);
+        }
+        hook(Step::TmpLinkCreated);
+
+        // (9) the atomic swap.
+        if let Err(e) = fs::rename(&tmp_path, &data_path) {
+            let _ = fs::remove_file(&tmp_path);
+            let _ = fs::remove_dir_all(&ts_dir);
+            return Err(e);
+        }
+        hook(Step::Swapped);
+
+        // (10) missing top-level links: only the first path component.
+        for rel in clean.keys() {
+            let top = rel.split('/').next().expect("non-empty path");
+            let visible = self.dir.join(top);
+            match fs::read_link(&visible) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    symlink(Path::new(DATA_DIR).join(top), &visible)?;
+                }
+                _ => {}
+            }
+        }
+        hook(Step::VisibleLinksCreated);
+
+        // (11) links of deleted keys: only top-level entries.
+        let mut last_err = None;
+        for p in &to_remove {
+            if p.contains('/') {
+                continue;
+            }
+            if let Err(e) = fs::remove_file(self.dir.join(p)) {
+                last_err = Some(e);
+            }
+        }
+        if let Some(e) = last_err {
+            return Err(e);
+        }
+        hook(Step::OldLinksRemoved);
+
+        // (12) the old timestamped dir.
+        if let Some(old) = &old_ts {
+            if !old.as_os_str().is_empty() {
+                fs::remove_dir_all(self.dir.join(old))?;
+            }
+        }
+        hook(Step::Done);
+
+        Ok(WriteOutcome::Written(ts_name))
+    }
+}
+
+/// k/k validatePath + filepath.Clean.
+fn validate_path(p: &str) -> io::Result<String> {
+    let bad = |msg: &str| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{msg}: {p:?}"),
+        ))
+    };
+    if p.is_empty() {
+        return bad("invalid path: must not be empty");
+    }
+    if p.starts_with('/') {
+        return bad("invalid path: must be relative path");
+    }
+    if p.len() > 4096 {
+        return bad("invalid path: too long");
+    }
+    let items: Vec<&str> = p.split('/').collect();
+    for item in &items {
+        if *item == ".." {
+            return bad("invalid path: must not contain '..'");
+        }
+        if item.len() > 255 {
+            return bad("invalid path: file name too long");
+        }
+    }
+    if items[0].starts_with("..") && items[0].len() > 2 {
+        return bad("invalid path: must not start with '..'");
+    }
+    let cleaned: Vec<&str> = items
+        .into_iter()
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if cleaned.is_empty() {
+        return bad("invalid path: nothing left after cleaning");
+    }
+    Ok(cleaned.join("/"))
+}
+
+/// Every relative path (files and dirs) under the old ts dir that is neither
+/// a payload path nor a parent of one.
+fn paths_to_remove(
+    payload: &BTreeMap<String, Vec<u8>>,
+    old_ts: &Path,
+) -> io::Result<BTreeSet<String>> {
+    let mut existing = BTreeSet::new();
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) -> io::Result<()> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let p = entry.path();
+            let rel = p
+                .strip_prefix(base)
+                .expect("under base")
+                .to_string_lossy()
+                .into_owned();
+            out.insert(rel);
+            if entry.file_type()?.is_dir() {
+                walk(base, &p, out)?;
+            }
+        }
+        Ok(())
+    }
+    match walk(old_ts, old_ts, &mut existing) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e),
+    }
+    let mut wanted = BTreeSet::new();
+    for file in payload.keys() {
+        let mut sub = file.as_str();
+        loop {
+            wanted.insert(sub.to_string());
+            match sub.rfind('/') {
+                Some(i) => sub = &sub[..i],
+                None => break,
+            }
+        }
+    }
+    Ok(existing.difference(&wanted).cloned().collect())
+}
+
+fn should_write_payload(payload: &BTreeMap<String, Vec<u8>>, old_ts: &Path) -> io::Result<bool> {
+    for (rel, bytes) in payload {
+        let p = old_ts.join(rel);
+        match fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            _ => {}
+        }
+        if fs::read(&p)? != *bytes {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// os.MkdirTemp(dir, "..2006_01_02_15_04_05.") then chmod 0755.
+fn new_timestamp_dir(dir: &Path) -> io::Result<PathBuf> {
+    let prefix = format!("..{}.", utc_timestamp(SystemTime::now()));
+    for _ in 0..10_000 {
+        let p = dir.join(format!("{prefix}{}", random_u32()));
+        match fs::create_dir(&p) {
+            Ok(()) => {
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
+                return Ok(p);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free ts dir name",
+    ))
+}
+
+/// `2006_01_02_15_04_05` in UTC.
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).expect("after epoch").as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}_{m:02}_{d:02}_{:02}_{:02}_{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn random_u32() -> u32 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = STATE.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        ^ nanos
+        ^ (u64::from(std::process::id()) << 32);
+    // splitmix64 finaliser
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)) as u32
+}
+
+// ---------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------
+
+/// The built binary with a clean environment (only PATH kept), stdin closed
+/// and a timeout.
+pub fn driftprobe() -> Command {
+    let mut cmd = Command::new(BIN);
+    clean_env(&mut cmd);
+    cmd
+}
+
+fn clean_env(cmd: &mut Command) {
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.timeout(RUN_TIMEOUT);
+}
+
+/// Result of one run of the binary.
+#[derive(Debug, Clone)]
+pub struct Out {
+    /// Exit code; -1 when killed by a signal (also: by the run timeout).
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn from_output(o: std::process::Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// The single stdout line (panics unless stdout is exactly one line).
+    pub fn line(&self) -> &str {
+        let lines: Vec<&str> = self.stdout.lines().collect();
+        assert_eq!(lines.len(), 1, "expected exactly one stdout line: {self}");
+        lines[0]
+    }
+
+    /// Assert exit code and that the single stdout line starts with `prefix`.
+    #[track_caller]
+    pub fn expect(&self, code: i32, prefix: &str) -> &Self {
+        self.no_panic();
+        assert_eq!(self.code, code, "exit code: {self}");
+        assert!(
+            self.line().starts_with(prefix),
+            "stdout should start with {prefix:?}: {self}"
+        );
+        self
+    }
+
+    /// Assert the run exited 0 with an `ok:` line.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        self.expect(0, "ok:")
+    }
+
+    /// Assert `drift:` with exit 1 (past grace).
+    #[track_caller]
+    pub fn drift(&self) -> &Self {
+        self.expect(1, "drift:")
+    }
+
+    /// Assert stdout contains `needle`.
+    #[track_caller]
+    pub fn contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout should contain {needle:?}: {self}"
+        );
+        self
+    }
+
+    /// Assert the binary did not panic (no Rust panic message on stderr,
+    /// and not killed by a signal such as SIGABRT from panic=abort).
+    #[track_caller]
+    pub fn no_panic(&self) -> &Self {
+        assert!(!self.stderr.contains("panicked"), "binary panicked: {self}");
+        assert!(
+            self.code >= 0,
+            "binary was killed by a signal or timed out: {self}"
+        );
+        self
+    }
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\n  exit: {}\n  stdout: {:?}\n  stderr: {:?}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run a prepared command and collect its result.
+pub fn run(cmd: &mut Command) -> Out {
+    Out::from_output(cmd.output().expect("spawn driftprobe"))
+}
+
+/// A temp dir holding a ConfigMap volume (`config/`) and a state dir path
+/// (`state/`, not created: the binary must create it).
+pub struct TestEnv {
+    pub tmp: tempfile::TempDir,
+    pub vol: ConfigMapVolume,
+    pub state_dir: PathBuf,
+}
+
+impl Default for TestEnv {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let tmp = tempfile::Builder::new()
+            .prefix("driftprobe-test.")
+            .tempdir()
+            .expect("tempdir");
+        let vol = ConfigMapVolume::new(tmp.path().join("config"));
+        let state_dir = tmp.path().join("state");
+        TestEnv {
+            tmp,
+            vol,
+            state_dir,
+        }
+    }
+
+    /// A new empty path inside the temp dir.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Another ConfigMap volume inside the temp dir.
+    pub fn volume(&self, name: &str) -> ConfigMapVolume {
+        ConfigMapVolume::new(self.path(name))
+    }
+
+    /// `driftprobe SUB [--state-dir STATE]` (the flag only for stateful subcommands),
+    /// with DRIFTPROBE_STATE_DIR pinned to the same dir as a safety net so no
+    /// test ever touches the default /tmp/driftprobe.
+    pub fn cmd(&self, sub: &str) -> Command {
+        let mut cmd = driftprobe();
+        cmd.env("DRIFTPROBE_STATE_DIR", &self.state_dir);
+        cmd.arg(sub);
+        if matches!(sub, "init" | "run" | "liveness" | "readiness" | "status") {
+            cmd.arg("--state-dir").arg(&self.state_dir);
+        }
+        cmd
+    }
+
+    /// `driftprobe SUB [--state-dir STATE] ARGS...`
+    pub fn run<S: AsRef<OsStr>>(&self, sub: &str, args: &[S]) -> Out {
+        let mut cmd = self.cmd(sub);
+        cmd.args(args);
+        run(&mut cmd)
+    }
+
+    /// `driftprobe SUB [--state-dir STATE] OPTS... <volume dir>`
+    pub fn on_vol(&self, sub: &str, opts: &[&str]) -> Out {
+        let mut cmd = self.cmd(sub);
+        cmd.args(opts).arg(self.vol.path());
+        run(&mut cmd)
+    }
+
+    /// `init` on the volume; asserts success.
+    pub fn init(&self) -> Out {
+        let out = self.on_vol("init", &[]);
+        out.no_panic();
+        assert_eq!(out.code, 0, "init failed: {out}");
+        out
+    }
+
+    /// `liveness --grace G` on the volume.
+    pub fn liveness(&self, grace: &str) -> Out {
+        self.on_vol("liveness", &["--grace", grace])
+    }
+
+    /// `readiness --grace G` on the volume.
+    pub fn readiness(&self, grace: &str) -> Out {
+        self.on_vol("readiness", &["--grace", grace])
+    }
+
+    /// `digest PATH...` → the 64-hex digest (asserts success and format).
+    pub fn digest_of<P: AsRef<OsStr>>(&self, paths: &[P]) -> String {
+        let out = self.run("digest", paths);
+        digest_line(&out)
+    }
+
+    /// Digest of this env's volume.
+    pub fn digest(&self) -> String {
+        self.digest_of(&[self.vol.path()])
+    }
+
+    /// The single `*.json` file in the state dir (searched recursively).
+    pub fn state_file(&self) -> PathBuf {
+        let files = json_files(&self.state_dir);
+        assert_eq!(
+            files.len(),
+            1,
+            "expected exactly one *.json in state dir, found {files:?}"
+        );
+        files.into_iter().next().expect("one file")
+    }
+}
+
+/// Asserts `out` is a successful `digest` run and returns the hex digest.
+#[track_caller]
+pub fn digest_line(out: &Out) -> String {
+    out.no_panic();
+    assert_eq!(out.code, 0, "digest failed: {out}");
+    let line = out.line().trim().to_string();
+    assert!(
+        line.len() == 64
+            && line
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "digest must be 64 lowercase hex chars: {out}"
+    );
+    line
+}
+
+/// All regular `*.json` files under `dir`, recursively.
+pub fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&p, out),
+                Ok(t) if t.is_file() && p.extension() == Some(OsStr::new("json")) => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    walk(dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Every byte of every regular file under `dir`, recursively (for "secret
+/// never stored" checks).
+pub fn all_bytes_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&p, out),
+                Ok(t) if t.is_file() => {
+                    if let Ok(b) = fs::read(&p) {
+                        out.push((p, b));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    walk(dir, &mut out);
+    out
+}
+
+/// `haystack` contains `needle` as a byte substring.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------
+// A fresh PID namespace = a restarted container
+// ---------------------------------------------------------------------------
+
+/// `unshare --pid --fork --mount-proc --kill-child sleep 600`: a PID namespace
+/// whose PID 1 (the `sleep`) started now. Probes run inside it via
+/// `nsenter --target <sleep> --pid --mount`, so they see the new PID 1's
+/// start time in /proc/1/stat, like a probe exec in a restarted container.
+/// Everything else (files, boot id, state dir) is shared with the host.
+pub struct PidNamespace {
+    unshare: std::process::Child,
+    /// Host PID of the namespace's PID 1.
+    pub init_pid: u32,
+}
+
+impl PidNamespace {
+    pub fn start() -> PidNamespace {
+        let mut unshare = std::process::Command::new("unshare")
+            .args([
+                "--pid",
+                "--fork",
+                "--mount-proc",
+                "--kill-child",
+                "sleep",
+                "600",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn unshare (util-linux) for a new PID namespace");
+        let pid = unshare.id();
+        let children = format!("/proc/{pid}/task/{pid}/children");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = unshare.try_wait().expect("try_wait unshare") {
+                let mut err = String::new();
+                if let Some(mut e) = unshare.stderr.take() {
+                    let _ = io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!("unshare --pid --fork --mount-proc failed ({status}): {err} (needs root or user namespaces)");
+            }
+            let kids = fs::read_to_string(&children).unwrap_or_default();
+            if let Some(child) = kids.split_whitespace().next() {
+                let init_pid: u32 = child.parse().expect("child pid");
+                // Wait until the child has exec'd sleep and /proc is remounted
+                // (nsenter --mount then sees the namespace's own /proc).
+                let comm = fs::read_to_string(format!("/proc/{init_pid}/comm")).unwrap_or_default();
+                if comm.trim() == "sleep" {
+                    return PidNamespace { unshare, init_pid };
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "PID namespace did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The binary, run inside the namespace, clean env, timeout.
+    pub fn driftprobe(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        clean_env(&mut cmd);
+        cmd.arg("--target")
+            .arg(self.init_pid.to_string())
+            .args(["--pid", "--mount", "--"])
+            .arg(BIN);
+        cmd
+    }
+
+    /// Like [`TestEnv::on_vol`], inside the namespace.
+    pub fn on_vol(&self, env: &TestEnv, sub: &str, opts: &[&str]) -> Out {
+        let mut cmd = self.driftprobe();
+        cmd.env("DRIFTPROBE_STATE_DIR", &env.state_dir)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(&env.state_dir)
+            .args(opts)
+            .arg(env.vol.path());
+        run(&mut cmd)
+    }
+
+    /// `/proc/1/stat` as seen inside the namespace.
+    pub fn proc1_stat(&self) -> String {
+        let out = std::process::Command::new("nsenter")
+            .arg("--target")
+            .arg(self.init_pid.to_string())
+            .args(["--pid", "--mount", "--", "cat", "/proc/1/stat"])
+            .output()
+            .expect("nsenter cat");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PidNamespace {
+    fn drop(&mut self) {
+        // Only processes this helper started: the unshare child (and, via
+        // --kill-child, its sleep).
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+/// Sleep past the next whole second boundary plus a margin: ctimes and
+/// `btime + starttime` are compared at whole-second precision.
+pub fn sleep_past_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// Raw OS string from bytes (for non-UTF-8 names).
+pub fn os(bytes: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(bytes).to_os_string()
+}
+
+// ---------------------------------------------------------------------------
+// Tests of the emulation itself
+// ---------------------------------------------------------------------------
+
+#[cfg(test)]
+mod emulation_tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn names(dir: &Path) -> BTreeSet<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn is_ts_name(name: &str) -> bool {
+        // ..YYYY_MM_DD_HH_MM_SS.<digits>
+        let Some(rest) = name.strip_prefix("..") else {
+            return false;
+        };
+        let (ts, rnd) = match rest.split_once('.') {
+            Some(x) => x,
+            None => return false,
+        };
+        let parts: Vec<&str> = ts.split('_').collect();
+        parts.len() == 6
+            && parts[0].len() == 4
+            && parts[1..].iter().all(|p| p.len() == 2)
+            && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            && !rnd.is_empty()
+            && rnd.bytes().all(|b| b.is_ascii_digit())
+    }
+
+    #[test]
+    fn utc_timestamp_format() {
+        assert_eq!(utc_timestamp(UNIX_EPOCH), "1970_01_01_00_00_00");
+        // 2026-11-25T16:20:03Z
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_623_603);
+        assert_eq!(utc_timestamp(t), "2026_11_25_16_20_03");
+        // 2024-02-29T23:59:59Z (leap day)
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_251_199);
+        assert_eq!(utc_timestamp(t), "2024_02_29_23_59_59");
+    }
+
+    #[test]
+    fn layout_after_first_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = ConfigMapVolume::new(tmp.path().join("v"));
+        let out = vol.write(&[
+            ("app.yaml", "a: 1\n"),
+            ("nested/a/b", "deep"),
+            ("nested/c", "c"),
+        ]);
+        let WriteOutcome::Written(ts) = out else {
+            panic!("first write must write")
+        };
+        assert!(is_ts_name(&ts), "bad ts dir name {ts}");
+        let d = vol.path();
+        assert_eq!(
+            names(d),
+            BTreeSet::from([
+                ts.clone(),
+                "..data".into(),
+                "app.yaml".into(),
+                "nested".into()
+            ])
+        );
+        assert_eq!(fs::read_link(d.join("..data")).unwrap(), PathBuf::from(&ts));
+        assert_eq!(
+            fs::read_link(d.join("app.yaml")).unwrap(),
+            PathBuf::from("..data/app.yaml")
+        );
+        assert_eq!(
+            fs::read_link(d.join("nested")).unwrap(),
+            PathBuf::from("..data/nested")
+        );
+        assert_eq!(fs::read_to_string(d.join("app.yaml")).unwrap(), "a: 1\n");
+        assert_eq!(fs::read_to_string(d.join("nested/a/b")).unwrap(), "deep");
+        let ts_meta = fs::symlink_metadata(d.join(&ts)).unwrap();
+        assert!(ts_meta.is_dir());
+        assert_eq!(ts_meta.mode() & 0o7777, 0o755);
+        let f = fs::symlink_metadata(d.join(&ts).join("app.yaml")).unwrap();
+        assert!(f.is_file());
+        assert_eq!(f.mode() & 0o7777, 0o644);
+        // Subdirs exist only inside the ts dir.
+        assert!(fs::symlink_metadata(d.join(&ts).join("nested/a"))
+            .unwrap()
+            .is_dir());
+    }
+
+    #[test]
+    fn identical_payload_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.write(&[("k", "v"), ("n/x", "y")]);
+        let before = vol.data_target().unwrap();
+        let ino = fs::metadata(vol.path().join("k")).unwrap().ino();
+        let names_before = names(vol.path());
+        assert_eq!(
+            vol.write(&[("k", "v"), ("n/x", "y")]),
+            WriteOutcome::Unchanged
+        );
+        assert_eq!(vol.data_target().unwrap(), before);
+        assert_eq!(fs::metadata(vol.path().join("k")).unwrap().ino(), ino);
+        assert_eq!(names(vol.path()), names_before);
+    }
+
+    #[test]
+    fn forced_write_makes_new_dir_and_removes_old() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.write(&[("k", "v")]);
+        let old = vol.data_target().unwrap();
+        let ino = fs::metadata(vol.path().join("k")).unwrap().ino();
+        let WriteOutcome::Written(new) = vol.write_forced(&[("k", "v")]) else {
+            panic!()
+        };
+        assert_ne!(old, new);
+        assert_eq!(vol.data_target().unwrap(), new);
+        assert!(
+            !vol.path().join(&old).exists(),
+            "old ts dir must be removed"
+        );
+        assert_ne!(fs::metadata(vol.path().join("k")).unwrap().ino(), ino);
+        assert_eq!(fs::read_to_string(vol.path().join("k")).unwrap(), "v");
+        assert_eq!(
+            names(vol.path()),
+            BTreeSet::from([new, "..data".into(), "k".into()])
+        );
+    }
+
+    #[test]
+    fn changed_added_removed_keys() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.write(&[("a", "1"), ("b", "2"), ("n/x", "x"), ("n/y", "y")]);
+        let old = vol.data_target().unwrap();
+        // change a, remove b, add c, remove nested n/y only.
+        let WriteOutcome::Written(new) = vol.write(&[("a", "10"), ("c", "3"), ("n/x", "x")]) else {
+            panic!()
+        };
+        assert!(!vol.path().join(&old).exists());
+        assert_eq!(
+            names(vol.path()),
+            BTreeSet::from([new, "..data".into(), "a".into(), "c".into(), "n".into()])
+        );
+        assert_eq!(fs::read_to_string(vol.path().join("a")).unwrap(), "10");
+        assert!(!vol.path().join("n/y").exists());
+        // Removing only a key (same bytes elsewhere) still writes.
+        assert!(matches!(
+            vol.write(&[("a", "10"), ("c", "3")]),
+            WriteOutcome::Written(_)
+        ));
+        assert!(
+            !vol.path().join("n").exists() && fs::symlink_metadata(vol.path().join("n")).is_err()
+        );
+    }
+
+    #[test]
+    fn steps_expose_intermediate_states() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.write(&[("a", "1"), ("b", "2")]);
+        let old = vol.data_target().unwrap();
+        let d = vol.path().to_path_buf();
+        let mut seen = Vec::new();
+        vol.write_with_hook(&[("a", "9"), ("c", "3")], false, |step| {
+            seen.push(step);
+            let data = fs::read_link(d.join("..data"))
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            match step {
+                Step::PayloadWritten => {
+                    assert_eq!(data, old);
+                    assert!(!d.join("..data_tmp").exists());
+                    assert_eq!(names(&d).iter().filter(|n| is_ts_name(n)).count(), 2);
+                }
+                Step::TmpLinkCreated => {
+                    assert_eq!(data, old);
+                    assert!(fs::symlink_metadata(d.join("..data_tmp")).is_ok());
+                }
+                Step::Swapped => {
+                    assert_ne!(data, old);
+                    assert!(fs::symlink_metadata(d.join("..data_tmp")).is_err());
+                    assert!(
+                        fs::symlink_metadata(d.join("c")).is_err(),
+                        "c not linked yet"
+                    );
+                    assert!(fs::symlink_metadata(d.join("b")).is_ok(), "b still linked");
+                    assert!(fs::metadata(d.join("b")).is_err(), "b dangling");
+                    assert_eq!(fs::read_to_string(d.join("a")).unwrap(), "9");
+                }
+                Step::VisibleLinksCreated => {
+                    assert_eq!(fs::read_to_string(d.join("c")).unwrap(), "3");
+                    assert!(fs::symlink_metadata(d.join("b")).is_ok());
+                }
+                Step::OldLinksRemoved => {
+                    assert!(fs::symlink_metadata(d.join("b")).is_err());
+                    assert!(d.join(&old).exists());
+                }
+                Step::Done => assert!(!d.join(&old).exists()),
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                Step::PayloadWritten,
+                Step::TmpLinkCreated,
+                Step::Swapped,
+                Step::VisibleLinksCreated,
+                Step::OldLinksRemoved,
+                Step::Done
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_paths_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let vol = ConfigMapVolume::new(tmp.path().join("v"));
+        for bad in ["", "/abs", "a/../b", "..data", "..x/y"] {
+            assert!(
+                vol.write_with_hook(&[(bad, "x")], false, |_| {}).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(vol.data_target().is_none());
+    }
+}
