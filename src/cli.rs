@@ -155,6 +155,9 @@ pub enum OnDrift {
     Fail,
     /// Signal the app to reload, adopt the new config as baseline, pass.
     Reload,
+    /// Adopt the new config as baseline and pass (apps that reload by
+    /// themselves; with --validate, readiness still guards bad configs).
+    Adopt,
 }
 
 #[derive(Debug, Args)]

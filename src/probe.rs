@@ -53,26 +53,37 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
     }
 }
 
+/// What to do once drift outlasts the grace window.
+enum Response {
+    Fail,
+    Reload(nix::sys::signal::Signal, Target),
+    Adopt,
+}
+
 /// The options that only matter once drift is found, checked up front so
 /// a typo fails at once (exit 2), not on the day the config changes.
 struct Reaction {
-    reload: Option<(nix::sys::signal::Signal, Target)>,
+    response: Response,
     validator: Option<Vec<String>>,
 }
 
 fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
-    let reload = match args.on_drift {
-        OnDrift::Fail => None,
-        OnDrift::Reload => Some((
+    let response = match args.on_drift {
+        OnDrift::Fail => Response::Fail,
+        OnDrift::Adopt => Response::Adopt,
+        OnDrift::Reload => Response::Reload(
             action::parse_signal(&args.signal).map_err(Failure::Usage)?,
             app_target(args),
-        )),
+        ),
     };
     let validator = match &args.validate {
         Some(v) if !v.trim().is_empty() => Some(action::split_command(v).map_err(Failure::Usage)?),
         _ => None,
     };
-    Ok(Reaction { reload, validator })
+    Ok(Reaction {
+        response,
+        validator,
+    })
 }
 
 /// The app's process: `--pidfile`, `--process`, or `--pid` (default 1).
@@ -191,37 +202,33 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
                 ),
             )
         }
-        Verdict::Overdue { since, over } => match &reaction.reload {
-            Some((signal, _)) if !env_drift.is_empty() => (
-                Code::Drift,
-                format!(
-                    "drift: {what} since {} ({window_text} exceeded by {}); a {} reload cannot change environment \
-                     variables, only a restart can",
-                    clock_time(since),
-                    format_duration(over),
-                    signal
-                ),
-            ),
-            Some((signal, target)) => match reload(&proc_root, *signal, target, &mut st, &snap, now) {
-                Ok(done) => (Code::Healthy, format!("reloaded: {what}: {done}")),
-                Err(why) => (
+        Verdict::Overdue { since, over } => {
+            let overdue = format!(
+                "drift: {what} since {} ({window_text} exceeded by {})",
+                clock_time(since),
+                format_duration(over)
+            );
+            match &reaction.response {
+                Response::Fail => (Code::Drift, overdue),
+                Response::Reload(..) | Response::Adopt if !env_drift.is_empty() => (
                     Code::Drift,
-                    format!(
-                        "drift: {what} since {} ({window_text} exceeded by {}); reload failed: {why}",
-                        clock_time(since),
-                        format_duration(over)
-                    ),
+                    format!("{overdue}; a reload cannot change environment variables, only a restart can"),
                 ),
-            },
-            None => (
-                Code::Drift,
-                format!(
-                    "drift: {what} since {} ({window_text} exceeded by {})",
-                    clock_time(since),
-                    format_duration(over)
-                ),
-            ),
-        },
+                Response::Reload(signal, target) => {
+                    match reload(&proc_root, *signal, target, &mut st, &snap, now) {
+                        Ok(done) => (Code::Healthy, format!("reloaded: {what}: {done}")),
+                        Err(why) => (Code::Drift, format!("{overdue}; reload failed: {why}")),
+                    }
+                }
+                Response::Adopt => {
+                    adopt(&mut st, &snap, now, "adopt");
+                    (
+                        Code::Healthy,
+                        format!("adopted: {what}: new baseline {} (the app reloads by itself)", short(&snap.digest)),
+                    )
+                }
+            }
+        }
     };
 
     if Some(&st) != previous.as_ref() {
@@ -339,8 +346,7 @@ fn reload(
         let extra = st.reloads.len() - KEEP_RELOADS;
         st.reloads.drain(..extra);
     }
-    st.baseline = Some(new_baseline(snap, now, "reload"));
-    st.drift = None;
+    adopt(st, snap, now, "reload");
     Ok(format!(
         "sent {signal} to pid {pid} ({}), new baseline {} (was {})",
         action::comm(proc_root, pid),
@@ -351,6 +357,12 @@ fn reload(
             short(&from)
         }
     ))
+}
+
+/// Makes the current config the baseline.
+fn adopt(st: &mut State, snap: &Snapshot, now: Millis, source: &str) {
+    st.baseline = Some(new_baseline(snap, now, source));
+    st.drift = None;
 }
 
 fn trim_validations(st: &mut State) {

@@ -65,22 +65,33 @@ impl Proc {
         })
     }
 
-    /// Wall-clock time PID 1 started, rounded down (boot time is only
-    /// known to the second, so this can be up to 1s early: the safe side
-    /// for "did this file change after the container started?").
+    /// Wall-clock time PID 1 started, never later than the truth.
+    ///
+    /// `starttime` counts clock ticks (10 ms) since boot; the boot's wall
+    /// time is taken as CLOCK_REALTIME - CLOCK_BOOTTIME, precise to the
+    /// nanosecond (`btime` in /proc/stat, whole seconds, is the fallback).
+    /// Ticks are truncated, so the result can only be early: the safe side
+    /// for "did this file change after the container started?".
     pub fn pid1_started_at(&self) -> Result<Millis, StateError> {
+        let boot = match boot_wall_time_ms() {
+            Some(b) => b,
+            None => self.btime_ms()?,
+        };
+        let ticks = self.start_ticks(1)?;
+        let hz = clock_ticks_per_second();
+        Ok(boot + (ticks as i64).saturating_mul(1000) / hz)
+    }
+
+    fn btime_ms(&self) -> Result<Millis, StateError> {
         let stat = self.read("stat")?;
-        let btime: i64 = stat
-            .lines()
+        stat.lines()
             .find_map(|l| l.strip_prefix("btime "))
-            .and_then(|v| v.trim().parse().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|s| s * 1000)
             .ok_or_else(|| StateError::Proc {
                 path: self.root.join("stat"),
                 reason: "no btime line".into(),
-            })?;
-        let ticks = self.start_ticks(1)?;
-        let hz = clock_ticks_per_second();
-        Ok(btime * 1000 + (ticks as i64).saturating_mul(1000) / hz)
+            })
     }
 
     /// Field 22 (`starttime`) of `/proc/PID/stat`.
@@ -105,6 +116,23 @@ impl Proc {
             path,
         })
     }
+}
+
+/// The wall-clock time of boot in ms: CLOCK_REALTIME - CLOCK_BOOTTIME,
+/// rounded down (a millisecond early at worst).
+fn boot_wall_time_ms() -> Option<Millis> {
+    let read = |clock| {
+        let mut ts = nix::libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid, writable timespec.
+        let rc = unsafe { nix::libc::clock_gettime(clock, &mut ts) };
+        (rc == 0).then(|| i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+    };
+    let since_boot = read(nix::libc::CLOCK_BOOTTIME)?;
+    let wall = read(nix::libc::CLOCK_REALTIME)?;
+    i64::try_from((wall - since_boot).div_euclid(1_000_000)).ok()
 }
 
 fn clock_ticks_per_second() -> i64 {
@@ -569,5 +597,9 @@ mod tests {
         assert!(!id.boot_id.is_empty());
         let started = p.pid1_started_at().unwrap();
         assert!(started <= crate::time::now());
+        // The precise boot time agrees with /proc/stat's whole-second btime.
+        let precise = boot_wall_time_ms().unwrap();
+        let btime = p.btime_ms().unwrap();
+        assert!((precise - btime).abs() < 2_000, "{precise} vs {btime}");
     }
 }
