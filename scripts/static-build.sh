@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one documented static build (also used by .ci/run and the Dockerfile.static builder stage).
+#
+#   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target x86_64-unknown-linux-gnu
+#
+# Only the glibc target is installed here, so "static" means glibc with crt-static.
+# Where the musl target exists, `cargo build --release --target x86_64-unknown-linux-musl`
+# is the alternative (musl binaries are static by default).
+#
+# Also builds examples/demo_server.rs the same way (the docker end-to-end test runs it
+# in a FROM scratch image), then checks with `file` that both are statically linked.
+# Output:
+#   target/x86_64-unknown-linux-gnu/release/driftprobe
+#   target/x86_64-unknown-linux-gnu/release/examples/demo_server
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=x86_64-unknown-linux-gnu
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+OUT="$TARGET_DIR/$TARGET/release"
+
+export RUSTFLAGS="-C target-feature=+crt-static"
+cargo build --release --locked --target "$TARGET" --bin driftprobe --example demo_server
+
+status=0
+for bin in "$OUT/driftprobe" "$OUT/examples/demo_server"; do
+    desc=$(file -b "$bin")
+    case "$desc" in
+        *"statically linked"* | *"static-pie linked"*)
+            echo "static: $bin ($(stat -c %s "$bin") bytes)" ;;
+        *)
+            echo "NOT static: $bin: $desc" >&2
+            status=1 ;;
+    esac
+done
+[ "$status" -eq 0 ] || exit "$status"
+
+# It must run in an empty root: no libc, no loader, nothing but itself and a config dir.
+if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null 2>&1; then
+    root=$(mktemp -d)
+    trap 'rm -rf "$root"' EXIT
+    mkdir "$root/config"
+    echo "key: value" >"$root/config/app.conf"
+    cp "$OUT/driftprobe" "$root/driftprobe"
+    if out=$(chroot "$root" /driftprobe digest /config) && [[ "$out" =~ ^[0-9a-f]{64}$ ]]; then
+        echo "runs in an empty chroot: driftprobe digest /config -> $out"
+    else
+        echo "driftprobe does not run in an empty chroot (output: ${out:-none})" >&2
+        exit 1
+    fi
+else
+    echo "(not root: skipped the empty-chroot check)"
+fi
