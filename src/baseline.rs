@@ -111,6 +111,15 @@ pub fn failure_report(f: Failure) -> Report {
     }
 }
 
+/// Warnings about a watch set that can never work as intended (subPath
+/// mount, service-account token dir), for this container instance.
+pub fn container_warnings(opened: &Opened) -> Vec<String> {
+    crate::inspect::warnings(
+        &opened.watch.roots,
+        &opened.proc.root.join("self/mountinfo"),
+    )
+}
+
 fn missing_warnings(snap: &Snapshot) -> Vec<String> {
     snap.missing
         .iter()
@@ -148,7 +157,12 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
     }
     let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
     let snap = opened.snapshot(cache)?;
+    let fresh = previous.is_none();
     let mut st = previous.unwrap_or_else(|| opened.fresh_state());
+    if fresh {
+        st.warnings = container_warnings(&opened);
+        st.warnings_pending = !st.warnings.is_empty();
+    }
     st.baseline = Some(new_baseline(&snap, time::now(), source));
     st.drift = None;
     st.cache = snap.cache.clone();
@@ -163,6 +177,13 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
         ),
     );
     report.stderr.extend(missing_warnings(&snap));
+    if fresh {
+        report.stderr.extend(
+            st.warnings
+                .iter()
+                .map(|w| format!("driftprobe: warning: {w}")),
+        );
+    }
     if let Some(n) = note {
         report = report.warn(format!("driftprobe: {n}"));
     }

@@ -109,9 +109,19 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
 
     let mut st = match previous.clone() {
         Some(s) => s,
-        None => first_look(&opened, &snap, now, &mut warnings)?,
+        None => first_look(&opened, &snap, now)?,
     };
     st.cache = snap.cache.clone();
+    // Once per container: the first probe shows what init/run or its own
+    // first look found about the watch set.
+    if st.warnings_pending {
+        warnings.extend(
+            st.warnings
+                .iter()
+                .map(|w| format!("driftprobe: warning: {w}")),
+        );
+        st.warnings_pending = false;
+    }
 
     // Environment variables the app started with vs the files they came from.
     let proc_root = opened.proc.root.clone();
@@ -148,6 +158,7 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
         }
     }
 
+    st.drift = verdict::gate(st.drift.take(), invalid.is_some(), now);
     let offset = verdict::stagger_offset(&hostname(&proc_root), args.stagger);
     let window = grace + offset;
     let verdict = verdict::judge(st.drift.as_ref(), now, window, invalid.is_some());
@@ -242,12 +253,7 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
 /// No usable state for this container: record the baseline lazily if the
 /// ctimes prove nothing changed since PID 1 started, else start a drift
 /// that says why. Also the once-per-container warnings.
-fn first_look(
-    opened: &Opened,
-    snap: &Snapshot,
-    now: Millis,
-    warnings: &mut Vec<String>,
-) -> Result<State, Failure> {
+fn first_look(opened: &Opened, snap: &Snapshot, now: Millis) -> Result<State, Failure> {
     let mut st = opened.fresh_state();
     match unchanged_since_start(opened, snap)? {
         Ok(()) => st.baseline = Some(new_baseline(snap, now, "lazy")),
@@ -255,17 +261,12 @@ fn first_look(
             st.drift = Some(Drift {
                 since: now,
                 unproven: Some(why),
+                held: false,
             })
         }
     }
-    let found = crate::inspect::warnings(
-        &opened.watch.roots,
-        &opened.proc.root.join("self/mountinfo"),
-    );
-    for w in &found {
-        warnings.push(format!("driftprobe: warning: {w}"));
-    }
-    st.warnings = found;
+    st.warnings = baseline::container_warnings(opened);
+    st.warnings_pending = true;
     Ok(st)
 }
 

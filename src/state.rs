@@ -162,6 +162,10 @@ pub struct Drift {
     /// Why there is no baseline to compare with, when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unproven: Option<String>,
+    /// The last look found the new config invalid: the first valid config
+    /// after it starts a fresh grace window.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 /// The cached result of `--validate` for one digest.
@@ -199,9 +203,12 @@ pub struct State {
     pub validations: BTreeMap<String, Validation>,
     #[serde(default)]
     pub reloads: Vec<Reload>,
-    /// Warnings already printed once for this container instance.
+    /// Warnings about the watch set for this container instance.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Recorded by `init`/`run`, not yet printed by a probe.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warnings_pending: bool,
 }
 
 impl State {
@@ -217,6 +224,7 @@ impl State {
             validations: BTreeMap::new(),
             reloads: Vec::new(),
             warnings: Vec::new(),
+            warnings_pending: false,
         }
     }
 }

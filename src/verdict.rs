@@ -40,8 +40,24 @@ pub fn track(
         (_, None) => Some(Drift {
             since: now,
             unproven: None,
+            held: false,
         }),
     }
+}
+
+/// Applies the validation gate to the drift record: an invalid config holds
+/// it; the first valid config after that starts the grace window afresh, so
+/// a fix does not hit every replica at the same instant.
+pub fn gate(drift: Option<Drift>, invalid: bool, now: Millis) -> Option<Drift> {
+    drift.map(|mut d| {
+        if invalid {
+            d.held = true;
+        } else if d.held {
+            d.held = false;
+            d.since = now;
+        }
+        d
+    })
 }
 
 /// Judges a drift record against a grace window (already including any
@@ -161,6 +177,7 @@ mod tests {
         Drift {
             since,
             unproven: None,
+            held: false,
         }
     }
 
@@ -238,6 +255,23 @@ mod tests {
             judge(Some(&d), now, Duration::from_secs(300), false),
             Verdict::Drifting { .. }
         ));
+    }
+
+    #[test]
+    fn a_fix_after_an_invalid_config_gets_a_fresh_window() {
+        let held = gate(Some(drift_at(T0)), true, T0 + 60_000).unwrap();
+        assert!(held.held);
+        assert_eq!(held.since, T0);
+        // Still invalid later: nothing moves.
+        let still = gate(Some(held), true, T0 + 120_000).unwrap();
+        assert_eq!(still.since, T0);
+        // Fixed: the window starts now.
+        let fixed = gate(Some(still), false, T0 + 180_000).unwrap();
+        assert_eq!((fixed.since, fixed.held), (T0 + 180_000, false));
+        // Valid from the start: the first difference keeps counting.
+        let plain = gate(Some(drift_at(T0)), false, T0 + 5_000).unwrap();
+        assert_eq!(plain.since, T0);
+        assert_eq!(gate(None, true, T0), None);
     }
 
     #[test]

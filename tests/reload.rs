@@ -1,0 +1,17 @@
+//! End-to-end tests of what a probe does beyond "restart on change"
+//! (issue 5): reload in place by signal (a real nginx, PID-namespace PID 1,
+//! missing/dead/forbidden targets), the `--validate` gate, `--env` drift,
+//! subPath detection and `--stagger`. All drive the real binary; the
+//! ConfigMap volumes are written by the kubelet-faithful emulation in
+//! tests/support. Most tests need root (namespaces, bind mounts, setpriv).
+
+mod support;
+
+mod reload {
+    mod common;
+    mod env;
+    mod nginx;
+    mod signals;
+    mod stagger;
+    mod subpath;
+}
