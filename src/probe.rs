@@ -145,7 +145,8 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
 
     // The validation gate: once per new digest, never for the baseline.
     let mut invalid = None;
-    if let (Some(argv), Some(_)) = (&reaction.validator, &st.drift) {
+    let files_differ = st.baseline.as_ref().is_none_or(|b| b.digest != snap.digest);
+    if let (Some(argv), true) = (&reaction.validator, st.drift.is_some() && files_differ) {
         if !st.validations.contains_key(&snap.digest) {
             let v = action::validate(argv, args.validate_timeout);
             st.validations.insert(snap.digest.clone(), v);
