@@ -6,18 +6,27 @@
 use crate::digest::plain_io;
 use crate::state::Validation;
 use crate::time;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use std::fs;
-use std::io::Read;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, signal, sigprocmask, SigHandler, SigSet, SigmaskHow, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{execvp, pipe2, Pid};
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 /// At most this much validator output is kept (first lines).
 const VALIDATOR_LINES: usize = 5;
 const VALIDATOR_CHARS: usize = 600;
+/// Bytes of each validator output stream read into memory.
+const VALIDATOR_KEEP: usize = 16 * 1024;
 
 /// Parses `HUP`, `SIGHUP`, `hup` or `1`.
 pub fn parse_signal(name: &str) -> Result<Signal, String> {
@@ -94,6 +103,14 @@ fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
         }
         let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
         if comm.trim_end_matches('\n') != name {
+            continue;
+        }
+        // A zombie (exited, not yet reaped) or dead process cannot reload.
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        if matches!(state, Some("Z" | "X" | "x")) {
             continue;
         }
         let start = crate::state::Proc {
@@ -218,65 +235,51 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
         at,
         output,
     };
-    let Some((program, args)) = argv.split_first() else {
+    let Some(program) = argv.first() else {
         return invalid("empty validator command".into());
     };
-    let mut child = match Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(c) => c,
+    let (err_read, err_write) = match pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e.into()))),
+    };
+    let (out_read, out_write) = match pipe2(OFlag::O_CLOEXEC) {
+        Ok(p) => p,
+        Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e.into()))),
+    };
+    let pid = match spawn(argv, &out_write, &err_write) {
+        Ok(pid) => pid,
         Err(e) => return invalid(format!("cannot run validator {program}: {}", plain_io(&e))),
     };
-    // Drain both pipes on threads so a chatty validator cannot block.
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut kept = Vec::new();
-            if let Some(mut p) = pipe {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = p.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    if kept.len() < 16 * 1024 {
-                        kept.extend_from_slice(&buf[..n]);
-                    }
-                }
-            }
-            kept
-        })
+    // Only the child writes: keep no write end, or the pipes never end.
+    drop((out_write, err_write));
+    // Read both pipes while waiting, so a chatty validator cannot block on
+    // a full pipe. No threads: poll() from here.
+    let mut out = Output {
+        pipes: [Some(File::from(err_read)), Some(File::from(out_read))],
+        kept: Default::default(),
     };
-    let out = drain(
-        child
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
-    let err = drain(
-        child
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn Read + Send>),
-    );
     let start = Instant::now();
     let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
+        out.read_ready(PollTimeout::from(5u16));
+        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) if start.elapsed() >= timeout => {
+                let _ = kill(pid, Signal::SIGKILL);
+                while waitpid(pid, None) == Err(Errno::EINTR) {}
                 break None;
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e))),
+            Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+            Ok(status) => break Some(status),
+            Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e.into()))),
         }
     };
-    let mut text = err.join().unwrap_or_default();
-    text.extend(out.join().unwrap_or_default());
-    let output = first_lines(&String::from_utf8_lossy(&text));
+    // Take what is still buffered, without waiting for any grandchild that
+    // keeps the pipes open.
+    for _ in 0..64 {
+        if !out.read_ready(PollTimeout::ZERO) {
+            break;
+        }
+    }
+    let output = first_lines(&String::from_utf8_lossy(&out.kept.concat()));
     match status {
         None => invalid(format!(
             "validator {program} timed out after {}{}",
@@ -287,15 +290,15 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
                 format!(": {output}")
             }
         )),
-        Some(s) if s.success() => Validation {
+        Some(WaitStatus::Exited(_, 0)) => Validation {
             ok: true,
             at,
             output,
         },
         Some(s) => {
-            let how = match s.code() {
-                Some(c) => format!("exited {c}"),
-                None => "was killed by a signal".into(),
+            let how = match s {
+                WaitStatus::Exited(_, c) => format!("exited {c}"),
+                _ => "was killed by a signal".into(),
             };
             invalid(if output.is_empty() {
                 format!("validator {program} {how}")
@@ -303,6 +306,156 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
                 output
             })
         }
+    }
+}
+
+/// Starts `argv` (searched in `PATH`) with stdin from /dev/null and
+/// stdout/stderr on the given pipe ends, in the state std's `Command`
+/// would leave it: SIGPIPE at its default, no signal blocked. Plain
+/// `posix_spawnp` because std's process machinery costs ~50 KB of the
+/// static binary (issue 4).
+fn spawn(argv: &[String], stdout: &OwnedFd, stderr: &OwnedFd) -> io::Result<Pid> {
+    let args = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut ptrs: Vec<*mut libc::c_char> = args.iter().map(|a| a.as_ptr().cast_mut()).collect();
+    ptrs.push(std::ptr::null_mut());
+    let check = |rc: libc::c_int| match rc {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    };
+    extern "C" {
+        static environ: *const *mut libc::c_char;
+    }
+    // SAFETY: every pointer handed over is valid for the call (the argv
+    // CStrings and `ptrs` outlive it, `ptrs` ends with NULL); the attr and
+    // file actions are initialised before use and destroyed after.
+    unsafe {
+        let mut actions = std::mem::zeroed::<libc::posix_spawn_file_actions_t>();
+        let mut attr = std::mem::zeroed::<libc::posix_spawnattr_t>();
+        check(libc::posix_spawn_file_actions_init(&mut actions))?;
+        if let Err(e) = check(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(e);
+        }
+        let mut empty = std::mem::zeroed::<libc::sigset_t>();
+        let mut pipe = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut empty);
+        libc::sigemptyset(&mut pipe);
+        libc::sigaddset(&mut pipe, libc::SIGPIPE);
+        let mut pid: libc::pid_t = 0;
+        let result = check(libc::posix_spawn_file_actions_addopen(
+            &mut actions,
+            0,
+            c"/dev/null".as_ptr(),
+            libc::O_RDONLY,
+            0,
+        ))
+        .and_then(|()| {
+            check(libc::posix_spawn_file_actions_adddup2(
+                &mut actions,
+                stdout.as_raw_fd(),
+                1,
+            ))
+        })
+        .and_then(|()| {
+            check(libc::posix_spawn_file_actions_adddup2(
+                &mut actions,
+                stderr.as_raw_fd(),
+                2,
+            ))
+        })
+        .and_then(|()| check(libc::posix_spawnattr_setsigmask(&mut attr, &empty)))
+        .and_then(|()| check(libc::posix_spawnattr_setsigdefault(&mut attr, &pipe)))
+        .and_then(|()| {
+            check(libc::posix_spawnattr_setflags(
+                &mut attr,
+                (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+            ))
+        })
+        .and_then(|()| {
+            check(libc::posix_spawnp(
+                &mut pid,
+                ptrs[0],
+                &actions,
+                &attr,
+                ptrs.as_ptr(),
+                environ,
+            ))
+        });
+        libc::posix_spawnattr_destroy(&mut attr);
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        result.map(|()| Pid::from_raw(pid))
+    }
+}
+
+/// Replaces this process with `program` (searched in `PATH`), resetting
+/// SIGPIPE and the signal mask as std's `CommandExt::exec` does. Returns
+/// only on failure.
+pub fn exec(program: &OsStr, args: &[OsString]) -> io::Error {
+    let cstring = |s: &OsStr| CString::new(s.as_bytes());
+    let argv = match std::iter::once(program)
+        .chain(args.iter().map(OsString::as_os_str))
+        .map(cstring)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(a) => a,
+        Err(e) => return e.into(),
+    };
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    // SAFETY: restoring the default disposition installs no handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    match execvp(&argv[0], &argv) {
+        Err(e) => e.into(),
+        Ok(never) => match never {},
+    }
+}
+
+/// The validator's stderr and stdout (in that order), each read until end
+/// of file but kept only up to `VALIDATOR_KEEP` bytes.
+struct Output {
+    pipes: [Option<File>; 2],
+    kept: [Vec<u8>; 2],
+}
+
+impl Output {
+    /// Waits up to `wait` for output, then reads once from each pipe that
+    /// is ready, closing it at end of file. Returns whether any was ready.
+    fn read_ready(&mut self, wait: PollTimeout) -> bool {
+        let mut fds: Vec<PollFd> = self
+            .pipes
+            .iter()
+            .flatten()
+            .map(|p| PollFd::new(p.as_fd(), PollFlags::POLLIN))
+            .collect();
+        // With no pipe left open this is just the wait.
+        if poll(&mut fds, wait).unwrap_or(0) <= 0 {
+            return false;
+        }
+        let mut ready = fds
+            .iter()
+            .map(|fd| fd.any().unwrap_or(true))
+            .collect::<Vec<_>>()
+            .into_iter();
+        for (pipe, kept) in self.pipes.iter_mut().zip(&mut self.kept) {
+            let Some(file) = pipe else { continue };
+            if !ready.next().unwrap_or(false) {
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            match file.read(&mut buf) {
+                Ok(0) => *pipe = None,
+                Ok(n) => {
+                    if kept.len() < VALIDATOR_KEEP {
+                        kept.extend_from_slice(&buf[..n]);
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => *pipe = None,
+            }
+        }
+        true
     }
 }
 

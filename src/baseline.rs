@@ -214,8 +214,7 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
     let Some((program, rest)) = command.split_first() else {
         return Report::usage("run: no command given after --");
     };
-    let e =
-        std::os::unix::process::CommandExt::exec(std::process::Command::new(program).args(rest));
+    let e = crate::action::exec(program, rest);
     let name = program.to_string_lossy();
     let code = if e.kind() == io::ErrorKind::NotFound {
         Code::NotFound
