@@ -147,12 +147,13 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
     let mut invalid = None;
     let files_differ = st.baseline.as_ref().is_none_or(|b| b.digest != snap.digest);
     if let (Some(argv), true) = (&reaction.validator, st.drift.is_some() && files_differ) {
-        if !st.validations.contains_key(&snap.digest) {
+        if !st.validations.iter().any(|(d, _)| d == &snap.digest) {
             let v = action::validate(argv, args.validate_timeout);
-            st.validations.insert(snap.digest.clone(), v);
-            trim_validations(&mut st);
+            st.validations.push((snap.digest.clone(), v));
+            let extra = st.validations.len().saturating_sub(KEEP_VALIDATIONS);
+            st.validations.drain(..extra);
         }
-        if let Some(v) = st.validations.get(&snap.digest) {
+        if let Some((_, v)) = st.validations.iter().find(|(d, _)| d == &snap.digest) {
             if !v.ok {
                 invalid = Some(v.output.clone());
             }
@@ -344,10 +345,8 @@ fn reload(
         from_digest: from.clone(),
         to_digest: snap.digest.clone(),
     });
-    if st.reloads.len() > KEEP_RELOADS {
-        let extra = st.reloads.len() - KEEP_RELOADS;
-        st.reloads.drain(..extra);
-    }
+    let extra = st.reloads.len().saturating_sub(KEEP_RELOADS);
+    st.reloads.drain(..extra);
     adopt(st, snap, now, "reload");
     Ok(format!(
         "sent {signal} to pid {pid} ({}), new baseline {} (was {})",
@@ -365,22 +364,6 @@ fn reload(
 fn adopt(st: &mut State, snap: &Snapshot, now: Millis, source: &str) {
     st.baseline = Some(new_baseline(snap, now, source));
     st.drift = None;
-}
-
-fn trim_validations(st: &mut State) {
-    while st.validations.len() > KEEP_VALIDATIONS {
-        let oldest = st
-            .validations
-            .iter()
-            .min_by_key(|(_, v)| v.at)
-            .map(|(k, _)| k.clone());
-        match oldest {
-            Some(k) => {
-                st.validations.remove(&k);
-            }
-            None => break,
-        }
-    }
 }
 
 /// The pod name (the container's UTS hostname).

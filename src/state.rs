@@ -19,7 +19,6 @@ use crate::time::Millis;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -200,7 +199,8 @@ pub struct State {
     #[serde(default)]
     pub cache: Vec<CachedFile>,
     #[serde(default)]
-    pub validations: BTreeMap<String, Validation>,
+    /// (digest, result), oldest first.
+    pub validations: Vec<(String, Validation)>,
     #[serde(default)]
     pub reloads: Vec<Reload>,
     /// Warnings about the watch set for this container instance.
@@ -221,7 +221,7 @@ impl State {
             baseline: None,
             drift: None,
             cache: Vec::new(),
-            validations: BTreeMap::new(),
+            validations: Vec::new(),
             reloads: Vec::new(),
             warnings: Vec::new(),
             warnings_pending: false,
@@ -490,8 +490,10 @@ pub fn parse(bytes: &[u8]) -> Loaded {
     }
     #[derive(Deserialize)]
     struct Header {
-        format: Option<serde_json::Value>,
-        version: Option<serde_json::Value>,
+        #[serde(default)]
+        format: Option<String>,
+        #[serde(default)]
+        version: Option<u64>,
     }
     let header: Header = match serde_json::from_slice(bytes) {
         Ok(h) => h,
@@ -503,10 +505,10 @@ pub fn parse(bytes: &[u8]) -> Loaded {
             ))
         }
     };
-    if header.format.as_ref().and_then(|v| v.as_str()) != Some(FORMAT) {
+    if header.format.as_deref() != Some(FORMAT) {
         return Loaded::Unusable("the state file was not written by driftprobe; ignored".into());
     }
-    match header.version.as_ref().and_then(|v| v.as_u64()) {
+    match header.version {
         Some(v) if v == u64::from(VERSION) => {}
         Some(v) if v > u64::from(VERSION) => {
             return Loaded::Unusable(format!(
@@ -583,7 +585,8 @@ mod tests {
         assert!(reason(b"").contains("empty"));
         assert!(reason(b"{\"format\": \"driftprobe-st").contains("corrupt"));
         assert!(reason(b"{\"hello\": 1}").contains("not written by driftprobe"));
-        assert!(reason(b"[1,2]").contains("not written by driftprobe"));
+        assert!(reason(b"[1,2]").contains("corrupt"));
+        assert!(reason(br#"{"format": 5}"#).contains("corrupt"));
         assert!(reason(b"\x00\xff").contains("corrupt"));
         assert!(reason(br#"{"format":"driftprobe-state","version":9}"#).contains("newer"));
         assert!(reason(br#"{"format":"driftprobe-state","version":1}"#).contains("corrupt"));

@@ -149,12 +149,11 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
         for_seconds: time::between(d.since, now).as_secs(),
         unproven: d.unproven.clone(),
     });
-    let mut validations: Vec<ValidationJson> = st
+    let validations: Vec<ValidationJson> = st
         .validations
         .iter()
         .map(|(d, v)| validation_json(d, v))
         .collect();
-    validations.sort_by(|a, b| a.at.cmp(&b.at));
     Ok(StatusJson {
         version: 1,
         paths: opened.watch.names(),

@@ -7,7 +7,6 @@ use crate::digest::Entry;
 use crate::state::Drift;
 use crate::time::{self, Millis};
 use sha2::{Digest as _, Sha256};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What one probe concludes.
@@ -92,28 +91,34 @@ pub struct Changes {
 }
 
 impl Changes {
+    /// Both lists are sorted by path (as snapshots are): one merge pass.
     pub fn between(baseline: &[Entry], current: &[Entry]) -> Changes {
-        let before: BTreeMap<&str, &str> = baseline
-            .iter()
-            .map(|e| (e.path.as_str(), e.sha256.as_str()))
-            .collect();
-        let after: BTreeMap<&str, &str> = current
-            .iter()
-            .map(|e| (e.path.as_str(), e.sha256.as_str()))
-            .collect();
         let mut c = Changes::default();
-        for (path, digest) in &after {
-            match before.get(path) {
-                None => c.added.push(path.to_string()),
-                Some(old) if old != digest => c.changed.push(path.to_string()),
-                Some(_) => {}
+        let (mut old, mut new) = (baseline.iter().peekable(), current.iter().peekable());
+        loop {
+            match (old.peek(), new.peek()) {
+                (None, None) => break,
+                (Some(o), Some(n)) if o.path == n.path => {
+                    if o.sha256 != n.sha256 {
+                        c.changed.push(n.path.clone());
+                    }
+                    old.next();
+                    new.next();
+                }
+                (Some(o), Some(n)) if o.path < n.path => {
+                    c.removed.push(o.path.clone());
+                    old.next();
+                }
+                (Some(o), None) => {
+                    c.removed.push(o.path.clone());
+                    old.next();
+                }
+                (_, Some(n)) => {
+                    c.added.push(n.path.clone());
+                    new.next();
+                }
             }
         }
-        c.removed = before
-            .keys()
-            .filter(|p| !after.contains_key(*p))
-            .map(|p| p.to_string())
-            .collect();
         c
     }
 
