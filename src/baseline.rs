@@ -99,6 +99,15 @@ pub fn new_baseline(snap: &Snapshot, now: Millis, source: &str) -> Baseline {
     }
 }
 
+/// "1 file", "12 files".
+pub fn files(n: usize) -> String {
+    if n == 1 {
+        "1 file".into()
+    } else {
+        format!("{n} files")
+    }
+}
+
 /// First 12 hex digits: enough to tell digests apart in a one-line message.
 pub fn short(digest: &str) -> &str {
     digest.get(..12).unwrap_or(digest)
@@ -146,11 +155,11 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
             return Ok(Report::new(
                 Code::Healthy,
                 format!(
-                    "baseline already recorded at {} by {} (digest {}, {} files); nothing to do (--force replaces it)",
+                    "baseline already recorded at {} by {} (digest {}, {}); nothing to do (--force replaces it)",
                     time::rfc3339(b.recorded_at),
                     b.source,
                     short(&b.digest),
-                    b.files.len()
+                    files(b.files.len())
                 ),
             ));
         }
@@ -170,9 +179,9 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
     let mut report = Report::new(
         Code::Healthy,
         format!(
-            "baseline recorded: digest {} ({} files) for {}",
+            "baseline recorded: digest {} ({}) for {}",
             short(&snap.digest),
-            snap.files.len(),
+            files(snap.files.len()),
             opened.watch.names().join(", ")
         ),
     );

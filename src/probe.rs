@@ -185,9 +185,9 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
             (
                 Code::Healthy,
                 format!(
-                    "ok: config matches the baseline (digest {}, {} files, recorded {} by {})",
+                    "ok: config matches the baseline (digest {}, {}, recorded {} by {})",
                     short(&snap.digest),
-                    snap.files.len(),
+                    baseline::files(snap.files.len()),
                     b.map(|b| clock_time(b.recorded_at)).unwrap_or_default(),
                     b.map(|b| b.source.as_str()).unwrap_or("?"),
                 ),

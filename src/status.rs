@@ -2,7 +2,7 @@
 //! humans or as stable JSON) and `digest` (the tree digest for CI).
 //! Both only read: `status` never writes the state file.
 
-use crate::baseline::{self, failure_report, short, Failure};
+use crate::baseline::{self, failure_report, files, short, Failure};
 use crate::cli::{absolute, compile_excludes, FilesArgs, WatchArgs};
 use crate::digest::{Entry, Skipped, Walker};
 use crate::exit::Code;
@@ -185,18 +185,18 @@ fn human(s: &StatusJson) -> String {
     out.push(format!("state file: {}", s.state_file));
     match &s.baseline {
         Some(b) => out.push(format!(
-            "baseline:   {} ({} files, recorded {} by {})",
+            "baseline:   {} ({}, recorded {} by {})",
             short(&b.digest),
-            b.files,
+            files(b.files),
             b.recorded_at,
             b.source
         )),
         None => out.push("baseline:   none".into()),
     }
     out.push(format!(
-        "current:    {} ({} files)",
+        "current:    {} ({})",
         short(&s.current.digest),
-        s.current.files
+        files(s.current.files)
     ));
     match &s.drift {
         Some(d) => out.push(format!(
