@@ -85,7 +85,9 @@ impl Target {
 }
 
 /// The oldest process whose `comm` is `name` (the master, not a worker).
+/// The kernel keeps only the first 15 bytes of a name in `comm`.
 fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
+    let want = name.as_bytes().get(..15).unwrap_or(name.as_bytes());
     let entries = fs::read_dir(proc_root)
         .map_err(|e| format!("cannot list {}: {}", proc_root.display(), plain_io(&e)))?;
     let me = std::process::id() as i32;
@@ -102,7 +104,7 @@ fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
             continue;
         }
         let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.trim_end_matches('\n') != name {
+        if comm.trim_end_matches('\n').as_bytes() != want {
             continue;
         }
         // A zombie (exited, not yet reaped) or dead process cannot reload.
@@ -133,29 +135,59 @@ pub fn comm(proc_root: &Path, pid: i32) -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
-/// Does `pid` catch or ignore `sig`? From `SigCgt`/`SigIgn` in its status.
-/// `None` when unknown (then the signal is sent anyway).
-pub fn handles(proc_root: &Path, pid: i32, sig: Signal) -> Option<bool> {
-    let status = fs::read_to_string(proc_root.join(format!("{pid}/status"))).ok()?;
-    let mask = |field: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(field))?;
-        u64::from_str_radix(line[field.len()..].trim(), 16).ok()
-    };
-    let bit = 1u64 << ((sig as i32) - 1);
-    Some((mask("SigCgt:")? | mask("SigIgn:")?) & bit != 0)
+/// What a process does with a signal, from its `/proc/PID/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// A handler is installed (`SigCgt`): the app can reload on it.
+    Caught,
+    /// Ignored (`SigIgn`): delivered, and nothing happens.
+    Ignored,
+    /// The default action: PID 1 of a namespace drops it, anyone else
+    /// usually dies of it.
+    Default,
 }
 
-/// Sends `sig` to `pid`, refusing when the process has no handler for it:
+/// How `pid` handles `sig`; `None` when unknown (the signal is sent anyway).
+pub fn disposition(proc_root: &Path, pid: i32, sig: Signal) -> Option<Disposition> {
+    let status = fs::read_to_string(proc_root.join(format!("{pid}/status"))).ok()?;
+    let has = |field: &str| -> Option<bool> {
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        let mask = u64::from_str_radix(line[field.len()..].trim(), 16).ok()?;
+        Some(mask & (1u64 << ((sig as i32) - 1)) != 0)
+    };
+    Some(if has("SigCgt:")? {
+        Disposition::Caught
+    } else if has("SigIgn:")? {
+        Disposition::Ignored
+    } else {
+        Disposition::Default
+    })
+}
+
+/// Sends `sig` to `pid`, refusing unless the process has a handler for it:
 /// PID 1 of a namespace would silently drop it (the kernel's rule; `kill`
-/// still returns 0), any other process would be killed by most signals.
+/// still returns 0), a process that ignores it would do nothing, and any
+/// other process would be killed by most signals. Either way "reloaded"
+/// would be a lie.
 pub fn send(proc_root: &Path, pid: i32, sig: Signal) -> Result<(), String> {
     let name = comm(proc_root, pid);
-    if handles(proc_root, pid, sig) == Some(false) && sig != Signal::SIGKILL {
-        return Err(if pid == 1 {
-            format!("pid 1 ({name}) has no handler for {sig}, and the kernel drops unhandled signals sent to PID 1")
-        } else {
-            format!("pid {pid} ({name}) has no handler for {sig}; sending it would not reload it")
-        });
+    match disposition(proc_root, pid, sig) {
+        Some(Disposition::Ignored) => {
+            return Err(format!(
+                "pid {pid} ({name}) ignores {sig}, so it cannot reload on it"
+            ));
+        }
+        Some(Disposition::Default) if pid == 1 => {
+            return Err(format!(
+                "pid 1 ({name}) has no handler for {sig}, and the kernel drops unhandled signals sent to PID 1"
+            ));
+        }
+        Some(Disposition::Default) => {
+            return Err(format!(
+                "pid {pid} ({name}) has no handler for {sig}: it would not reload, and most signals would kill it"
+            ));
+        }
+        Some(Disposition::Caught) | None => {}
     }
     kill(Pid::from_raw(pid), sig).map_err(|e| match e {
         nix::errno::Errno::ESRCH => format!("no process {pid}"),
@@ -230,26 +262,36 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
 /// Runs the validator once, killing it after `timeout`. Exit 0 = valid.
 pub fn validate(argv: &[String], timeout: Duration) -> Validation {
     let at = time::now();
+    // The validator answered "no".
     let invalid = |output: String| Validation {
         ok: false,
         at,
         output,
+        transient: false,
+    };
+    // No answer: the config is held, and asked about again later.
+    let no_answer = |output: String| Validation {
+        transient: true,
+        ..invalid(output)
     };
     let Some(program) = argv.first() else {
         return invalid("empty validator command".into());
     };
     let (err_read, err_write) = match pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e.into()))),
+        Err(e) => return no_answer(format!("validator {program}: {}", plain_io(&e.into()))),
     };
     let (out_read, out_write) = match pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e.into()))),
+        Err(e) => return no_answer(format!("validator {program}: {}", plain_io(&e.into()))),
     };
     let pid = match spawn(argv, &out_write, &err_write) {
         Ok(pid) => pid,
-        Err(e) => return invalid(format!("cannot run validator {program}: {}", plain_io(&e))),
+        Err(e) => return no_answer(format!("cannot run validator {program}: {}", plain_io(&e))),
     };
+    // The validator leads its own process group: a timeout kills all it
+    // started, and nothing it left running in the background survives it.
+    let group = Pid::from_raw(-pid.as_raw());
     // Only the child writes: keep no write end, or the pipes never end.
     drop((out_write, err_write));
     // Read both pipes while waiting, so a chatty validator cannot block on
@@ -263,15 +305,19 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
         out.read_ready(PollTimeout::from(5u16));
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) if start.elapsed() >= timeout => {
-                let _ = kill(pid, Signal::SIGKILL);
+                let _ = kill(group, Signal::SIGKILL);
                 while waitpid(pid, None) == Err(Errno::EINTR) {}
                 break None;
             }
             Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
             Ok(status) => break Some(status),
-            Err(e) => return invalid(format!("validator {program}: {}", plain_io(&e.into()))),
+            Err(e) => {
+                let _ = kill(group, Signal::SIGKILL);
+                return no_answer(format!("validator {program}: {}", plain_io(&e.into())));
+            }
         }
     };
+    let _ = kill(group, Signal::SIGKILL);
     // Take what is still buffered, without waiting for any grandchild that
     // keeps the pipes open.
     for _ in 0..64 {
@@ -281,7 +327,7 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
     }
     let output = first_lines(&String::from_utf8_lossy(&out.kept.concat()));
     match status {
-        None => invalid(format!(
+        None => no_answer(format!(
             "validator {program} timed out after {}{}",
             time::format_duration(timeout),
             if output.is_empty() {
@@ -292,8 +338,7 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
         )),
         Some(WaitStatus::Exited(_, 0)) => Validation {
             ok: true,
-            at,
-            output,
+            ..invalid(output)
         },
         Some(s) => {
             let how = match s {
@@ -367,11 +412,14 @@ fn spawn(argv: &[String], stdout: &OwnedFd, stderr: &OwnedFd) -> io::Result<Pid>
             ))
         })
         .and_then(|()| check(libc::posix_spawnattr_setsigmask(&mut attr, &empty)))
+        .and_then(|()| check(libc::posix_spawnattr_setpgroup(&mut attr, 0)))
         .and_then(|()| check(libc::posix_spawnattr_setsigdefault(&mut attr, &pipe)))
         .and_then(|()| {
             check(libc::posix_spawnattr_setflags(
                 &mut attr,
-                (libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+                (libc::POSIX_SPAWN_SETSIGMASK
+                    | libc::POSIX_SPAWN_SETSIGDEF
+                    | libc::POSIX_SPAWN_SETPGROUP) as libc::c_short,
             ))
         })
         .and_then(|()| {
@@ -556,33 +604,106 @@ mod tests {
             ],
             Duration::from_secs(5),
         );
-        assert!(!bad.ok);
+        assert!(!bad.ok && !bad.transient);
         assert_eq!(bad.output, "line2 | line1");
         let silent = validate(&["false".into()], Duration::from_secs(5));
         assert_eq!(silent.output, "validator false exited 1");
         let slow = validate(&["sleep".into(), "5".into()], Duration::from_millis(100));
         assert!(
-            !slow.ok && slow.output.contains("timed out"),
+            !slow.ok && slow.transient && slow.output.contains("timed out"),
             "{}",
             slow.output
         );
         let missing = validate(&["/nonexistent/validator".into()], Duration::from_secs(1));
         assert!(
-            !missing.ok && missing.output.contains("cannot run"),
+            !missing.ok && missing.transient && missing.output.contains("cannot run"),
             "{}",
             missing.output
         );
     }
 
     #[test]
-    fn handler_detection_reads_sigcgt() {
-        // This test process does not catch SIGUSR2.
+    fn process_names_longer_than_comm_are_found() {
+        let d = tempfile::tempdir().unwrap();
+        let exe = d.path().join("driftprobe-test-long-name");
+        fs::copy("/bin/sleep", &exe).unwrap();
+        let mut child = std::process::Command::new(&exe).arg("30").spawn().unwrap();
+        // comm changes at exec, a moment after spawn returns.
+        let mut found = Err(String::new());
+        for _ in 0..200 {
+            found = find_process(Path::new("/proc"), "driftprobe-test-long-name");
+            if found.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(found, Ok(child.id() as i32));
+    }
+
+    #[test]
+    fn validator_leaves_no_process_behind() {
+        let d = tempfile::tempdir().unwrap();
+        let pidfile = d.path().join("bg.pid");
+        for (script, timeout) in [
+            // Exits at once, leaving a background process.
+            ("sleep 30 & echo $! > \"$0\"", Duration::from_secs(5)),
+            // Times out with a background process.
+            (
+                "sleep 30 & echo $! > \"$0\"; sleep 30",
+                Duration::from_millis(300),
+            ),
+        ] {
+            let v = validate(
+                &[
+                    "sh".into(),
+                    "-c".into(),
+                    script.into(),
+                    pidfile.display().to_string(),
+                ],
+                timeout,
+            );
+            let pid: i32 = fs::read_to_string(&pidfile)
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap();
+            // Killed: gone, or a zombie waiting for its new parent to reap it.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            loop {
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let state = stat
+                    .rfind(')')
+                    .and_then(|i| stat[i + 1..].split_whitespace().next());
+                if matches!(state, None | Some("Z")) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{script}: background sleep {pid} survived ({v:?})"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    #[test]
+    fn handler_detection_reads_sigcgt_and_sigign() {
+        // This test process does not catch SIGUSR2; Rust ignores SIGPIPE.
         let me = std::process::id() as i32;
+        let proc_root = Path::new("/proc");
         assert_eq!(
-            handles(Path::new("/proc"), me, Signal::SIGUSR2),
-            Some(false)
+            disposition(proc_root, me, Signal::SIGUSR2),
+            Some(Disposition::Default)
         );
-        assert_eq!(handles(Path::new("/proc"), i32::MAX, Signal::SIGUSR2), None);
+        assert_eq!(
+            disposition(proc_root, me, Signal::SIGPIPE),
+            Some(Disposition::Ignored)
+        );
+        assert_eq!(disposition(proc_root, i32::MAX, Signal::SIGUSR2), None);
+        let err = send(proc_root, me, Signal::SIGPIPE).unwrap_err();
+        assert!(err.contains("ignores SIGPIPE"), "{err}");
     }
 
     #[test]
