@@ -174,6 +174,10 @@ pub struct Validation {
     pub at: Millis,
     /// First lines the validator printed (or why it could not run).
     pub output: String,
+    /// No answer (timed out, could not start): held like a rejection, but
+    /// asked again later instead of forever.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transient: bool,
 }
 
 /// One in-place reload done by `--on-drift reload`.
