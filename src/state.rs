@@ -213,6 +213,28 @@ pub struct State {
     /// Recorded by `init`/`run`, not yet printed by a probe.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warnings_pending: bool,
+    /// `--env` variables whose file differs from the app's environment, and
+    /// since when. Only probes given `--env NAME` update NAME's entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_drift: Vec<EnvDrift>,
+    /// A probe is running `--validate` on this digest right now (outside
+    /// the lock); others hold instead of starting a second validator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validating: Option<Validating>,
+}
+
+/// An environment variable that differs from its file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvDrift {
+    pub name: String,
+    pub since: Millis,
+}
+
+/// A validation under way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Validating {
+    pub digest: String,
+    pub started: Millis,
 }
 
 impl State {
@@ -229,6 +251,8 @@ impl State {
             reloads: Vec::new(),
             warnings: Vec::new(),
             warnings_pending: false,
+            env_drift: Vec::new(),
+            validating: None,
         }
     }
 }
