@@ -97,43 +97,83 @@ fn class_matches(p: &[char], start: usize, end: usize, c: char) -> bool {
     found != negated && c != '/'
 }
 
-/// Backtracking matcher; patterns are short, so this stays cheap.
-fn matches(p: &[char], s: &[char]) -> bool {
-    if p.is_empty() {
-        return s.is_empty();
-    }
-    match p[0] {
-        '*' if p.len() > 1 && p[1] == '*' => {
-            // `**/` also matches zero directories.
-            let rest = &p[2..];
-            let rest_no_slash = rest.strip_prefix(&['/']).unwrap_or(rest);
-            if matches(rest_no_slash, s) {
-                return true;
-            }
-            (0..s.len()).any(|i| matches(rest, &s[i + 1..]) || matches(rest_no_slash, &s[i + 1..]))
-        }
-        '*' => {
-            let rest = &p[1..];
-            let mut i = 0;
-            loop {
-                if matches(rest, &s[i..]) {
-                    return true;
-                }
-                if i >= s.len() || s[i] == '/' {
-                    return false;
-                }
+/// One pattern element. Classes keep their `[`..`]` span in the pattern.
+#[derive(Clone, Copy)]
+enum Tok {
+    Lit(char),
+    Any,
+    Class(usize, usize),
+    /// `*`: any run of characters except `/`.
+    Star,
+    /// `**` not followed by `/`: any run of characters, `/` included.
+    AnyPath,
+    /// `**/`: zero or more whole directories, i.e. empty or any run ending in `/`.
+    Dirs,
+}
+
+fn tokens(p: &[char]) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < p.len() {
+        let tok = match p[i] {
+            '*' if p.get(i + 1) == Some(&'*') => {
                 i += 1;
+                if p.get(i + 1) == Some(&'/') {
+                    i += 1;
+                    Tok::Dirs
+                } else {
+                    Tok::AnyPath
+                }
             }
-        }
-        '?' => !s.is_empty() && s[0] != '/' && matches(&p[1..], &s[1..]),
-        '[' => match class_end(p, 0) {
-            Some(end) => {
-                !s.is_empty() && class_matches(p, 0, end, s[0]) && matches(&p[end + 1..], &s[1..])
-            }
-            None => !s.is_empty() && s[0] == '[' && matches(&p[1..], &s[1..]),
-        },
-        c => !s.is_empty() && s[0] == c && matches(&p[1..], &s[1..]),
+            '*' => Tok::Star,
+            '?' => Tok::Any,
+            '[' => match class_end(p, i) {
+                Some(end) => {
+                    let start = i;
+                    i = end;
+                    Tok::Class(start, end)
+                }
+                None => Tok::Lit('['),
+            },
+            c => Tok::Lit(c),
+        };
+        out.push(tok);
+        i += 1;
     }
+    out
+}
+
+/// Dynamic programming over (token, subject position), O(pattern × subject):
+/// `next[j]` says whether the tokens after the current one match `s[j..]`,
+/// and `row[j]` the same from the current token on. Rows are built from the
+/// last token backwards, each from the subject's end backwards.
+fn matches(p: &[char], s: &[char]) -> bool {
+    let n = s.len();
+    let mut next: Vec<bool> = (0..=n).map(|j| j == n).collect();
+    for tok in tokens(p).into_iter().rev() {
+        let mut row = vec![false; n + 1];
+        // For `**/`: some `/` at or after j is followed by a match of `next`.
+        let mut slash_then_rest = false;
+        for j in (0..=n).rev() {
+            let c = s.get(j).copied();
+            row[j] = match tok {
+                Tok::Star => next[j] || (c.is_some_and(|c| c != '/') && row[j + 1]),
+                Tok::AnyPath => next[j] || (c.is_some() && row[j + 1]),
+                Tok::Dirs => {
+                    slash_then_rest =
+                        c.is_some() && (slash_then_rest || (c == Some('/') && next[j + 1]));
+                    next[j] || slash_then_rest
+                }
+                Tok::Any => c.is_some_and(|c| c != '/') && next[j + 1],
+                Tok::Class(start, end) => {
+                    c.is_some_and(|c| class_matches(p, start, end, c)) && next[j + 1]
+                }
+                Tok::Lit(l) => c == Some(l) && next[j + 1],
+            };
+        }
+        next = row;
+    }
+    next[0]
 }
 
 #[cfg(test)]
@@ -177,5 +217,49 @@ mod tests {
     fn bad_patterns_are_rejected() {
         assert!(Glob::new("").is_err());
         assert!(Glob::new("[abc").is_err());
+        assert!(Glob::new("a/[!b").is_err());
+    }
+
+    #[test]
+    fn single_component_wildcards_stop_at_slash() {
+        assert!(!m("a/*", "a/b/c"));
+        assert!(!m("a?b", "a/b"));
+        assert!(!m("a[!x]b", "a/b"));
+        assert!(m("*", "anything"));
+        assert!(m("a*", "a"));
+    }
+
+    #[test]
+    fn double_star_crosses_components() {
+        assert!(m("x/a**b", "x/a/y/z/b"));
+        assert!(m("logs/**", "logs/a/b.txt"));
+        assert!(!m("logs/**", "logs"));
+        assert!(m("a/**/b", "a/b"));
+        assert!(m("a/**/b", "a/x/y/b"));
+        assert!(m("**/**/x", "x"));
+        // `**/` matches whole directories only, not part of a name.
+        assert!(!m("a/**/b", "a/xb"));
+        assert!(!m("**/tmp", "xtmp"));
+    }
+
+    #[test]
+    fn class_forms() {
+        assert!(m("[]x]", "]"));
+        assert!(m("[]x]", "x"));
+        assert!(!m("[!]x]", "]"));
+        assert!(m("[^a-z]", "A"));
+        assert!(!m("[^a-z]", "q"));
+        assert!(m("[a-]", "-"));
+    }
+
+    #[test]
+    fn pathological_patterns_stay_polynomial() {
+        let a60 = "a".repeat(60);
+        assert!(!m("*a*a*a*a*a*a*a*b", &a60));
+        assert!(m("*a*a*a*a*a*a*a*a", &a60));
+        let deep = "d/".repeat(60);
+        assert!(!m("**/**/**/**/**/**/x", &format!("{deep}y")));
+        assert!(m("**/**/**/**/**/**/x", &format!("{deep}x")));
+        assert!(!m("**a**a**a**a**a**a**b", &"a/".repeat(60)));
     }
 }

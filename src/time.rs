@@ -25,12 +25,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if s.is_empty() {
         return Err("empty duration (try 90s, 5m or 1h30m)".into());
     }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s
-            .parse::<u64>()
-            .map(Duration::from_secs)
-            .map_err(|_| format!("duration {text:?} is too large"));
-    }
+    // A bare number is seconds; it goes through the loop so the same cap applies.
+    let bare = s.bytes().all(|b| b.is_ascii_digit());
     let mut total = Duration::ZERO;
     let mut rest = s;
     while !rest.is_empty() {
@@ -53,6 +49,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60_000,
             "h" => 3_600_000,
             "d" => 86_400_000,
+            "" if bare => 1_000,
             "" => {
                 return Err(format!(
                     "invalid duration {text:?}: missing unit after {number} (use ms, s, m, h or d)"
@@ -179,6 +176,23 @@ mod tests {
         }
         assert!(parse_duration("5 m").is_err());
         assert!(parse_duration("10years").is_err());
+        assert!(parse_duration("5m3").is_err());
+    }
+
+    #[test]
+    fn huge_bare_numbers_are_too_large() {
+        for huge in [
+            "18446744073709551615",
+            "9223372036854775",
+            "99999999999999999999",
+        ] {
+            let err = parse_duration(huge).expect_err(huge);
+            assert!(err.contains("too large"), "{huge}: {err}");
+        }
+        assert_eq!(
+            parse_duration("4611686018427387"),
+            Ok(Duration::from_secs(4_611_686_018_427_387))
+        );
     }
 
     #[test]
