@@ -10,6 +10,7 @@ use crate::cli::{OnDrift, OnError, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
 use crate::state::{Drift, Reload, State};
+use crate::state::{EnvDrift, Locked, Validating, Validation};
 use crate::time::{self, clock_time, format_duration, Millis};
 use crate::verdict::{self, Changes, Verdict};
 use crate::Report;
@@ -19,6 +20,11 @@ use std::time::Duration;
 /// Keep this many validation results and reload records in the state.
 const KEEP_VALIDATIONS: usize = 16;
 const KEEP_RELOADS: usize = 20;
+/// How often a probe may run the validator on a config that keeps changing.
+const MAX_VALIDATION_ROUNDS: usize = 3;
+/// A validator that gave no answer (timeout, could not start) is asked
+/// again after this long.
+const VALIDATE_RETRY_MS: i64 = 60_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -100,128 +106,225 @@ fn app_target(args: &ProbeArgs) -> Target {
 fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failure> {
     let reaction = reaction(args)?;
     let opened = baseline::open(&args.watch)?;
-    let locked = opened.dir.lock(&opened.key, args.lock_timeout)?;
-    let (previous, note) = opened.previous(locked.load());
-    let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
-    let snap = opened.snapshot(cache)?;
-    let now = time::now();
-    let mut warnings: Vec<String> = note.iter().map(|n| format!("driftprobe: {n}")).collect();
-
-    let mut st = match previous.clone() {
-        Some(s) => s,
-        None => first_look(&opened, &snap, now)?,
-    };
-    st.cache = snap.cache.clone();
-    // Once per container: the first probe shows what init/run or its own
-    // first look found about the watch set.
-    if st.warnings_pending {
-        warnings.extend(
-            st.warnings
-                .iter()
-                .map(|w| format!("driftprobe: warning: {w}")),
-        );
-        st.warnings_pending = false;
-    }
-
-    // Environment variables the app started with vs the files they came from.
-    let proc_root = opened.proc.root.clone();
-    let env_drift = if args.env.is_empty() {
-        Vec::new()
-    } else {
-        let pid = app_target(args)
-            .resolve(&proc_root)
-            .map_err(Failure::Unknown)?;
-        action::env_drift(&proc_root, pid, &args.env).map_err(Failure::Unknown)?
-    };
-    let current_key = if env_drift.is_empty() {
-        snap.digest.clone()
-    } else {
-        format!("{}+env:{}", snap.digest, env_drift.join(","))
-    };
-    if st.baseline.is_some() {
-        let base = st.baseline.as_ref().map(|b| b.digest.as_str());
-        st.drift = verdict::track(base, &current_key, st.drift.as_ref(), now);
-    }
-
-    // The validation gate: once per new digest, never for the baseline.
-    let mut invalid = None;
-    let files_differ = st.baseline.as_ref().is_none_or(|b| b.digest != snap.digest);
-    if let (Some(argv), true) = (&reaction.validator, st.drift.is_some() && files_differ) {
-        if !st.validations.iter().any(|(d, _)| d == &snap.digest) {
-            let v = action::validate(argv, args.validate_timeout);
-            st.validations.push((snap.digest.clone(), v));
-            let extra = st.validations.len().saturating_sub(KEEP_VALIDATIONS);
-            st.validations.drain(..extra);
-        }
-        if let Some((_, v)) = st.validations.iter().find(|(d, _)| d == &snap.digest) {
-            if !v.ok {
-                invalid = Some(v.output.clone());
+    let mut warnings = Vec::new();
+    let mut answer = None;
+    // The validator runs without the lock (it may take seconds; the other
+    // probe must not time out waiting), then the probe looks again.
+    for _ in 0..MAX_VALIDATION_ROUNDS {
+        let locked = opened.dir.lock(&opened.key, args.lock_timeout)?;
+        let look = Look {
+            kind,
+            grace,
+            args,
+            reaction: &reaction,
+            opened: &opened,
+            locked: &locked,
+        };
+        match look.run(answer.take(), &mut warnings)? {
+            Step::Done(mut report) => {
+                report.stderr = warnings;
+                return Ok(report);
+            }
+            Step::Validate(digest) => {
+                drop(locked);
+                let argv = reaction.validator.as_deref().unwrap_or(&[]);
+                answer = Some((digest, action::validate(argv, args.validate_timeout)));
             }
         }
     }
+    Err(Failure::Unknown(
+        "the config kept changing while --validate was checking it".into(),
+    ))
+}
 
-    st.drift = verdict::gate(st.drift.take(), invalid.is_some(), now);
-    let offset = verdict::stagger_offset(&hostname(&proc_root), args.stagger);
-    let window = grace + offset;
-    let verdict = verdict::judge(st.drift.as_ref(), now, window, invalid.is_some());
-    let changes = match &st.baseline {
-        Some(b) => Changes::between(&b.files, &snap.files),
-        None => Changes::default(),
-    };
-    let what = describe(&st, &changes, &env_drift, &snap);
-    let window_text = if offset.is_zero() {
-        format!("grace {}", format_duration(grace))
-    } else {
-        format!(
-            "grace {} + stagger {}",
-            format_duration(grace),
-            format_duration(offset)
-        )
-    };
+/// One look at the files under the lock.
+struct Look<'a> {
+    kind: Kind,
+    grace: Duration,
+    args: &'a ProbeArgs,
+    reaction: &'a Reaction,
+    opened: &'a Opened,
+    locked: &'a Locked,
+}
 
-    let (code, line) = match verdict {
-        Verdict::Healthy => {
-            let b = st.baseline.as_ref();
-            (
+enum Step {
+    Done(Report),
+    /// Run the validator on this digest (without the lock), then look again.
+    Validate(String),
+}
+
+impl Look<'_> {
+    fn run(
+        &self,
+        answer: Option<(String, Validation)>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Step, Failure> {
+        let (args, reaction, opened, locked) = (self.args, self.reaction, self.opened, self.locked);
+        let (previous, note) = opened.previous(locked.load());
+        let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
+        let snap = opened.snapshot(cache)?;
+        let now = time::now();
+        warnings.extend(note.iter().map(|n| format!("driftprobe: {n}")));
+
+        let mut st = match previous.clone() {
+            Some(s) => s,
+            None => first_look(opened, &snap, now)?,
+        };
+        st.cache = snap.cache.clone();
+        // Once per container: the first probe shows what init/run or its
+        // own first look found about the watch set.
+        if st.warnings_pending {
+            warnings.extend(
+                st.warnings
+                    .iter()
+                    .map(|w| format!("driftprobe: warning: {w}")),
+            );
+            st.warnings_pending = false;
+        }
+
+        // The files: compared with the baseline by every probe.
+        if st.baseline.is_some() {
+            let base = st.baseline.as_ref().map(|b| b.digest.as_str());
+            st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), now);
+        }
+        // Environment variables the app started with vs the files they
+        // came from: each probe updates only the variables it was given.
+        let proc_root = opened.proc.root.clone();
+        let env_drift = if args.env.is_empty() {
+            Vec::new()
+        } else {
+            let pid = app_target(args)
+                .resolve(&proc_root)
+                .map_err(Failure::Unknown)?;
+            action::env_drift(&proc_root, pid, &args.env).map_err(Failure::Unknown)?
+        };
+        for (name, _) in &args.env {
+            let seen = st.env_drift.iter().position(|e| &e.name == name);
+            match (env_drift.contains(name), seen) {
+                (true, None) => st.env_drift.push(EnvDrift {
+                    name: name.clone(),
+                    since: now,
+                }),
+                (false, Some(i)) => {
+                    st.env_drift.remove(i);
+                }
+                _ => {}
+            }
+        }
+        let env_since = st
+            .env_drift
+            .iter()
+            .filter(|e| env_drift.contains(&e.name))
+            .map(|e| e.since)
+            .min();
+
+        // The validation gate: once per new digest, never for the baseline,
+        // only for probes given --validate.
+        let mut hold = None;
+        let files_differ = st.baseline.as_ref().is_none_or(|b| b.digest != snap.digest);
+        if reaction.validator.is_some() && st.drift.is_some() && files_differ {
+            if let Some((digest, v)) = answer.filter(|(d, _)| d == &snap.digest) {
+                st.validations.retain(|(d, _)| d != &digest);
+                st.validations.push((digest, v));
+                let extra = st.validations.len().saturating_sub(KEEP_VALIDATIONS);
+                st.validations.drain(..extra);
+                st.validating = None;
+            }
+            match settled_validation(&st, &snap.digest, now) {
+                Some(v) if v.ok => {}
+                Some(v) if v.transient => {
+                    hold = Some(("invalid", format!(
+                        "could not be validated ({}), keeping the running config; asking again within {}",
+                        v.output,
+                        format_duration(Duration::from_millis(VALIDATE_RETRY_MS as u64))
+                    )))
+                }
+                Some(v) => {
+                    hold = Some((
+                        "invalid",
+                        format!("failed validation, keeping the running config: {}", v.output),
+                    ))
+                }
+                None if validation_under_way(&st, &snap.digest, now, args.validate_timeout) => {
+                    hold = Some((
+                        "validating",
+                        "is being validated, keeping the running config meanwhile".into(),
+                    ))
+                }
+                None => {
+                    st.validating = Some(Validating {
+                        digest: snap.digest.clone(),
+                        started: now,
+                    });
+                    locked.save(&st)?;
+                    return Ok(Step::Validate(snap.digest.clone()));
+                }
+            }
+            st.drift = verdict::gate(st.drift.take(), hold.is_some(), now);
+        }
+        if st.drift.is_none() {
+            st.validating = None;
+        }
+
+        let drift = verdict::combine(st.drift.as_ref(), env_since);
+        let offset = verdict::stagger_offset(&hostname(&proc_root), args.stagger);
+        let window = self.grace.saturating_add(offset);
+        let verdict = verdict::judge(drift.as_ref(), now, window, hold.is_some());
+        let changes = match &st.baseline {
+            Some(b) => Changes::between(&b.files, &snap.files),
+            None => Changes::default(),
+        };
+        let what = describe(&st, &changes, &env_drift, &snap);
+        let window_text = if offset.is_zero() {
+            format!("grace {}", format_duration(self.grace))
+        } else {
+            format!(
+                "grace {} + stagger {}",
+                format_duration(self.grace),
+                format_duration(offset)
+            )
+        };
+
+        let (code, line) = match verdict {
+            Verdict::Healthy => {
+                let b = st.baseline.as_ref();
+                (
+                    Code::Healthy,
+                    format!(
+                        "ok: config matches the baseline (digest {}, {}, recorded {} by {})",
+                        short(&snap.digest),
+                        baseline::files(snap.files.len()),
+                        b.map(|b| clock_time(b.recorded_at)).unwrap_or_default(),
+                        b.map(|b| b.source.as_str()).unwrap_or("?"),
+                    ),
+                )
+            }
+            Verdict::Drifting { since, left } => (
                 Code::Healthy,
                 format!(
-                    "ok: config matches the baseline (digest {}, {}, recorded {} by {})",
-                    short(&snap.digest),
-                    baseline::files(snap.files.len()),
-                    b.map(|b| clock_time(b.recorded_at)).unwrap_or_default(),
-                    b.map(|b| b.source.as_str()).unwrap_or("?"),
+                    "drift: {what} since {} ({window_text}, {} left)",
+                    clock_time(since),
+                    format_duration(left)
                 ),
-            )
-        }
-        Verdict::Drifting { since, left } => (
-            Code::Healthy,
-            format!(
-                "drift: {what} since {} ({window_text}, {} left)",
-                clock_time(since),
-                format_duration(left)
             ),
-        ),
-        Verdict::Invalid { since } => {
-            let output = invalid.unwrap_or_default();
-            let code = match (kind, args.on_invalid) {
-                (Kind::Liveness, _) | (Kind::Readiness, OnError::Pass) => Code::Healthy,
-                (Kind::Readiness, OnError::Fail) => Code::Drift,
-            };
-            (
-                code,
-                format!(
-                    "invalid: {what} since {} failed validation, keeping the running config: {output}",
-                    clock_time(since)
-                ),
-            )
-        }
-        Verdict::Overdue { since, over } => {
-            let overdue = format!(
-                "drift: {what} since {} ({window_text} exceeded by {})",
-                clock_time(since),
-                format_duration(over)
-            );
-            match &reaction.response {
+            Verdict::Invalid { since } => {
+                let (prefix, why) = hold.unwrap_or_default();
+                let code = match (self.kind, args.on_invalid) {
+                    (Kind::Liveness, _) | (Kind::Readiness, OnError::Pass) => Code::Healthy,
+                    (Kind::Readiness, OnError::Fail) => Code::Drift,
+                };
+                (
+                    code,
+                    format!("{prefix}: {what} since {} {why}", clock_time(since)),
+                )
+            }
+            Verdict::Overdue { since, over } => {
+                let overdue = format!(
+                    "drift: {what} since {} ({window_text} exceeded by {})",
+                    clock_time(since),
+                    format_duration(over)
+                );
+                match &reaction.response {
                 Response::Fail => (Code::Drift, overdue),
                 Response::Reload(..) | Response::Adopt if !env_drift.is_empty() => (
                     Code::Drift,
@@ -241,15 +344,30 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
                     )
                 }
             }
-        }
-    };
+            }
+        };
 
-    if Some(&st) != previous.as_ref() {
-        locked.save(&st)?;
+        if Some(&st) != previous.as_ref() {
+            locked.save(&st)?;
+        }
+        Ok(Step::Done(Report::new(code, line)))
     }
-    let mut report = Report::new(code, line);
-    report.stderr = warnings;
-    Ok(report)
+}
+
+/// The cached answer of the validator for `digest`, unless it was no
+/// answer at all and it is time to ask again.
+fn settled_validation<'s>(st: &'s State, digest: &str, now: Millis) -> Option<&'s Validation> {
+    let (_, v) = st.validations.iter().find(|(d, _)| d == digest)?;
+    (!v.transient || now.saturating_sub(v.at) < VALIDATE_RETRY_MS).then_some(v)
+}
+
+/// Is another probe running the validator on `digest` right now?
+fn validation_under_way(st: &State, digest: &str, now: Millis, timeout: Duration) -> bool {
+    st.validating.as_ref().is_some_and(|v| {
+        // A probe killed mid-validation (kubelet timeout) leaves its marker:
+        // it expires with the validator's own timeout.
+        v.digest == digest && now < time::after(v.started, timeout + Duration::from_secs(2))
+    })
 }
 
 /// No usable state for this container: record the baseline lazily if the

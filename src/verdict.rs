@@ -59,6 +59,24 @@ pub fn gate(drift: Option<Drift>, invalid: bool, now: Millis) -> Option<Drift> {
     })
 }
 
+/// The drift a probe judges: the files' record and the earliest of its
+/// own `--env` variables' records, whichever started first.
+pub fn combine(files: Option<&Drift>, env_since: Option<Millis>) -> Option<Drift> {
+    match (files, env_since) {
+        (Some(d), Some(e)) => Some(Drift {
+            since: d.since.min(e),
+            ..d.clone()
+        }),
+        (Some(d), None) => Some(d.clone()),
+        (None, Some(e)) => Some(Drift {
+            since: e,
+            unproven: None,
+            held: false,
+        }),
+        (None, None) => None,
+    }
+}
+
 /// Judges a drift record against a grace window (already including any
 /// stagger offset). `invalid` says the current config failed validation.
 pub fn judge(drift: Option<&Drift>, now: Millis, grace: Duration, invalid: bool) -> Verdict {
@@ -260,6 +278,21 @@ mod tests {
             judge(Some(&d), now, Duration::from_secs(300), false),
             Verdict::Drifting { .. }
         ));
+    }
+
+    #[test]
+    fn files_and_env_drift_combine_to_the_earliest() {
+        assert_eq!(combine(None, None), None);
+        assert_eq!(combine(Some(&drift_at(T0)), None), Some(drift_at(T0)));
+        assert_eq!(combine(None, Some(T0)), Some(drift_at(T0)));
+        assert_eq!(
+            combine(Some(&drift_at(T0 + 5)), Some(T0)),
+            Some(drift_at(T0))
+        );
+        assert_eq!(
+            combine(Some(&drift_at(T0)), Some(T0 + 5)),
+            Some(drift_at(T0))
+        );
     }
 
     #[test]

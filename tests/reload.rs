@@ -14,4 +14,5 @@ mod reload {
     mod signals;
     mod stagger;
     mod subpath;
+    mod validate;
 }

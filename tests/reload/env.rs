@@ -124,3 +124,37 @@ fn env_drift_without_any_file_change() {
     out.drift().contains("LOG_LEVEL");
     no_values(&out, &SECRETS);
 }
+
+/// Liveness has `--env`, readiness does not (the README's setup): readiness
+/// sees equal files and must not clear the env drift liveness is timing,
+/// or liveness's grace window would start over on every probe.
+#[test]
+fn a_probe_without_env_does_not_reset_the_env_drift_clock() {
+    let env = TestEnv::new();
+    env.vol.write(&[("log_level", "debug")]);
+    let got = env.path("hups");
+    let app = app_with_log_level("info", &got);
+    assert!(wait_until(std::time::Duration::from_secs(5), || catches(
+        app.pid(),
+        1
+    )));
+    let pid = app.pid().to_string();
+    let env_opt = format!("LOG_LEVEL={}", env.vol.path().join("log_level").display());
+    env.init();
+    let liveness = || {
+        env.on_vol(
+            "liveness",
+            &["--env", &env_opt, "--pid", &pid, "--grace", "1s"],
+        )
+    };
+    liveness().expect(0, "drift:").contains("LOG_LEVEL");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(1_300);
+    while std::time::Instant::now() < deadline {
+        env.on_vol("readiness", &["--grace", "0"]).ok();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    liveness()
+        .drift()
+        .contains("LOG_LEVEL")
+        .contains("exceeded");
+}

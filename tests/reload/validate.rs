@@ -1,0 +1,75 @@
+//! The `--validate` gate under the kubelet's conditions: the validator may
+//! be slow, liveness and readiness run at the same time, and a validator
+//! that gives no answer is not a verdict.
+
+use crate::support::*;
+use std::time::{Duration, Instant};
+
+/// While one probe runs a slow validator, the other probe must not wait for
+/// the state lock (the kubelet would time it out): it answers at once that
+/// the new config is being validated, and holds.
+#[test]
+fn a_slow_validator_does_not_block_the_other_probe() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    let validate = "sh -c 'sleep 2'";
+    let slow = {
+        let mut cmd = env.cmd("liveness");
+        cmd.args(["--grace", "0", "--validate", validate])
+            .arg(env.vol.path());
+        std::thread::spawn(move || cmd.output().unwrap())
+    };
+    // Let the slow probe take the lock, mark the validation and let go.
+    std::thread::sleep(Duration::from_millis(500));
+    let start = Instant::now();
+    let other = env.on_vol("readiness", &["--grace", "0", "--validate", validate]);
+    assert!(
+        start.elapsed() < Duration::from_millis(1_500),
+        "readiness waited {:?} for the validator",
+        start.elapsed()
+    );
+    other.expect(1, "validating:").contains("app.conf");
+    let live = env.on_vol("liveness", &["--grace", "0", "--validate", validate]);
+    live.expect(0, "validating:");
+    // The slow probe finishes with the validator's answer: valid, so the
+    // drift (grace 0) fails liveness.
+    let done = slow.join().unwrap();
+    assert_eq!(done.status.code(), Some(1), "{done:?}");
+    assert!(
+        String::from_utf8_lossy(&done.stdout).starts_with("drift:"),
+        "{done:?}"
+    );
+}
+
+/// A validator that times out gave no answer: the config is held (never
+/// restarted into), the line says it could not be validated, and the state
+/// marks the result as transient so it is asked again later.
+#[test]
+fn a_validator_timeout_holds_without_a_permanent_verdict() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    let opts = [
+        "--grace",
+        "0",
+        "--validate",
+        "sleep 5",
+        "--validate-timeout",
+        "200ms",
+    ];
+    env.on_vol("liveness", &opts)
+        .expect(0, "invalid:")
+        .contains("could not be validated")
+        .contains("timed out");
+    env.on_vol("readiness", &opts).expect(1, "invalid:");
+    let st = env.on_vol("status", &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    let validations = v["validations"].as_array().unwrap();
+    assert_eq!(validations.len(), 1, "{v}");
+    assert_eq!(validations[0]["ok"], false);
+    let state = std::fs::read_to_string(env.state_file()).unwrap();
+    assert!(state.contains("\"transient\": true"), "{state}");
+}
