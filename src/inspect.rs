@@ -23,12 +23,25 @@ pub fn warnings(roots: &[PathBuf], mountinfo: &Path) -> Vec<String> {
     let mut out = Vec::new();
     for r in roots {
         let shown = r.display().to_string();
-        let is_file = fs::metadata(r).map(|m| m.is_file()).unwrap_or(false);
-        if is_file && points.iter().any(|(_, p)| Path::new(p) == r) {
+        for (root, point) in &points {
+            let point = Path::new(point);
+            // A single file mounted at the watched path itself, or a file
+            // under a watched directory mounted from a kubelet payload
+            // (`…/..2026_11_25_…/key`): a subPath mount. Other single-file
+            // mounts under a directory (/etc/hosts, /etc/resolv.conf) are
+            // the runtime's, and not config.
+            let under = point != r && point.starts_with(r);
+            if !(point == r || (under && is_kubelet_payload(root))) {
+                continue;
+            }
+            if !fs::metadata(point).map(|m| m.is_file()).unwrap_or(false) {
+                continue;
+            }
             out.push(format!(
-                "{shown} is a subPath mount (a single file bind-mounted into the container): the kubelet never updates it, so \
-                 this container will never see a change; mount the whole volume as a directory (without subPath) and point \
-                 the app at the file inside it"
+                "{} is a subPath mount (a single file bind-mounted into the container): the kubelet never updates it, so \
+                 this container will never see a change there; mount the whole volume as a directory (without subPath) and \
+                 point the app at the file inside it",
+                point.display()
             ));
         }
         if is_service_account_dir(r) {
@@ -38,7 +51,18 @@ pub fn warnings(roots: &[PathBuf], mountinfo: &Path) -> Vec<String> {
             ));
         }
     }
+    out.dedup();
     out
+}
+
+/// Does a mount's source path run through a kubelet payload directory
+/// (`..<timestamp>`, the dir `..data` points at)?
+fn is_kubelet_payload(mount_root: &str) -> bool {
+    mount_root.split('/').any(|c| {
+        c.strip_prefix("..")
+            .and_then(|rest| rest.bytes().next())
+            .is_some_and(|b| b.is_ascii_digit())
+    })
 }
 
 fn is_service_account_dir(p: &Path) -> bool {
@@ -94,8 +118,35 @@ mod tests {
         let w = warnings(std::slice::from_ref(&file), &info);
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("subPath"), "{w:?}");
-        // The directory itself is not a subPath mount.
+        // Watching the directory: the kubelet-payload file mount under it
+        // is found too.
+        let w = warnings(&[d.path().to_path_buf()], &info);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with(&file.display().to_string()), "{w:?}");
+    }
+
+    #[test]
+    fn runtime_file_mounts_under_a_watched_dir_are_not_subpath() {
+        let d = tempfile::tempdir().unwrap();
+        let hosts = d.path().join("hosts");
+        fs::write(&hosts, "127.0.0.1 localhost").unwrap();
+        let info = d.path().join("mountinfo");
+        fs::write(
+            &info,
+            format!(
+                "901 880 8:1 /var/lib/docker/containers/abc/hosts {} rw - ext4 /dev/sda1 rw\n",
+                hosts.display()
+            ),
+        )
+        .unwrap();
         assert!(warnings(&[d.path().to_path_buf()], &info).is_empty());
+        // Watched directly, it is frozen all the same: warn.
+        assert_eq!(warnings(std::slice::from_ref(&hosts), &info).len(), 1);
+        assert!(is_kubelet_payload("/..2026_11_25_16_20_03.12/app.yaml"));
+        assert!(is_kubelet_payload(
+            "/x/..2026_11_25_16_20_03.12/app.yaml//deleted"
+        ));
+        assert!(!is_kubelet_payload("/x/..data/app.yaml"));
     }
 
     #[test]
