@@ -355,19 +355,13 @@ impl Walk<'_, '_> {
             }
             Err(e) => return Err(fatal(root, e)),
         };
+        // A watched path inside a kubelet volume is read through `..data`:
+        // remember the swap marker for the consistency check.
+        let in_volume = self.kubelet_marker_of_parent(root)?;
         let meta = if lmeta.file_type().is_symlink() {
             self.note(&lmeta);
-            // A watched file inside a kubelet volume is itself a link
-            // through `..data`: remember the swap marker for the check.
-            let in_volume = self.kubelet_marker_of_parent(root)?;
             match fs::metadata(root) {
-                Ok(m) => {
-                    if m.is_file() {
-                        self.note(&m);
-                        return self.file(index, root, "", &m, in_volume);
-                    }
-                    m
-                }
+                Ok(m) => m,
                 Err(e) if is_gone(&e) && in_volume => return Err(Stop::Retry(root.into())),
                 Err(e) if is_gone(&e) || is_loop(&e) => {
                     self.missing.push(display_root(root));
@@ -378,18 +372,7 @@ impl Walk<'_, '_> {
         } else {
             lmeta
         };
-        self.note(&meta);
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            self.dir(index, root, "", false)
-        } else if ft.is_file() {
-            let in_volume = self.kubelet_marker_of_parent(root)?;
-            self.file(index, root, "", &meta, in_volume)
-        } else {
-            let name = self.name(index, "");
-            self.skip(name, special_kind(&meta));
-            Ok(())
-        }
+        self.entry(index, root, "", &meta, in_volume)
     }
 
     /// If `path`'s parent is a kubelet volume, records its `..data` target.
@@ -504,15 +487,27 @@ impl Walk<'_, '_> {
         } else {
             lmeta
         };
+        self.entry(index, path, rel, &meta, in_payload)
+    }
+
+    /// Walks a directory, hashes a file, or skips anything else.
+    fn entry(
+        &mut self,
+        index: usize,
+        path: &Path,
+        rel: &str,
+        meta: &Metadata,
+        in_payload: bool,
+    ) -> Step {
+        self.note(meta);
         let ft = meta.file_type();
         if ft.is_dir() {
             self.dir(index, path, rel, in_payload)
         } else if ft.is_file() {
-            self.note(&meta);
-            self.file(index, path, rel, &meta, in_payload)
+            self.file(index, path, rel, meta, in_payload)
         } else {
             let name = self.name(index, rel);
-            self.skip(name, special_kind(&meta));
+            self.skip(name, special_kind(meta));
             Ok(())
         }
     }
