@@ -4,7 +4,7 @@
 //! `verdict`.
 
 use crate::digest::plain_io;
-use crate::state::Validation;
+use crate::state::{parse_stat_field, Proc, Validation};
 use crate::time;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -48,6 +48,9 @@ pub fn parse_signal(name: &str) -> Result<Signal, String> {
 /// Which process gets the reload signal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
+    /// The container's entrypoint: PID 1, or with `shareProcessNamespace`
+    /// the first process of this container ([`Proc::init_pid`]).
+    Entrypoint,
     Pid(i32),
     Pidfile(PathBuf),
     Process(String),
@@ -56,6 +59,7 @@ pub enum Target {
 impl Target {
     pub fn describe(&self) -> String {
         match self {
+            Target::Entrypoint => "the container's entrypoint".into(),
             Target::Pid(p) => format!("pid {p}"),
             Target::Pidfile(p) => format!("pidfile {}", p.display()),
             Target::Process(n) => format!("process {n}"),
@@ -65,6 +69,10 @@ impl Target {
     /// The pid this target names right now.
     pub fn resolve(&self, proc_root: &Path) -> Result<i32, String> {
         match self {
+            Target::Entrypoint => Ok(Proc {
+                root: proc_root.to_path_buf(),
+            }
+            .init_pid()),
             Target::Pid(p) if *p > 0 => Ok(*p),
             Target::Pid(p) => Err(format!("--pid {p}: not a process id")),
             Target::Pidfile(path) => {
@@ -109,17 +117,12 @@ fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
         }
         // A zombie (exited, not yet reaped) or dead process cannot reload.
         let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next());
-        if matches!(state, Some("Z" | "X" | "x")) {
+        if matches!(parse_stat_field(&stat, 3), Some("Z" | "X" | "x")) {
             continue;
         }
-        let start = crate::state::Proc {
-            root: proc_root.to_path_buf(),
-        }
-        .start_ticks(pid)
-        .unwrap_or(u64::MAX);
+        let start = parse_stat_field(&stat, 22)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
         if best.is_none_or(|(s, p)| (start, pid) < (s, p)) {
             best = Some((start, pid));
         }

@@ -45,10 +45,24 @@ pub struct Opened {
 }
 
 pub fn open(args: &WatchArgs) -> Result<Opened, Failure> {
+    open_with(args, true)
+}
+
+/// Like [`open`], but creates and changes nothing (for `status`): a missing
+/// state dir reads as "no state yet".
+pub fn open_existing(args: &WatchArgs) -> Result<Opened, Failure> {
+    open_with(args, false)
+}
+
+fn open_with(args: &WatchArgs, create: bool) -> Result<Opened, Failure> {
     let watch = args.resolve().map_err(Failure::Usage)?;
     let proc = Proc::default();
     let container = proc.container()?;
-    let dir = StateDir::open(&watch.state_dir)?;
+    let dir = if create {
+        StateDir::open(&watch.state_dir)?
+    } else {
+        StateDir::existing(&watch.state_dir)?
+    };
     let key = state::key(&watch.names(), &watch.exclude_texts());
     Ok(Opened {
         watch,

@@ -186,7 +186,9 @@ pub struct ProbeArgs {
         default_value = "HUP"
     )]
     pub signal: String,
-    /// Process to signal [default: 1, the container's entrypoint].
+    /// Process to signal and read --env from [default: the container's
+    /// entrypoint: PID 1, or with shareProcessNamespace the first process of
+    /// this container].
     #[arg(long, value_name = "PID", env = "DRIFTPROBE_PID", conflicts_with_all = ["pidfile", "process"])]
     pub pid: Option<i32>,
     /// Read the process to signal from this pidfile.
@@ -285,15 +287,20 @@ impl WatchSet {
     }
 }
 
-/// Makes `p` absolute against the current directory without resolving symlinks.
+/// Makes `p` absolute against the current directory without resolving
+/// symlinks, written one way: `/etc/config/`, `/etc/config/.` and
+/// `//etc//config` are all `/etc/config` (one state file for all). `..`
+/// stays as given.
 pub fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
-        return p.to_path_buf();
-    }
-    match std::env::current_dir() {
-        Ok(cwd) => cwd.join(p),
-        Err(_) => p.to_path_buf(),
-    }
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        match std::env::current_dir() {
+            Ok(cwd) => cwd.join(p),
+            Err(_) => p.to_path_buf(),
+        }
+    };
+    joined.components().collect()
 }
 
 pub fn compile_excludes(texts: &[String]) -> Result<Vec<Glob>, String> {
@@ -336,6 +343,30 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn paths_are_written_one_way() {
+        for p in [
+            "/etc/config",
+            "/etc/config/",
+            "/etc/config/.",
+            "//etc/./config//",
+        ] {
+            assert_eq!(absolute(Path::new(p)), Path::new("/etc/config"), "{p}");
+        }
+        assert_eq!(absolute(Path::new("/a/../b/")), Path::new("/a/../b"));
+        assert_eq!(absolute(Path::new("/")), Path::new("/"));
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(absolute(Path::new("./x/")), cwd.join("x"));
+        let cli =
+            Cli::try_parse_from(["driftprobe", "init", "/etc/config/.", "/etc/config/"]).unwrap();
+        let Command::Init(args) = cli.command else {
+            panic!("not init")
+        };
+        let watch = args.watch.resolve().unwrap();
+        assert_eq!(watch.roots, [PathBuf::from("/etc/config")]);
+        assert_eq!(watch.names(), ["/etc/config"]);
     }
 
     #[test]

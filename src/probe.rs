@@ -92,14 +92,15 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
     })
 }
 
-/// The app's process: `--pidfile`, `--process`, or `--pid` (default 1).
+/// The app's process: `--pidfile`, `--process`, `--pid`, or by default the
+/// container's entrypoint (PID 1 unless the pod shares its PID namespace).
 fn app_target(args: &ProbeArgs) -> Target {
     if let Some(p) = &args.pidfile {
         Target::Pidfile(p.clone())
     } else if let Some(n) = &args.process {
         Target::Process(n.clone())
     } else {
-        Target::Pid(args.pid.unwrap_or(1))
+        args.pid.map_or(Target::Entrypoint, Target::Pid)
     }
 }
 
@@ -395,7 +396,7 @@ fn unchanged_since_start(opened: &Opened, snap: &Snapshot) -> Result<Result<(), 
     if let Some(m) = snap.missing.first() {
         return Ok(Err(format!("watched path {m} does not exist")));
     }
-    let started = opened.proc.pid1_started_at()?;
+    let started = opened.proc.init_started_at()?;
     let Some(newest_ns) = snap.newest_change_ns else {
         return Ok(Err("nothing to examine under the watched paths".into()));
     };

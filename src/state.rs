@@ -1,28 +1,36 @@
 //! The state file: what a container instance recorded as its baseline, when
 //! drift was first seen, and the stat cache that keeps probes cheap.
 //!
-//! One small versioned JSON file per watched path set, in a 0700 state dir
-//! (default `/tmp/driftprobe`). It holds names, sizes, SHA-256 digests and
-//! stat data, never file contents. Writes are atomic (temp file, fsync,
-//! rename) and happen only while holding an exclusive `flock` on a sibling
-//! `.lock` file, because the kubelet runs liveness and readiness execs
-//! concurrently. Nothing is opened through a symlink: a link planted in a
-//! shared `/tmp` makes driftprobe refuse, not follow.
+//! One small versioned JSON file per watched path set, in a state dir that
+//! is ours alone: owned by us, not writable by others (default
+//! `/tmp/driftprobe`, 0700; in a shared dir such as an emptyDir, a private
+//! `driftprobe-<euid>` inside it). The dir is opened once and every file is
+//! reached through that descriptor. The file holds names, sizes, SHA-256
+//! digests and stat data, never file contents. Writes are atomic (temp
+//! file, fsync, rename) and happen only while holding an exclusive `flock`
+//! on a sibling `.lock` file, because the kubelet runs liveness and
+//! readiness execs concurrently. Nothing is opened through a symlink: a
+//! link planted in a shared `/tmp` makes driftprobe refuse, not follow.
 //!
-//! The state is keyed to the container instance ([`ContainerId`]: PID 1's
-//! start time and the boot id), so a restarted container whose emptyDir
-//! kept the old file starts a fresh baseline. This module stores and
-//! loads; deciding what the state means is the verdict's and the probe's job.
+//! The state is keyed to the container instance ([`ContainerId`]: the start
+//! time of the container's entrypoint, [`Proc::init_pid`], and the boot
+//! id), so a restarted container whose emptyDir kept the old file starts a
+//! fresh baseline. This module stores and loads; deciding what the state
+//! means is the verdict's and the probe's job.
 
 use crate::digest::{plain_io, CachedFile, Entry};
 use crate::time::Millis;
-use nix::fcntl::{Flock, FlockArg};
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, Flock, FlockArg, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, Mode, SFlag};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -33,15 +41,18 @@ pub const VERSION: u32 = 1;
 /// State files are small; anything bigger is not ours.
 const MAX_STATE_BYTES: u64 = 32 * 1024 * 1024;
 
-/// Identifies one container instance: a restart starts a new PID 1.
+/// Identifies one container instance: a restart starts a new entrypoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerId {
     pub boot_id: String,
-    /// Field 22 of `/proc/1/stat`: clock ticks after boot.
-    pub pid1_start_ticks: u64,
+    /// Field 22 of `/proc/PID/stat` of the container's entrypoint
+    /// ([`Proc::init_pid`]): clock ticks after boot.
+    #[serde(rename = "pid1_start_ticks")]
+    pub init_start_ticks: u64,
 }
 
-/// Where PID 1 and the boot come from (overridable for tests of /proc faults).
+/// Where the container's processes and the boot come from (overridable for
+/// tests of /proc faults).
 pub struct Proc {
     pub root: PathBuf,
 }
@@ -60,23 +71,84 @@ impl Proc {
         let boot_id = self.read("sys/kernel/random/boot_id")?.trim().to_string();
         Ok(ContainerId {
             boot_id,
-            pid1_start_ticks: self.start_ticks(1)?,
+            init_start_ticks: self.start_ticks(self.init_pid())?,
         })
     }
 
-    /// Wall-clock time PID 1 started, never later than the truth.
+    /// The container's entrypoint: PID 1, unless PID 1 lives in another
+    /// mount namespace (`shareProcessNamespace: true` makes it the pod's
+    /// `pause`). Then it is the oldest live process that shares our mount
+    /// namespace: the first process of this container. Where a namespace
+    /// link is not ours to read (`pause` runs as another user), the
+    /// world-readable cgroup membership tells containers apart instead;
+    /// when neither can be read, PID 1 it is.
+    pub fn init_pid(&self) -> i32 {
+        let mnt_ns = |pid: &str| fs::read_link(self.root.join(pid).join("ns/mnt")).ok();
+        let cgroup = |pid: &str| fs::read(self.root.join(pid).join("cgroup")).ok();
+        let (our_ns, our_cgroup) = (mnt_ns("self"), cgroup("self"));
+        let same_container = |pid: &str| -> Option<bool> {
+            if let (Some(ours), Some(theirs)) = (&our_ns, mnt_ns(pid)) {
+                return Some(*ours == theirs);
+            }
+            match (&our_cgroup, cgroup(pid)) {
+                (Some(ours), Some(theirs)) => Some(*ours == theirs),
+                _ => None,
+            }
+        };
+        if same_container("1") != Some(false) {
+            return 1;
+        }
+        let me = fs::read_link(self.root.join("self"))
+            .ok()
+            .and_then(|l| l.to_str().and_then(|s| s.parse::<i32>().ok()))
+            .unwrap_or_else(|| std::process::id() as i32);
+        let Ok(entries) = fs::read_dir(&self.root) else {
+            return 1;
+        };
+        let mut best: Option<(u64, i32)> = None;
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if pid == me || same_container(&pid.to_string()) != Some(true) {
+                continue;
+            }
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // A zombie (exited, not reaped) or dead process is not the app.
+            if matches!(parse_stat_field(&stat, 3), Some("Z" | "X" | "x") | None) {
+                continue;
+            }
+            let Some(start) = parse_stat_field(&stat, 22).and_then(|f| f.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if best.is_none_or(|b| (start, pid) < b) {
+                best = Some((start, pid));
+            }
+        }
+        best.map_or(1, |(_, pid)| pid)
+    }
+
+    /// Wall-clock time the container's entrypoint ([`Proc::init_pid`])
+    /// started, never later than the truth.
     ///
     /// `starttime` counts clock ticks (10 ms) since boot; the boot's wall
     /// time is taken as CLOCK_REALTIME - CLOCK_BOOTTIME, precise to the
     /// nanosecond (`btime` in /proc/stat, whole seconds, is the fallback).
     /// Ticks are truncated, so the result can only be early: the safe side
     /// for "did this file change after the container started?".
-    pub fn pid1_started_at(&self) -> Result<Millis, StateError> {
+    pub fn init_started_at(&self) -> Result<Millis, StateError> {
         let boot = match boot_wall_time_ms() {
             Some(b) => b,
             None => self.btime_ms()?,
         };
-        let ticks = self.start_ticks(1)?;
+        let ticks = self.start_ticks(self.init_pid())?;
         let hz = clock_ticks_per_second();
         Ok(boot + (ticks as i64).saturating_mul(1000) / hz)
     }
@@ -95,13 +167,21 @@ impl Proc {
 
     /// Field 22 (`starttime`) of `/proc/PID/stat`.
     pub fn start_ticks(&self, pid: i32) -> Result<u64, StateError> {
+        let f = self.stat_field(pid, 22)?;
+        f.parse().map_err(|_| StateError::Proc {
+            path: self.root.join(format!("{pid}/stat")),
+            reason: "unexpected format".into(),
+        })
+    }
+
+    /// Field `field` of `/proc/PID/stat`, numbered as in proc(5): 1 is the
+    /// pid, 2 the command name (without its parentheses), 3 the state
+    /// (`R`, `S`, `Z`…), 4 the parent pid, 22 the start time.
+    pub fn stat_field(&self, pid: i32, field: usize) -> Result<String, StateError> {
         let rel = format!("{pid}/stat");
         let stat = self.read(&rel)?;
-        // The command name (field 2) may hold spaces and parentheses: split
-        // after the last ')'. Fields from there start at 3 (state).
-        stat.rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(22 - 3))
-            .and_then(|f| f.parse().ok())
+        parse_stat_field(&stat, field)
+            .map(str::to_string)
             .ok_or_else(|| StateError::Proc {
                 path: self.root.join(rel),
                 reason: "unexpected format".into(),
@@ -114,6 +194,20 @@ impl Proc {
             reason: plain_io(&e),
             path,
         })
+    }
+}
+
+/// Field `field` (1-based, as in proc(5)) of a `/proc/PID/stat` line. The
+/// command name (field 2) may hold spaces and parentheses: it runs from the
+/// first '(' to the last ')', and fields from 3 on follow that.
+pub fn parse_stat_field(stat: &str, field: usize) -> Option<&str> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    match field {
+        0 => None,
+        1 => Some(stat[..open].trim()).filter(|s| !s.is_empty()),
+        2 => stat.get(open + 1..close),
+        n => stat[close + 1..].split_whitespace().nth(n - 3),
     }
 }
 
@@ -328,71 +422,204 @@ pub fn key(paths: &[String], excludes: &[String]) -> String {
     s
 }
 
-/// A validated state directory.
+/// The default `--state-dir`. Unlike a directory the user names, it is
+/// ours alone: one that belongs to another user was planted, and is refused.
+pub const DEFAULT_DIR: &str = "/tmp/driftprobe";
+
+/// A validated state directory, held open: every file in it is opened,
+/// renamed and removed relative to this descriptor, so the directory cannot
+/// be swapped for another (or a symlink) between the check and the use.
+///
+/// The directory must belong to us (the effective uid) and not be writable
+/// by group or others. A directory the user named that does not qualify (an
+/// emptyDir is root's and mode 0777 while the probe runs as uid 65532) is
+/// not changed: a private `driftprobe-<euid>` directory inside it is used.
+/// The default dir is ours: if another user owns it, driftprobe refuses; if
+/// its mode is too open, it is set back to 0700.
 pub struct StateDir {
+    /// The directory actually used, for messages.
     path: PathBuf,
+    /// `None` when [`StateDir::existing`] found no state dir: no state yet.
+    fd: Option<OwnedFd>,
+}
+
+fn open_dir_at(at: Option<RawFd>, name: &Path) -> nix::Result<OwnedFd> {
+    let fd = openat(
+        at,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    // SAFETY: openat just returned this descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn errno_text(e: Errno) -> String {
+    plain_io(&io::Error::from(e))
 }
 
 impl StateDir {
-    /// Creates the directory (mode 0700) if needed and checks it is a real
-    /// directory, not a symlink someone planted.
+    /// Opens the state dir, creating it (mode 0700, with any missing
+    /// parents) or the private subdirectory if needed.
     pub fn open(path: &Path) -> Result<StateDir, StateError> {
-        let dir_err = |reason: String| StateError::Dir {
-            path: path.to_path_buf(),
+        Self::open_with(path, true, path == Path::new(DEFAULT_DIR))
+    }
+
+    /// Opens the state dir without creating or changing anything (for
+    /// `status`, which never writes). A missing dir is not an error: it
+    /// holds no state yet, and [`StateDir::peek`] says so.
+    pub fn existing(path: &Path) -> Result<StateDir, StateError> {
+        Self::open_with(path, false, path == Path::new(DEFAULT_DIR))
+    }
+
+    /// `ours_alone`: the dir is driftprobe's own (the default), not one the
+    /// user handed us that others may share.
+    fn open_with(path: &Path, create: bool, ours_alone: bool) -> Result<StateDir, StateError> {
+        let euid = nix::unistd::geteuid().as_raw();
+        let err = |p: &Path, reason: String| StateError::Dir {
+            path: p.to_path_buf(),
             reason,
         };
-        match fs::symlink_metadata(path) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::DirBuilder::new()
+        let absent = |p: &Path| StateDir {
+            path: p.to_path_buf(),
+            fd: None,
+        };
+
+        let fd = match open_dir_at(None, path) {
+            Err(Errno::ENOENT) if create => {
+                if let Err(e) = fs::DirBuilder::new()
                     .recursive(true)
                     .mode(0o700)
                     .create(path)
-                    .map_err(|e| dir_err(format!("cannot create it: {}", plain_io(&e))))?;
+                {
+                    // A concurrent probe may have made it: look again.
+                    if fs::symlink_metadata(path).is_err() {
+                        return Err(err(path, format!("cannot create it: {}", plain_io(&e))));
+                    }
+                }
+                open_dir_at(None, path)
             }
-            Err(e) => return Err(dir_err(plain_io(&e))),
+            r => r,
+        };
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) if !create => return Ok(absent(path)),
+            Err(e) => {
+                return Err(err(
+                    path,
+                    describe_open_error(e, fs::symlink_metadata(path)),
+                ))
+            }
+        };
+        let st = fstat(fd.as_raw_fd()).map_err(|e| err(path, errno_text(e)))?;
+        let owned = st.st_uid == euid;
+        if ours_alone {
+            if !owned {
+                return Err(err(path, planted(st.st_uid)));
+            }
+            tighten(&fd, st.st_mode, create).map_err(|e| err(path, e))?;
+            return Ok(StateDir {
+                path: path.to_path_buf(),
+                fd: Some(fd),
+            });
         }
-        let meta = fs::symlink_metadata(path).map_err(|e| dir_err(plain_io(&e)))?;
-        if meta.file_type().is_symlink() {
-            return Err(dir_err(
-                "is a symlink; refusing to follow it (point --state-dir at a real directory)"
-                    .into(),
-            ));
+        if owned && st.st_mode & 0o022 == 0 {
+            return Ok(StateDir {
+                path: path.to_path_buf(),
+                fd: Some(fd),
+            });
         }
-        if !meta.is_dir() {
-            return Err(dir_err("is not a directory".into()));
+
+        // Not ours alone: use (or make) a private directory inside it.
+        let name = format!("driftprobe-{euid}");
+        let sub = path.join(&name);
+        let parent = fd.as_raw_fd();
+        let opened = match open_dir_at(Some(parent), Path::new(&name)) {
+            Err(Errno::ENOENT) if create => {
+                match mkdirat(Some(parent), name.as_str(), Mode::from_bits_truncate(0o700)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => {
+                        return Err(err(
+                            &sub,
+                            format!(
+                                "cannot create it: {} ({} is not ours alone: owned by uid {}, mode {:o})",
+                                errno_text(e),
+                                path.display(),
+                                st.st_uid,
+                                st.st_mode & 0o7777
+                            ),
+                        ))
+                    }
+                }
+                open_dir_at(Some(parent), Path::new(&name))
+            }
+            r => r,
+        };
+        let sub_fd = match opened {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) if !create => return Ok(absent(&sub)),
+            Err(e) => {
+                let lstat = fstatat(Some(parent), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
+                let reason = match lstat {
+                    Ok(s) if s.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits() => {
+                        SYMLINK_REASON.to_string()
+                    }
+                    Ok(s) if s.st_mode & SFlag::S_IFMT.bits() != SFlag::S_IFDIR.bits() => {
+                        "is not a directory".to_string()
+                    }
+                    _ => errno_text(e),
+                };
+                return Err(err(&sub, reason));
+            }
+        };
+        let sst = fstat(sub_fd.as_raw_fd()).map_err(|e| err(&sub, errno_text(e)))?;
+        if sst.st_uid != euid {
+            return Err(err(&sub, planted(sst.st_uid)));
         }
+        tighten(&sub_fd, sst.st_mode, create).map_err(|e| err(&sub, e))?;
         Ok(StateDir {
-            path: path.to_path_buf(),
+            path: sub,
+            fd: Some(sub_fd),
         })
     }
 
+    /// The directory actually used (maybe the private `driftprobe-<euid>`).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The state file's path, for messages (files are opened through the
+    /// directory's descriptor, never by this path).
     pub fn file(&self, key: &str) -> PathBuf {
         self.path.join(format!("{key}.json"))
     }
 
+    fn fd(&self) -> Result<&OwnedFd, StateError> {
+        self.fd.as_ref().ok_or_else(|| StateError::Dir {
+            path: self.path.clone(),
+            reason: "does not exist".into(),
+        })
+    }
+
     /// Takes the exclusive lock for `key`, waiting at most `timeout`.
     pub fn lock(&self, key: &str, timeout: Duration) -> Result<Locked, StateError> {
-        let lock_path = self.path.join(format!("{key}.lock"));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&lock_path)
-            .map_err(|e| io_err(&lock_path, &e))?;
+        let dir = self.fd()?;
+        let lock_name = format!("{key}.lock");
+        let lock_path = self.path.join(&lock_name);
+        let raw = openat(
+            Some(dir.as_raw_fd()),
+            lock_name.as_str(),
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| io_err(&lock_path, &io::Error::from(e)))?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        let mut file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
         let start = Instant::now();
-        let mut file = file;
         let flock = loop {
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(guard) => break guard,
-                Err((f, nix::errno::Errno::EWOULDBLOCK)) | Err((f, nix::errno::Errno::EINTR)) => {
+                Err((f, Errno::EWOULDBLOCK)) | Err((f, Errno::EINTR)) => {
                     if start.elapsed() >= timeout {
                         return Err(StateError::LockTimeout {
                             path: lock_path,
@@ -407,26 +634,62 @@ impl StateDir {
                 }
             }
         };
+        let dir = dir.try_clone().map_err(|e| io_err(&self.path, &e))?;
         Ok(Locked {
             _lock: flock,
+            dir,
             path: self.file(key),
-            tmp: self.path.join(format!(".{key}.json.tmp")),
-            dir: self.path.clone(),
+            name: format!("{key}.json"),
+            tmp: format!(".{key}.json.tmp"),
         })
     }
 
     /// Reads the state without the lock (atomic renames make this safe).
     pub fn peek(&self, key: &str) -> Loaded {
-        load(&self.file(key))
+        match &self.fd {
+            Some(dir) => load(dir, &format!("{key}.json")),
+            None => Loaded::Absent,
+        }
     }
+}
+
+const SYMLINK_REASON: &str =
+    "is a symlink; refusing to follow it (point --state-dir at a real directory)";
+
+fn planted(uid: u32) -> String {
+    format!("owned by uid {uid}, not us; refusing (another user may have planted it)")
+}
+
+/// Why a state dir could not be opened with O_DIRECTORY|O_NOFOLLOW.
+fn describe_open_error(e: Errno, lstat: io::Result<fs::Metadata>) -> String {
+    match (e, lstat) {
+        (Errno::ELOOP | Errno::ENOTDIR, Ok(m)) if m.file_type().is_symlink() => {
+            SYMLINK_REASON.into()
+        }
+        (Errno::ENOTDIR, Ok(m)) if !m.is_dir() => "is not a directory".into(),
+        _ => errno_text(e),
+    }
+}
+
+/// Our own directory back to 0700 when group or others may use it (only
+/// when allowed to write: `status` changes nothing).
+fn tighten(fd: &OwnedFd, mode: u32, allowed: bool) -> Result<(), String> {
+    if allowed && mode & 0o077 != 0 {
+        fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o700))
+            .map_err(|e| format!("cannot set its mode to 0700: {}", errno_text(e)))?;
+    }
+    Ok(())
 }
 
 /// The state file while holding its lock: only a `Locked` can save.
 pub struct Locked {
     _lock: Flock<File>,
+    /// The state dir (its own descriptor, so a `Locked` outlives nothing).
+    dir: OwnedFd,
+    /// For messages.
     path: PathBuf,
-    tmp: PathBuf,
-    dir: PathBuf,
+    name: String,
+    tmp: String,
 }
 
 impl Locked {
@@ -435,56 +698,66 @@ impl Locked {
     }
 
     pub fn load(&self) -> Loaded {
-        load(&self.path)
+        load(&self.dir, &self.name)
     }
 
     /// Atomically replaces the state file: temp file (0600, never through a
-    /// symlink), fsync, rename, fsync the directory.
+    /// symlink), fsync, rename, fsync the directory; all relative to the
+    /// directory's descriptor.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
         let json = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io {
             path: self.path.clone(),
             reason: e.to_string(),
         })?;
+        let dir = self.dir.as_raw_fd();
+        let tmp_path = self.path.with_file_name(&self.tmp);
+        let fail = |p: &Path, e: Errno| io_err(p, &io::Error::from(e));
         // A probe killed mid-save (the kubelet SIGKILLs on timeout) may
         // have left the temp file; we hold the lock, so it is ours to drop.
-        match fs::remove_file(&self.tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&self.tmp, &e)),
+        match unlinkat(Some(dir), self.tmp.as_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(fail(&tmp_path, e)),
         }
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-            .open(&self.tmp)
-            .map_err(|e| io_err(&self.tmp, &e))?;
+        let raw = openat(
+            Some(dir),
+            self.tmp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| fail(&tmp_path, e))?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        let mut f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
         f.write_all(&json)
             .and_then(|()| f.write_all(b"\n"))
             .and_then(|()| f.sync_all())
-            .map_err(|e| io_err(&self.tmp, &e))?;
+            .map_err(|e| io_err(&tmp_path, &e))?;
         drop(f);
-        fs::rename(&self.tmp, &self.path).map_err(|e| io_err(&self.path, &e))?;
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        renameat(Some(dir), self.tmp.as_str(), Some(dir), self.name.as_str())
+            .map_err(|e| fail(&self.path, e))?;
+        let _ = nix::unistd::fsync(dir);
         Ok(())
     }
 }
 
-fn load(path: &Path) -> Loaded {
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Loaded::Absent,
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+/// Loads `name` from the state dir `dir`, never through a symlink.
+fn load(dir: &OwnedFd, name: &str) -> Loaded {
+    let raw = match openat(
+        Some(dir.as_raw_fd()),
+        name,
+        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Loaded::Absent,
+        Err(Errno::ELOOP) => {
             return Loaded::Unusable("the state file is a symlink; ignored".into())
         }
-        Err(e) => return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e))),
+        Err(e) => {
+            return Loaded::Unusable(format!("cannot read the state file: {}", errno_text(e)))
+        }
     };
+    // SAFETY: openat just returned this descriptor; nothing else owns it.
+    let file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
     let meta = match file.metadata() {
         Ok(m) => m,
         Err(e) => return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e))),
@@ -563,7 +836,7 @@ mod tests {
         State::new(
             ContainerId {
                 boot_id: "b".into(),
-                pid1_start_ticks: 7,
+                init_start_ticks: 7,
             },
             vec!["/etc/config".into()],
         )
@@ -604,6 +877,240 @@ mod tests {
         assert!(err.to_string().contains("symlink"), "{err}");
     }
 
+    fn mode_of(p: &Path) -> u32 {
+        fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+    }
+
+    fn chown(p: &Path, uid: u32) {
+        std::os::unix::fs::chown(p, Some(uid), None).unwrap();
+    }
+
+    fn euid() -> u32 {
+        nix::unistd::geteuid().as_raw()
+    }
+
+    /// A uid that is not ours.
+    fn other_uid() -> u32 {
+        if euid() == 4242 {
+            4243
+        } else {
+            4242
+        }
+    }
+
+    fn can_chown() -> bool {
+        euid() == 0
+    }
+
+    #[test]
+    fn a_shared_dir_gets_a_private_subdir_and_is_left_alone() {
+        if !can_chown() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let shared = d.path().join("state");
+        fs::create_dir(&shared).unwrap();
+        chown(&shared, 0);
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        // An emptyDir: root's, 0777. Ours only if we are root; then it is
+        // still shared (world-writable), so not used as is either.
+        let dir = StateDir::open(&shared).unwrap();
+        let private = shared.join(format!("driftprobe-{}", euid()));
+        assert_eq!(dir.path(), private);
+        assert_eq!(dir.file("k"), private.join("k.json"));
+        assert_eq!(mode_of(&shared), 0o777, "the user's dir is not changed");
+        assert_eq!(mode_of(&private), 0o700);
+        dir.lock("k", Duration::from_secs(1))
+            .unwrap()
+            .save(&sample())
+            .unwrap();
+        assert!(private.join("k.json").is_file());
+        // Owned by someone else: same.
+        chown(&shared, other_uid());
+        let again = StateDir::open(&shared).unwrap();
+        assert_eq!(again.path(), private);
+        assert!(matches!(again.peek("k"), Loaded::Found(_)));
+        // A read-only look finds it too.
+        let ro = StateDir::existing(&shared).unwrap();
+        assert!(matches!(ro.peek("k"), Loaded::Found(_)));
+    }
+
+    #[test]
+    fn a_planted_private_subdir_is_refused() {
+        if !can_chown() {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let shared = d.path().join("state");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let private = shared.join(format!("driftprobe-{}", euid()));
+        fs::create_dir(&private).unwrap();
+        chown(&private, other_uid());
+        let err = StateDir::open(&shared).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("owned by uid {}, not us; refusing", other_uid())),
+            "{err}"
+        );
+        assert!(err.contains(&private.display().to_string()), "{err}");
+        fs::remove_dir(&private).unwrap();
+        std::os::unix::fs::symlink(d.path(), &private).unwrap();
+        let err = StateDir::open(&shared).err().unwrap().to_string();
+        assert!(err.contains("symlink"), "{err}");
+    }
+
+    #[test]
+    fn the_default_dir_must_be_ours() {
+        let d = tempfile::tempdir().unwrap();
+        let own = d.path().join("driftprobe");
+        fs::create_dir(&own).unwrap();
+        fs::set_permissions(&own, fs::Permissions::from_mode(0o777)).unwrap();
+        // Ours but too open: `status` leaves it, a probe sets it to 0700.
+        let ro = StateDir::open_with(&own, false, true).unwrap();
+        assert_eq!(ro.path(), own);
+        assert_eq!(mode_of(&own), 0o777);
+        let dir = StateDir::open_with(&own, true, true).unwrap();
+        assert_eq!(dir.path(), own);
+        assert_eq!(mode_of(&own), 0o700);
+        if !can_chown() {
+            return;
+        }
+        chown(&own, other_uid());
+        let err = StateDir::open_with(&own, true, true)
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "state dir {}: owned by uid {}, not us; refusing (another user may have planted it)",
+                own.display(),
+                other_uid()
+            )
+        );
+        assert_eq!(fs::read_dir(&own).unwrap().count(), 0, "nothing made in it");
+    }
+
+    #[test]
+    fn existing_creates_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let missing = d.path().join("a/b");
+        let dir = StateDir::existing(&missing).unwrap();
+        assert!(matches!(dir.peek("k"), Loaded::Absent));
+        assert_eq!(dir.file("k"), missing.join("k.json"));
+        assert!(dir.lock("k", Duration::from_millis(10)).is_err());
+        assert!(!d.path().join("a").exists());
+        // A shared dir without our private subdir: nothing made either.
+        let shared = d.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        let dir = StateDir::existing(&shared).unwrap();
+        assert!(matches!(dir.peek("k"), Loaded::Absent));
+        assert_eq!(fs::read_dir(&shared).unwrap().count(), 0);
+        // A file is not a state dir.
+        fs::write(d.path().join("f"), "").unwrap();
+        let err = StateDir::existing(&d.path().join("f")).err().unwrap();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn files_are_reached_through_the_opened_dir() {
+        // Renaming the dir away and planting a symlink in its place does
+        // not redirect an open StateDir.
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("state");
+        let dir = StateDir::open(&path).unwrap();
+        fs::rename(&path, d.path().join("moved")).unwrap();
+        fs::create_dir(d.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("elsewhere"), &path).unwrap();
+        dir.lock("k", Duration::from_secs(1))
+            .unwrap()
+            .save(&sample())
+            .unwrap();
+        assert!(d.path().join("moved/k.json").is_file());
+        assert_eq!(fs::read_dir(d.path().join("elsewhere")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn stat_fields_survive_odd_command_names() {
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
+        assert_eq!(parse_stat_field(stat, 1), Some("42"));
+        assert_eq!(parse_stat_field(stat, 2), Some("a) b (c)"));
+        assert_eq!(parse_stat_field(stat, 3), Some("S"));
+        assert_eq!(parse_stat_field(stat, 4), Some("1"));
+        assert_eq!(parse_stat_field(stat, 22), Some("12345"));
+        assert_eq!(parse_stat_field(stat, 40), None);
+        assert_eq!(parse_stat_field("garbage", 3), None);
+    }
+
+    /// A fake /proc: `procs` are (pid, mount ns, state, starttime).
+    fn fake_proc(me: i32, procs: &[(i32, &str, &str, u64)]) -> (tempfile::TempDir, Proc) {
+        let d = tempfile::tempdir().unwrap();
+        for (pid, ns, state, start) in procs {
+            let p = d.path().join(pid.to_string());
+            fs::create_dir_all(p.join("ns")).unwrap();
+            std::os::unix::fs::symlink(format!("mnt:[{ns}]"), p.join("ns/mnt")).unwrap();
+            fs::write(p.join("cgroup"), format!("0::/pod/{ns}\n")).unwrap();
+            fs::write(
+                p.join("stat"),
+                format!("{pid} (x y) {state} 0 0 0 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 {start} 0 0\n"),
+            )
+            .unwrap();
+        }
+        std::os::unix::fs::symlink(me.to_string(), d.path().join("self")).unwrap();
+        let proc = Proc {
+            root: d.path().to_path_buf(),
+        };
+        (d, proc)
+    }
+
+    #[test]
+    fn init_pid_is_pid1_in_our_mount_namespace() {
+        let (_d, p) = fake_proc(
+            9,
+            &[(1, "A", "S", 100), (5, "A", "S", 50), (9, "A", "R", 900)],
+        );
+        assert_eq!(p.init_pid(), 1);
+    }
+
+    #[test]
+    fn init_pid_with_a_shared_process_namespace() {
+        // PID 1 is pause (ns P); our container (ns A) has an entrypoint 7,
+        // an older zombie 6, children, and us (9); another container (B)
+        // started earlier.
+        let (_d, p) = fake_proc(
+            9,
+            &[
+                (1, "P", "S", 10),
+                (3, "B", "S", 20),
+                (6, "A", "Z", 30),
+                (7, "A", "S", 40),
+                (8, "A", "S", 40),
+                (12, "A", "S", 41),
+                (9, "A", "R", 35),
+            ],
+        );
+        assert_eq!(p.init_pid(), 7);
+        assert_eq!(p.start_ticks(p.init_pid()).unwrap(), 40);
+        assert_eq!(p.stat_field(7, 2).unwrap(), "x y");
+        // Nobody else in our namespace: PID 1 after all.
+        let (_d, p) = fake_proc(9, &[(1, "P", "S", 10), (9, "A", "R", 35)]);
+        assert_eq!(p.init_pid(), 1);
+        // Namespaces unreadable: PID 1.
+        let (d, p) = fake_proc(
+            9,
+            &[(1, "P", "S", 10), (7, "A", "S", 40), (9, "A", "R", 50)],
+        );
+        // pause's namespace link unreadable (another user): cgroups tell.
+        fs::remove_file(d.path().join("1/ns/mnt")).unwrap();
+        assert_eq!(p.init_pid(), 7);
+        // Neither readable: PID 1.
+        fs::remove_file(d.path().join("1/cgroup")).unwrap();
+        assert_eq!(p.init_pid(), 1);
+    }
+
     #[test]
     fn bad_files_are_told_apart() {
         let reason = |bytes: &[u8]| match parse(bytes) {
@@ -634,7 +1141,7 @@ mod tests {
         let p = Proc::default();
         let id = p.container().unwrap();
         assert!(!id.boot_id.is_empty());
-        let started = p.pid1_started_at().unwrap();
+        let started = p.init_started_at().unwrap();
         assert!(started <= crate::time::now());
         // The precise boot time agrees with /proc/stat's whole-second btime.
         let precise = boot_wall_time_ms().unwrap();

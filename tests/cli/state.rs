@@ -334,3 +334,287 @@ fn sixty_four_parallel_lazy_baselines() {
         .drift()
         .contains("1 changed");
 }
+
+// ---------------------------------------------------------------------------
+// The state dir: shared dirs, the default dir, status writes nothing
+// ---------------------------------------------------------------------------
+
+/// The binary as another user (`setpriv`), clean env, timeout.
+fn as_uid(uid: u32) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new("setpriv");
+    cmd.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.timeout(RUN_TIMEOUT)
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args(["--clear-groups", "--"])
+        .arg(BIN);
+    cmd
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn shared_empty_dir_gets_a_private_subdir() {
+    // An emptyDir: root's, mode 0777; the probe runs as uid 65532.
+    let env = TestEnv::new();
+    env.vol.write(&V1);
+    fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = env.path("emptydir");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+    let probe = |uid: u32, sub: &str, opts: &[&str]| {
+        run(as_uid(uid)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(&shared)
+            .args(opts)
+            .arg(env.vol.path()))
+    };
+    let out = probe(65532, "init", &[]);
+    assert_eq!(out.code, 0, "{out}");
+    probe(65532, "liveness", &["--grace", "0"]).ok();
+    probe(65532, "readiness", &["--grace", "0"]).ok();
+    let private = shared.join("driftprobe-65532");
+    assert_eq!(mode(&shared), 0o777, "the emptyDir itself is left alone");
+    assert_eq!(mode(&private), 0o700);
+    let files = json_files(&shared);
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].starts_with(&private), "{files:?}");
+    assert_eq!(mode(&files[0]), 0o600);
+    let st = probe(65532, "status", &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).expect("status JSON");
+    let state_file = v["state_file"].as_str().unwrap();
+    assert_eq!(std::path::Path::new(state_file), files[0], "{st}");
+    // Another user sharing the emptyDir keeps its own state.
+    let out = probe(65533, "init", &[]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(json_files(&shared).len(), 2);
+    // A subdir planted under our name by another user is refused.
+    fs::create_dir(shared.join("driftprobe-65534")).unwrap();
+    std::os::unix::fs::chown(shared.join("driftprobe-65534"), Some(65533), None).unwrap();
+    probe(65534, "readiness", &[])
+        .expect(3, "cannot determine:")
+        .contains("owned by uid 65533, not us; refusing");
+}
+
+#[test]
+fn status_creates_nothing() {
+    let env = TestEnv::new();
+    env.vol.write(&V1);
+    let out = env.on_vol("status", &[]);
+    out.no_panic();
+    assert!(
+        out.stdout.contains("no state for this container yet"),
+        "{out}"
+    );
+    assert!(!env.state_dir.exists(), "status created the state dir");
+    let out = env.on_vol("status", &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    assert_eq!(v["state"], "no-baseline", "{out}");
+    assert!(
+        !env.state_dir.exists(),
+        "status --json created the state dir"
+    );
+    // A shared dir without our private subdir: none made.
+    fs::create_dir(&env.state_dir).unwrap();
+    fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o777)).unwrap();
+    env.on_vol("status", &[]).no_panic();
+    assert_eq!(fs::read_dir(&env.state_dir).unwrap().count(), 0);
+    assert_eq!(mode(&env.state_dir), 0o777);
+    // After init, status finds the state (in the private subdir).
+    env.init();
+    let out = env.on_vol("status", &[]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(out.stdout.contains("driftprobe-0/watch-"), "{out}");
+}
+
+#[test]
+fn default_state_dir_is_created_private_and_a_planted_one_refused() {
+    // A private mount namespace with its own /tmp, so the real
+    // /tmp/driftprobe is never touched. The binary (under /tmp) is opened
+    // before the tmpfs hides it and run through /proc/self/fd.
+    let script = r#"
+        exec 3<"$BIN" || exit 90
+        mount -t tmpfs tmpfs /tmp || exit 91
+        /proc/self/fd/3 readiness --grace 0 /etc/hostname
+        echo "rc=$?"
+        stat -c 'mode=%a uid=%u' /tmp/driftprobe
+        rm -rf /tmp/driftprobe
+        mkdir -m 0777 /tmp/driftprobe && chown 4242 /tmp/driftprobe
+        /proc/self/fd/3 readiness --grace 0 /etc/hostname
+        echo "rc=$?"
+        ls -A /tmp/driftprobe | wc -l
+    "#;
+    let mut cmd = assert_cmd::Command::new("unshare");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("BIN", BIN)
+        .timeout(RUN_TIMEOUT)
+        .args(["--mount", "--propagation", "private", "sh", "-c", script]);
+    let out = run(&mut cmd);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    // `unshare --mount` without a PID namespace looks like a shared PID
+    // namespace: PID 1 is in another mount namespace, so the entrypoint is
+    // this `sh`, younger than /etc/hostname: a proven lazy baseline.
+    assert!(lines[0].starts_with("ok:"), "{out}");
+    assert_eq!(lines[1], "rc=0", "{out}");
+    assert_eq!(lines[2], "mode=700 uid=0", "{out}");
+    assert_eq!(
+        lines[3],
+        "cannot determine: state dir /tmp/driftprobe: owned by uid 4242, not us; refusing (another user may have planted it)",
+        "{out}"
+    );
+    assert_eq!(lines[4], "rc=3", "{out}");
+    assert_eq!(lines[5].trim(), "0", "nothing written into it: {out}");
+}
+
+#[test]
+fn trailing_slash_and_dot_name_the_same_state() {
+    let env = TestEnv::new();
+    env.vol.write(&V1);
+    let vol = env.vol.path().display().to_string();
+    let out = env.run("init", &[format!("{vol}/")]);
+    assert_eq!(out.code, 0, "{out}");
+    // Files newer than PID 1: only the recorded baseline makes these ok.
+    env.run("liveness", &["--grace".into(), "0".into(), vol.clone()])
+        .ok();
+    env.run(
+        "readiness",
+        &["--grace".into(), "0".into(), format!("{vol}/.")],
+    )
+    .ok();
+    assert_eq!(json_files(&env.state_dir).len(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// shareProcessNamespace: PID 1 is `pause`, the app is another process
+// ---------------------------------------------------------------------------
+
+/// An "app container" inside a shared PID namespace: a `sleep` in its own
+/// mount namespace (`nsenter --target <ns PID 1> --pid --mount unshare
+/// --mount sleep 600`). Probes enter the app's namespaces, as the kubelet's
+/// exec does.
+struct App {
+    nsenter: std::process::Child,
+    /// Host PID of the app's `sleep`.
+    pid: u32,
+}
+
+impl App {
+    fn start(ns: &PidNamespace) -> App {
+        let mut nsenter = std::process::Command::new("nsenter")
+            .arg("--target")
+            .arg(ns.init_pid.to_string())
+            .args([
+                "--pid", "--mount", "--", "unshare", "--mount", "sleep", "600",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn nsenter");
+        let me = nsenter.id();
+        let pause_ns = fs::read_link(format!("/proc/{}/ns/mnt", ns.init_pid)).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            assert!(
+                nsenter.try_wait().unwrap().is_none(),
+                "nsenter/unshare --mount exited early"
+            );
+            let kids =
+                fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
+            if let Some(pid) = kids.split_whitespace().next() {
+                let pid: u32 = pid.parse().unwrap();
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                let ns = fs::read_link(format!("/proc/{pid}/ns/mnt")).ok();
+                if comm.trim() == "sleep" && ns.is_some() && ns.as_ref() != Some(&pause_ns) {
+                    return App { nsenter, pid };
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "app did not start");
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn on_vol(&self, env: &TestEnv, sub: &str, opts: &[&str]) -> Out {
+        let mut cmd = assert_cmd::Command::new("nsenter");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .timeout(RUN_TIMEOUT)
+            .arg("--target")
+            .arg(self.pid.to_string())
+            .args(["--pid", "--mount", "--"])
+            .arg(BIN)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(&env.state_dir)
+            .args(opts)
+            .arg(env.vol.path());
+        run(&mut cmd)
+    }
+
+    fn baseline_source(&self, env: &TestEnv) -> String {
+        let out = self.on_vol(env, "status", &["--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
+        v["baseline"]["source"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        // Only what this helper started: the app's sleep, then its nsenter.
+        // SAFETY: kill has no memory preconditions.
+        unsafe { libc::kill(self.pid as i32, libc::SIGKILL) };
+        let _ = self.nsenter.kill();
+        let _ = self.nsenter.wait();
+    }
+}
+
+#[test]
+fn shared_process_namespace_keys_state_to_the_app() {
+    const V2: [(&str, &str); 2] = [("app.yaml", "a: 2\n"), ("nested/k", "k")];
+    const V3: [(&str, &str); 2] = [("app.yaml", "a: 3\n"), ("nested/k", "k")];
+    let env = TestEnv::new();
+    // The pod's pause (PID 1) starts before the config is written, the app
+    // after: only the app's start time can prove a lazy baseline.
+    let pod = PidNamespace::start();
+    sleep_past_second();
+    env.vol.write(&V1);
+    sleep_past_second();
+    let app = App::start(&pod);
+    app.on_vol(&env, "liveness", &["--grace", "0"]).ok();
+    app.on_vol(&env, "readiness", &["--grace", "0"]).ok();
+    assert_eq!(app.baseline_source(&env), "lazy");
+    env.vol.write(&V2);
+    app.on_vol(&env, "liveness", &["--grace", "0"])
+        .drift()
+        .contains("1 changed");
+    // The kubelet restarts the app container; pause (PID 1) stays. The
+    // state dir survived (an emptyDir): the new app instance re-baselines.
+    drop(app);
+    sleep_past_second();
+    let app = App::start(&pod);
+    app.on_vol(&env, "liveness", &["--grace", "0"]).ok();
+    assert_eq!(app.baseline_source(&env), "lazy");
+    assert_eq!(json_files(&env.state_dir).len(), 1, "one state file");
+    env.vol.write(&V3);
+    app.on_vol(&env, "liveness", &["--grace", "0"])
+        .drift()
+        .contains("1 changed");
+    // Config changed after this app started: no lazy baseline for the next.
+    drop(app);
+    let app = App::start(&pod);
+    sleep_past_second();
+    env.vol.write(&V1);
+    app.on_vol(&env, "liveness", &["--grace", "0"])
+        .drift()
+        .contains("cannot prove");
+}

@@ -65,7 +65,7 @@ fn pid1_with_a_handler_is_reloaded() {
     assert_eq!(reloads.len(), 1, "{v}");
     assert_eq!(reloads[0]["signal"], "SIGHUP", "{v}");
     assert_eq!(reloads[0]["pid"], 1, "{v}");
-    assert_eq!(reloads[0]["target"], "pid 1", "{v}");
+    assert_eq!(reloads[0]["target"], "the container's entrypoint", "{v}");
     assert_eq!(reloads[0]["to_digest"], before.as_str(), "{v}");
     assert_eq!(v["baseline"]["digest"], before.as_str(), "{v}");
     assert_eq!(v["baseline"]["source"], "reload", "{v}");
