@@ -99,8 +99,14 @@ impl Opened {
         }
     }
 
+    /// A new state for this container instance, with the warnings about
+    /// its watch set (subPath, service-account token) still to be shown.
     pub fn fresh_state(&self) -> State {
-        State::new(self.container.clone(), self.watch.names())
+        let mut st = State::new(self.container.clone(), self.watch.names());
+        st.warnings =
+            crate::inspect::warnings(&self.watch.roots, &self.proc.root.join("self/mountinfo"));
+        st.warnings_pending = !st.warnings.is_empty();
+        st
     }
 }
 
@@ -132,15 +138,6 @@ pub fn failure_report(f: Failure) -> Report {
         Failure::Usage(m) => Report::usage(m),
         Failure::Unknown(m) => Report::new(Code::Unknown, format!("cannot determine: {m}")),
     }
-}
-
-/// Warnings about a watch set that can never work as intended (subPath
-/// mount, service-account token dir), for this container instance.
-pub fn container_warnings(opened: &Opened) -> Vec<String> {
-    crate::inspect::warnings(
-        &opened.watch.roots,
-        &opened.proc.root.join("self/mountinfo"),
-    )
 }
 
 fn missing_warnings(snap: &Snapshot) -> Vec<String> {
@@ -182,10 +179,6 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
     let snap = opened.snapshot(cache)?;
     let fresh = previous.is_none();
     let mut st = previous.unwrap_or_else(|| opened.fresh_state());
-    if fresh {
-        st.warnings = container_warnings(&opened);
-        st.warnings_pending = !st.warnings.is_empty();
-    }
     st.baseline = Some(new_baseline(&snap, time::now(), source));
     st.drift = None;
     st.cache = snap.cache.clone();

@@ -372,8 +372,8 @@ fn validation_under_way(st: &State, digest: &str, now: Millis, timeout: Duration
 }
 
 /// No usable state for this container: record the baseline lazily if the
-/// ctimes prove nothing changed since PID 1 started, else start a drift
-/// that says why. Also the once-per-container warnings.
+/// ctimes prove nothing changed since the entrypoint started, else start a
+/// drift that says why.
 fn first_look(opened: &Opened, snap: &Snapshot, now: Millis) -> Result<State, Failure> {
     let mut st = opened.fresh_state();
     match unchanged_since_start(opened, snap)? {
@@ -386,8 +386,6 @@ fn first_look(opened: &Opened, snap: &Snapshot, now: Millis) -> Result<State, Fa
             })
         }
     }
-    st.warnings = baseline::container_warnings(opened);
-    st.warnings_pending = true;
     Ok(st)
 }
 

@@ -494,7 +494,15 @@ impl StateDir {
                 {
                     // A concurrent probe may have made it: look again.
                     if fs::symlink_metadata(path).is_err() {
-                        return Err(err(path, format!("cannot create it: {}", plain_io(&e))));
+                        let hint = if e.raw_os_error() == Some(nix::libc::EROFS) {
+                            " (readOnlyRootFilesystem? mount an emptyDir and pass --state-dir)"
+                        } else {
+                            ""
+                        };
+                        return Err(err(
+                            path,
+                            format!("cannot create it: {}{hint}", plain_io(&e)),
+                        ));
                     }
                 }
                 open_dir_at(None, path)

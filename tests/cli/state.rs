@@ -618,3 +618,37 @@ fn shared_process_namespace_keys_state_to_the_app() {
         .drift()
         .contains("cannot prove");
 }
+
+/// readOnlyRootFilesystem without --state-dir: the state dir cannot be
+/// created. Readiness says so and how to fix it (exit 3); liveness passes
+/// by default (never restart healthy pods for a probe problem) but still
+/// prints the reason.
+#[test]
+fn read_only_state_dir_names_the_fix() {
+    let env = env_v1();
+    let ro = env.path("ro");
+    fs::create_dir(&ro).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o ro tmpfs {ro} || exit 90; \
+         for kind in readiness liveness; do \"$BIN\" $kind --state-dir {ro}/state {vol}; echo \"rc=$?\"; done",
+        ro = ro.display(),
+        vol = env.vol.path().display()
+    );
+    let mut cmd = assert_cmd::Command::new("unshare");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("BIN", BIN)
+        .timeout(RUN_TIMEOUT)
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script]);
+    let out = run(&mut cmd);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    for line in [lines[0], lines[2]] {
+        assert!(line.starts_with("cannot determine: state dir"), "{out}");
+        assert!(line.contains("Read-only file system"), "{out}");
+        assert!(line.contains("mount an emptyDir and pass --state-dir"), "{out}");
+    }
+    assert_eq!(lines[1], "rc=3", "{out}");
+    assert_eq!(lines[3], "rc=0", "{out}");
+    assert!(lines[2].ends_with("(passing: --on-error pass)"), "{out}");
+}
