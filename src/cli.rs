@@ -189,7 +189,7 @@ pub struct ProbeArgs {
     /// Process to signal and read --env from [default: the container's
     /// entrypoint: PID 1, or with shareProcessNamespace the first process of
     /// this container].
-    #[arg(long, value_name = "PID", env = "DRIFTPROBE_PID", conflicts_with_all = ["pidfile", "process"])]
+    #[arg(long, value_name = "PID", env = "DRIFTPROBE_PID", conflicts_with_all = ["pidfile", "process"], value_parser = parse_pid)]
     pub pid: Option<i32>,
     /// Read the process to signal from this pidfile.
     #[arg(
@@ -250,6 +250,14 @@ pub struct InstallArgs {
     /// Where to put the copy (e.g. /probe/driftprobe on an emptyDir).
     #[arg(value_name = "DEST", env = "DRIFTPROBE_INSTALL_DEST")]
     pub dest: PathBuf,
+}
+
+/// A process id: a positive number.
+fn parse_pid(s: &str) -> Result<i32, String> {
+    match s.trim().parse::<i32>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("{s:?} is not a process id")),
+    }
 }
 
 fn parse_env_pair(s: &str) -> Result<(String, PathBuf), String> {

@@ -24,7 +24,6 @@
 use crate::glob::Glob;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
@@ -239,18 +238,14 @@ fn wall_ns() -> i64 {
 impl Walker<'_> {
     /// Takes a consistent snapshot, retrying walks torn by a kubelet update.
     pub fn snapshot(&self) -> Result<Snapshot, DigestError> {
-        let cache: HashMap<&str, &CachedFile> =
-            self.cache.iter().map(|c| (c.path.as_str(), c)).collect();
         let mut last = PathBuf::new();
         for attempt in 0..MAX_ATTEMPTS {
             let mut walk = Walk {
                 walker: self,
-                cache: &cache,
                 files: Vec::new(),
                 skipped: Vec::new(),
                 missing: Vec::new(),
                 newest: None,
-                new_cache: Vec::new(),
                 hashed_bytes: 0,
                 links: Vec::new(),
                 ancestors: Vec::new(),
@@ -259,17 +254,24 @@ impl Walker<'_> {
             };
             match walk.all_roots() {
                 Ok(()) => {
-                    let mut files = walk.files;
-                    files.sort_by(|a, b| a.path.cmp(&b.path));
-                    files.dedup_by(|a, b| a.path == b.path);
-                    walk.skipped.sort_by(|a, b| a.path.cmp(&b.path));
+                    // One sort puts the manifest in canonical order and
+                    // the stat cache in the order lookups expect.
+                    let mut found = walk.files;
+                    found.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
+                    found.dedup_by(|a, b| a.0.path == b.0.path);
+                    let mut files = Vec::with_capacity(found.len());
+                    let mut cache = Vec::with_capacity(found.len());
+                    for (entry, stat) in found {
+                        files.push(entry);
+                        cache.extend(stat);
+                    }
                     return Ok(Snapshot {
                         digest: tree_digest(&files),
                         files,
                         skipped: walk.skipped,
                         missing: walk.missing,
                         newest_change_ns: walk.newest,
-                        cache: walk.new_cache,
+                        cache,
                         hashed_bytes: walk.hashed_bytes,
                         retries: attempt,
                     });
@@ -286,14 +288,14 @@ impl Walker<'_> {
 }
 
 /// One attempt at walking everything.
-struct Walk<'w, 'c> {
+struct Walk<'w> {
     walker: &'w Walker<'w>,
-    cache: &'c HashMap<&'c str, &'c CachedFile>,
-    files: Vec<Entry>,
+    /// Each file found, with its stat-cache entry when it may be trusted
+    /// next time.
+    files: Vec<(Entry, Option<CachedFile>)>,
     skipped: Vec<Skipped>,
     missing: Vec<String>,
     newest: Option<i64>,
-    new_cache: Vec<CachedFile>,
     hashed_bytes: u64,
     /// Every `..data` link read, with the target it had.
     links: Vec<(PathBuf, PathBuf)>,
@@ -303,7 +305,7 @@ struct Walk<'w, 'c> {
     buf: Vec<u8>,
 }
 
-impl Walk<'_, '_> {
+impl Walk<'_> {
     fn all_roots(&mut self) -> Step {
         let roots = self.walker.roots;
         for (index, root) in roots.iter().enumerate() {
@@ -441,7 +443,7 @@ impl Walk<'_, '_> {
                 Err(e) => return Err(fatal(&dir, e)),
             }
         }
-        names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        names.sort_unstable();
         self.ancestors.push(id);
         for name in names {
             let escaped = escape_name(name.as_bytes());
@@ -539,19 +541,23 @@ impl Walk<'_, '_> {
         }
         let name = self.name(index, rel);
         if !self.walker.full {
-            if let Some(c) = self.cache.get(name.as_str()) {
+            // The cache is stored sorted by name (a snapshot's order); an
+            // entry not found that way is simply hashed again.
+            let cache = self.walker.cache;
+            let found = cache.binary_search_by(|c| c.path.as_str().cmp(&name));
+            if let Some(c) = found.ok().map(|i| &cache[i]) {
                 if c.dev == meta.dev()
                     && c.ino == meta.ino()
                     && c.size == meta.size()
                     && c.mtime_ns == mtime_ns(meta)
                     && c.ctime_ns == ctime_ns(meta)
                 {
-                    self.files.push(Entry {
+                    let entry = Entry {
                         path: name,
                         sha256: c.sha256.clone(),
                         size: c.size,
-                    });
-                    self.new_cache.push((*c).clone());
+                    };
+                    self.files.push((entry, Some(c.clone())));
                     return Ok(());
                 }
             }
@@ -580,22 +586,22 @@ impl Walk<'_, '_> {
             Err(e) => return Err(fatal(path, e)),
         };
         let newest = mtime_ns(&fmeta).max(ctime_ns(&fmeta));
-        if newest.saturating_add(RACY_MARGIN_NS) < self.started_ns {
-            self.new_cache.push(CachedFile {
-                path: name.clone(),
-                dev: fmeta.dev(),
-                ino: fmeta.ino(),
-                size: fmeta.size(),
-                mtime_ns: mtime_ns(&fmeta),
-                ctime_ns: ctime_ns(&fmeta),
-                sha256: sha256.clone(),
-            });
-        }
-        self.files.push(Entry {
+        let stable = newest.saturating_add(RACY_MARGIN_NS) < self.started_ns;
+        let cached = stable.then(|| CachedFile {
+            path: name.clone(),
+            dev: fmeta.dev(),
+            ino: fmeta.ino(),
+            size: fmeta.size(),
+            mtime_ns: mtime_ns(&fmeta),
+            ctime_ns: ctime_ns(&fmeta),
+            sha256: sha256.clone(),
+        });
+        let entry = Entry {
             path: name,
             sha256,
             size: fmeta.size(),
-        });
+        };
+        self.files.push((entry, cached));
         Ok(())
     }
 

@@ -77,14 +77,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way it is typed: `0s`, `450ms`, `3m12s`, `1h30m`.
 /// Sub-second parts are dropped once the duration reaches a second.
 pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
+    let ms = d.as_millis().min(u128::from(u64::MAX)) as u64;
     if ms == 0 {
         return "0s".into();
     }
     if ms < 1_000 {
         return format!("{ms}ms");
     }
-    let mut secs = (ms / 1_000) as u64;
+    let mut secs = ms / 1_000;
     let mut out = String::new();
     for (unit, size) in [("d", 86_400u64), ("h", 3_600), ("m", 60), ("s", 1)] {
         if secs >= size {
