@@ -311,7 +311,7 @@ pub fn absolute(p: &Path) -> PathBuf {
     joined.components().collect()
 }
 
-pub fn compile_excludes(texts: &[String]) -> Result<Vec<Glob>, String> {
+fn compile_excludes(texts: &[String]) -> Result<Vec<Glob>, String> {
     texts
         .iter()
         .filter(|t| !t.is_empty())
@@ -319,10 +319,12 @@ pub fn compile_excludes(texts: &[String]) -> Result<Vec<Glob>, String> {
         .collect()
 }
 
-impl WatchArgs {
-    pub fn resolve(&self) -> Result<WatchSet, String> {
+impl FilesArgs {
+    /// The roots made absolute, each once, in the order given, and the
+    /// compiled excludes.
+    pub fn resolve(&self) -> Result<(Vec<PathBuf>, Vec<Glob>), String> {
         let mut roots: Vec<PathBuf> = Vec::new();
-        for p in &self.files.paths {
+        for p in &self.paths {
             if p.as_os_str().is_empty() {
                 continue;
             }
@@ -332,11 +334,18 @@ impl WatchArgs {
             }
         }
         if roots.is_empty() {
-            return Err("no PATH to watch (give one or set DRIFTPROBE_PATHS)".into());
+            return Err("no PATH given (as arguments or in DRIFTPROBE_PATHS)".into());
         }
+        Ok((roots, compile_excludes(&self.excludes)?))
+    }
+}
+
+impl WatchArgs {
+    pub fn resolve(&self) -> Result<WatchSet, String> {
+        let (roots, excludes) = self.files.resolve()?;
         Ok(WatchSet {
             roots,
-            excludes: compile_excludes(&self.files.excludes)?,
+            excludes,
             state_dir: absolute(&self.state_dir),
             full: self.full,
         })
@@ -347,6 +356,28 @@ impl WatchArgs {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn each_path_is_watched_once() {
+        let files = FilesArgs {
+            paths: vec![
+                "/a".into(),
+                "/a/".into(),
+                "".into(),
+                "/b".into(),
+                "/a/.".into(),
+            ],
+            excludes: vec!["*.bak".into(), "".into()],
+        };
+        let (roots, excludes) = files.resolve().unwrap();
+        assert_eq!(roots, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(excludes.len(), 1);
+        let none = FilesArgs {
+            paths: vec!["".into()],
+            excludes: vec![],
+        };
+        assert!(none.resolve().is_err());
+    }
 
     #[test]
     fn verify_cli() {

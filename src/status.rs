@@ -3,7 +3,7 @@
 //! Both only read: `status` never writes the state file.
 
 use crate::baseline::{self, failure_report, files, short, Failure};
-use crate::cli::{absolute, compile_excludes, FilesArgs, WatchArgs};
+use crate::cli::{FilesArgs, WatchArgs};
 use crate::digest::{Entry, Skipped, Walker};
 use crate::exit::Code;
 use crate::state::{Baseline, Reload, Validation};
@@ -11,7 +11,6 @@ use crate::time::{self, format_duration, rfc3339};
 use crate::verdict::Changes;
 use crate::Report;
 use serde::Serialize;
-use std::path::PathBuf;
 
 /// `status --json`, version 1. Fields are only ever added.
 #[derive(Debug, Serialize)]
@@ -274,19 +273,10 @@ struct DigestJson<'a> {
 }
 
 pub fn digest(files: &FilesArgs, json: bool) -> Report {
-    let excludes = match compile_excludes(&files.excludes) {
-        Ok(g) => g,
+    let (roots, excludes) = match files.resolve() {
+        Ok(r) => r,
         Err(e) => return Report::usage(e),
     };
-    let roots: Vec<PathBuf> = files
-        .paths
-        .iter()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| absolute(p))
-        .collect();
-    if roots.is_empty() {
-        return Report::usage("no PATH to digest");
-    }
     let snap = match (Walker {
         roots: &roots,
         excludes: &excludes,
