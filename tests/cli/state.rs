@@ -646,7 +646,10 @@ fn read_only_state_dir_names_the_fix() {
     for line in [lines[0], lines[2]] {
         assert!(line.starts_with("cannot determine: state dir"), "{out}");
         assert!(line.contains("Read-only file system"), "{out}");
-        assert!(line.contains("mount an emptyDir and pass --state-dir"), "{out}");
+        assert!(
+            line.contains("mount an emptyDir and pass --state-dir"),
+            "{out}"
+        );
     }
     assert_eq!(lines[1], "rc=3", "{out}");
     assert_eq!(lines[3], "rc=0", "{out}");
