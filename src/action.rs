@@ -4,7 +4,7 @@
 //! `verdict`.
 
 use crate::digest::plain_io;
-use crate::state::{parse_stat_field, Proc, Validation};
+use crate::state::{Proc, Validation};
 use crate::time;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -96,39 +96,14 @@ impl Target {
 /// The kernel keeps only the first 15 bytes of a name in `comm`.
 fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
     let want = name.as_bytes().get(..15).unwrap_or(name.as_bytes());
-    let entries = fs::read_dir(proc_root)
-        .map_err(|e| format!("cannot list {}: {}", proc_root.display(), plain_io(&e)))?;
-    let me = std::process::id() as i32;
-    let mut best: Option<(u64, i32)> = None;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-        if comm.trim_end_matches('\n').as_bytes() != want {
-            continue;
-        }
-        // A zombie (exited, not yet reaped) or dead process cannot reload.
-        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        if matches!(parse_stat_field(&stat, 3), Some("Z" | "X" | "x")) {
-            continue;
-        }
-        let start = parse_stat_field(&stat, 22)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(u64::MAX);
-        if best.is_none_or(|(s, p)| (start, pid) < (s, p)) {
-            best = Some((start, pid));
-        }
+    Proc {
+        root: proc_root.to_path_buf(),
     }
-    best.map(|(_, p)| p)
-        .ok_or_else(|| format!("no process named {name:?} in {}", proc_root.display()))
+    .oldest_process(|pid| {
+        let comm = fs::read(proc_root.join(format!("{pid}/comm"))).unwrap_or_default();
+        comm.strip_suffix(b"\n").unwrap_or(&comm) == want
+    })
+    .ok_or_else(|| format!("no process named {name:?} in {}", proc_root.display()))
 }
 
 /// The process name, for messages.

@@ -98,15 +98,19 @@ impl Proc {
         if same_container("1") != Some(false) {
             return 1;
         }
+        self.oldest_process(|pid| same_container(&pid.to_string()) == Some(true))
+            .unwrap_or(1)
+    }
+
+    /// The oldest live process (earliest start, then lowest pid) other
+    /// than this one for which `wanted(pid)` holds. Zombies never count.
+    pub fn oldest_process(&self, mut wanted: impl FnMut(i32) -> bool) -> Option<i32> {
         let me = fs::read_link(self.root.join("self"))
             .ok()
             .and_then(|l| l.to_str().and_then(|s| s.parse::<i32>().ok()))
             .unwrap_or_else(|| std::process::id() as i32);
-        let Ok(entries) = fs::read_dir(&self.root) else {
-            return 1;
-        };
         let mut best: Option<(u64, i32)> = None;
-        for entry in entries.flatten() {
+        for entry in fs::read_dir(&self.root).ok()?.flatten() {
             let Some(pid) = entry
                 .file_name()
                 .to_str()
@@ -114,13 +118,13 @@ impl Proc {
             else {
                 continue;
             };
-            if pid == me || same_container(&pid.to_string()) != Some(true) {
+            if pid == me || !wanted(pid) {
                 continue;
             }
             let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
                 continue;
             };
-            // A zombie (exited, not reaped) or dead process is not the app.
+            // A zombie (exited, not reaped) or dead process is not running.
             if matches!(parse_stat_field(&stat, 3), Some("Z" | "X" | "x") | None) {
                 continue;
             }
@@ -132,7 +136,7 @@ impl Proc {
                 best = Some((start, pid));
             }
         }
-        best.map_or(1, |(_, pid)| pid)
+        best.map(|(_, pid)| pid)
     }
 
     /// Wall-clock time the container's entrypoint ([`Proc::init_pid`])
