@@ -38,7 +38,7 @@ pub const RACY_MARGIN_NS: i64 = 1_000_000_000;
 /// How often a walk torn by a concurrent kubelet update is retried.
 const MAX_ATTEMPTS: u32 = 50;
 /// A guard against symlink farms that fan out without looping.
-const MAX_FILES: usize = 100_000;
+const MAX_FILES: usize = 20_000;
 
 /// One regular file of the watched set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,10 +409,27 @@ impl Walk<'_> {
     }
 
     fn dir(&mut self, index: usize, dir: &Path, rel: &str, in_payload: bool) -> Step {
-        let (dir, in_payload) = match self.kubelet_payload(dir)? {
-            Some(payload) => (payload, true),
-            None => (dir.to_path_buf(), in_payload),
+        let Some(payload) = self.kubelet_payload(dir)? else {
+            return self.list(index, dir, rel, in_payload, false);
         };
+        self.list(index, &payload, rel, true, false)?;
+        // Volumes mounted inside this one (a Secret at /etc/app/certs in a
+        // ConfigMap at /etc/app) are real directories at its top level,
+        // beside the kubelet's symlinks: walk them too.
+        self.list(index, dir, rel, in_payload, true)
+    }
+
+    /// Walks the entries of `dir` (never `..*`); with `mounts_only`, only
+    /// the real directories among them.
+    fn list(
+        &mut self,
+        index: usize,
+        dir: &Path,
+        rel: &str,
+        in_payload: bool,
+        mounts_only: bool,
+    ) -> Step {
+        let dir = dir.to_path_buf();
         let meta = match fs::metadata(&dir) {
             Ok(m) => m,
             Err(e) if is_gone(&e) => return self.vanished(&dir, in_payload),
@@ -452,10 +469,13 @@ impl Walk<'_> {
             } else {
                 format!("{rel}/{escaped}")
             };
-            if self.walker.excludes.iter().any(|g| g.is_match(&child_rel)) {
+            let path = dir.join(&name);
+            if self.walker.excludes.iter().any(|g| g.is_match(&child_rel))
+                || (mounts_only && !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()))
+            {
                 continue;
             }
-            self.child(index, &dir.join(&name), &child_rel, in_payload)?;
+            self.child(index, &path, &child_rel, in_payload)?;
         }
         self.ancestors.pop();
         Ok(())
@@ -696,6 +716,26 @@ mod tests {
         let names: Vec<_> = s.files.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(names, ["app.yaml", "nested/deep/k"]);
         assert!(s.skipped.is_empty());
+    }
+
+    #[test]
+    fn volumes_mounted_inside_a_kubelet_volume_are_walked() {
+        let d = tmp();
+        let ts = d.path().join("..2026_11_25_16_20_03.1");
+        fs::create_dir_all(&ts).unwrap();
+        fs::write(ts.join("app.conf"), "a").unwrap();
+        symlink("..2026_11_25_16_20_03.1", d.path().join("..data")).unwrap();
+        symlink("..data/app.conf", d.path().join("app.conf")).unwrap();
+        // A second volume mounted at certs/: its own kubelet layout.
+        let certs = d.path().join("certs");
+        let cts = certs.join("..2026_11_25_16_20_04.2");
+        fs::create_dir_all(&cts).unwrap();
+        fs::write(cts.join("tls.crt"), "c").unwrap();
+        symlink("..2026_11_25_16_20_04.2", certs.join("..data")).unwrap();
+        symlink("..data/tls.crt", certs.join("tls.crt")).unwrap();
+        let s = snap(&[d.path().to_path_buf()]);
+        let names: Vec<_> = s.files.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(names, ["app.conf", "certs/tls.crt"]);
     }
 
     #[test]
