@@ -18,6 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -27,6 +28,23 @@ const VALIDATOR_LINES: usize = 5;
 const VALIDATOR_CHARS: usize = 600;
 /// Bytes of each validator output stream read into memory.
 const VALIDATOR_KEEP: usize = 16 * 1024;
+
+/// Finds `program` as `execvp` would: a path with a `/` as is, a bare name
+/// in `PATH`. `None` if there is no executable file there.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    let executable = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
 
 /// Parses `HUP`, `SIGHUP`, `hup` or `1`.
 pub fn parse_signal(name: &str) -> Result<Signal, String> {
@@ -239,11 +257,12 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
 
 /// Runs the validator once, killing it after `timeout`. Exit 0 = valid.
 pub fn validate(argv: &[String], timeout: Duration) -> Validation {
-    let at = time::now();
+    // Stamped when the answer is in, so a slow validator's answer is not
+    // born stale.
     // The validator answered "no".
     let invalid = |output: String| Validation {
         ok: false,
-        at,
+        at: time::now(),
         output,
         transient: false,
     };
@@ -255,6 +274,10 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
     let Some(program) = argv.first() else {
         return invalid("empty validator command".into());
     };
+    // waitpid needs SIGCHLD at its default: an inherited SIG_IGN would
+    // have the kernel reap the validator and lose its exit status.
+    // SAFETY: restoring the default disposition installs no handler.
+    let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) };
     let (err_read, err_write) = match pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => return no_answer(format!("validator {program}: {}", plain_io(&e.into()))),
@@ -550,6 +573,23 @@ mod tests {
         assert_eq!(parse_signal("15"), Ok(Signal::SIGTERM));
         assert!(parse_signal("NOPE").is_err());
         assert!(parse_signal("99").is_err());
+    }
+
+    #[test]
+    fn programs_are_found_like_execvp_finds_them() {
+        assert!(find_program("sh").is_some());
+        assert_eq!(find_program("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        assert_eq!(find_program("ngnix-typo-driftprobe"), None);
+        let d = tempfile::tempdir().unwrap();
+        let plain = d.path().join("plain");
+        fs::write(&plain, "x").unwrap();
+        fs::set_permissions(&plain, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            find_program(plain.to_str().unwrap()),
+            None,
+            "not executable"
+        );
+        assert_eq!(find_program("/nonexistent/validator"), None);
     }
 
     #[test]

@@ -207,15 +207,18 @@ pub struct ProbeArgs {
     /// new digest.
     #[arg(long, value_name = "CMD", env = "DRIFTPROBE_VALIDATE")]
     pub validate: Option<String>,
-    /// Kill the validator after this long (counts as invalid).
+    /// Kill the validator after this long (no answer: held, asked again
+    /// after a minute). Keep the probe's timeoutSeconds above it.
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_VALIDATE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub validate_timeout: Duration,
-    /// Readiness while the new config is invalid (liveness always holds).
+    /// Readiness while the new config is invalid; liveness always holds.
+    /// `pass` keeps serving the old config; `fail` takes the pod out of its
+    /// Services (a bad edit reaches every replica: all of them).
     #[arg(
         long,
         value_enum,
         env = "DRIFTPROBE_ON_INVALID",
-        default_value = "fail"
+        default_value = "pass"
     )]
     pub on_invalid: OnError,
     /// Environment variable NAME the app started with must equal the

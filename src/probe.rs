@@ -20,11 +20,12 @@ use std::time::Duration;
 /// Keep this many validation results and reload records in the state.
 const KEEP_VALIDATIONS: usize = 16;
 const KEEP_RELOADS: usize = 20;
-/// How often a probe may run the validator on a config that keeps changing.
-const MAX_VALIDATION_ROUNDS: usize = 3;
 /// A validator that gave no answer (timeout, could not start) is asked
-/// again after this long.
+/// again after this long; one that said no, after the longer interval.
 const VALIDATE_RETRY_MS: i64 = 60_000;
+const REVALIDATE_MS: i64 = 600_000;
+/// How long past its own timeout a validation marker is honoured.
+const MARKER_SLACK: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -83,7 +84,17 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
         ),
     };
     let validator = match &args.validate {
-        Some(v) if !v.trim().is_empty() => Some(action::split_command(v).map_err(Failure::Usage)?),
+        Some(v) if !v.trim().is_empty() => {
+            let argv = action::split_command(v).map_err(Failure::Usage)?;
+            // A typo must not silently hold every config change forever.
+            if action::find_program(&argv[0]).is_none() {
+                return Err(Failure::Usage(format!(
+                    "--validate: {} is not an executable in PATH",
+                    argv[0]
+                )));
+            }
+            Some(argv)
+        }
         _ => None,
     };
     Ok(Reaction {
@@ -110,8 +121,9 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
     let mut warnings = Vec::new();
     let mut answer = None;
     // The validator runs without the lock (it may take seconds; the other
-    // probe must not time out waiting), then the probe looks again.
-    for _ in 0..MAX_VALIDATION_ROUNDS {
+    // probe must not time out waiting), then the probe looks again. At most
+    // once per probe: the kubelet's timeout is for one validation.
+    loop {
         let locked = opened.dir.lock(&opened.key, args.lock_timeout)?;
         let look = Look {
             kind,
@@ -121,7 +133,8 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
             opened: &opened,
             locked: &locked,
         };
-        match look.run(answer.take(), &mut warnings)? {
+        let may_validate = answer.is_none();
+        match look.run(answer.take(), may_validate, &mut warnings)? {
             Step::Done(mut report) => {
                 report.stderr = warnings;
                 return Ok(report);
@@ -133,9 +146,6 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
             }
         }
     }
-    Err(Failure::Unknown(
-        "the config kept changing while --validate was checking it".into(),
-    ))
 }
 
 /// One look at the files under the lock.
@@ -155,9 +165,12 @@ enum Step {
 }
 
 impl Look<'_> {
+    /// `answer`: what the validator said about a digest since the last
+    /// look; `may_validate`: whether this look may ask for a validation.
     fn run(
         &self,
         answer: Option<(String, Validation)>,
+        may_validate: bool,
         warnings: &mut Vec<String>,
     ) -> Result<Step, Failure> {
         let (args, reaction, opened, locked) = (self.args, self.reaction, self.opened, self.locked);
@@ -190,16 +203,21 @@ impl Look<'_> {
         }
         // Environment variables the app started with vs the files they
         // came from: each probe updates only the variables it was given.
+        // When they cannot be read, the files are still judged and the drift
+        // record kept; only a healthy verdict turns into "cannot determine".
         let proc_root = opened.proc.root.clone();
-        let env_drift = if args.env.is_empty() {
-            Vec::new()
+        let (env_drift, env_error) = if args.env.is_empty() {
+            (Vec::new(), None)
         } else {
-            let pid = app_target(args)
+            match app_target(args)
                 .resolve(&proc_root)
-                .map_err(Failure::Unknown)?;
-            action::env_drift(&proc_root, pid, &args.env).map_err(Failure::Unknown)?
+                .and_then(|pid| action::env_drift(&proc_root, pid, &args.env))
+            {
+                Ok(names) => (names, None),
+                Err(e) => (Vec::new(), Some(e)),
+            }
         };
-        for (name, _) in &args.env {
+        for (name, _) in args.env.iter().filter(|_| env_error.is_none()) {
             let seen = st.env_drift.iter().position(|e| &e.name == name);
             match (env_drift.contains(name), seen) {
                 (true, None) => st.env_drift.push(EnvDrift {
@@ -222,46 +240,37 @@ impl Look<'_> {
         // The validation gate: once per new digest, never for the baseline,
         // only for probes given --validate.
         let mut hold = None;
+        if let Some((digest, v)) = answer {
+            // Kept under its own digest even if the files moved on meanwhile.
+            st.validations.retain(|(d, _)| d != &digest);
+            st.validations.push((digest, v));
+            let extra = st.validations.len().saturating_sub(KEEP_VALIDATIONS);
+            st.validations.drain(..extra);
+            st.validating = None;
+        }
         let files_differ = st.baseline.as_ref().is_none_or(|b| b.digest != snap.digest);
         if reaction.validator.is_some() && st.drift.is_some() && files_differ {
-            if let Some((digest, v)) = answer.filter(|(d, _)| d == &snap.digest) {
-                st.validations.retain(|(d, _)| d != &digest);
-                st.validations.push((digest, v));
-                let extra = st.validations.len().saturating_sub(KEEP_VALIDATIONS);
-                st.validations.drain(..extra);
-                st.validating = None;
-            }
             match settled_validation(&st, &snap.digest, now) {
                 Some(v) if v.ok => {}
-                Some(v) if v.transient => {
-                    hold = Some(("invalid", format!(
-                        "could not be validated ({}), keeping the running config; asking again within {}",
-                        v.output,
-                        format_duration(Duration::from_millis(VALIDATE_RETRY_MS as u64))
-                    )))
-                }
-                Some(v) => {
-                    hold = Some((
-                        "invalid",
-                        format!("failed validation, keeping the running config: {}", v.output),
-                    ))
-                }
-                None if validation_under_way(&st, &snap.digest, now, args.validate_timeout) => {
-                    hold = Some((
-                        "validating",
-                        "is being validated, keeping the running config meanwhile".into(),
-                    ))
+                Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.output.clone())),
+                Some(v) => hold = Some(Hold::Rejected(v.output.clone())),
+                None if !may_validate || validation_under_way(&st, &snap.digest, now) => {
+                    hold = Some(Hold::Validating)
                 }
                 None => {
                     st.validating = Some(Validating {
                         digest: snap.digest.clone(),
-                        started: now,
+                        until: time::after(now, args.validate_timeout + MARKER_SLACK),
                     });
                     locked.save(&st)?;
                     return Ok(Step::Validate(snap.digest.clone()));
                 }
             }
-            st.drift = verdict::gate(st.drift.take(), hold.is_some(), now);
+            // Only a verdict holds the drift record; "being validated" does
+            // not restart anyone's grace window.
+            if hold != Some(Hold::Validating) {
+                st.drift = verdict::gate(st.drift.take(), hold.is_some(), now);
+            }
         }
         if st.drift.is_none() {
             st.validating = None;
@@ -271,6 +280,8 @@ impl Look<'_> {
         let offset = verdict::stagger_offset(&hostname(&proc_root), args.stagger);
         let window = self.grace.saturating_add(offset);
         let verdict = verdict::judge(drift.as_ref(), now, window, hold.is_some());
+        // While another probe validates, readiness keeps its normal window.
+        let plain = verdict::judge(drift.as_ref(), now, window, false);
         let changes = match &st.baseline {
             Some(b) => Changes::between(&b.files, &snap.files),
             None => Changes::default(),
@@ -309,15 +320,16 @@ impl Look<'_> {
                 ),
             ),
             Verdict::Invalid { since } => {
-                let (prefix, why) = hold.unwrap_or_default();
+                let hold = hold.unwrap_or(Hold::Validating);
+                let within_grace = matches!(plain, Verdict::Drifting { .. });
                 let code = match (self.kind, args.on_invalid) {
                     (Kind::Liveness, _) | (Kind::Readiness, OnError::Pass) => Code::Healthy,
+                    (Kind::Readiness, _) if hold == Hold::Validating && within_grace => {
+                        Code::Healthy
+                    }
                     (Kind::Readiness, OnError::Fail) => Code::Drift,
                 };
-                (
-                    code,
-                    format!("{prefix}: {what} since {} {why}", clock_time(since)),
-                )
+                (code, hold.line(&what, since))
             }
             Verdict::Overdue { since, over } => {
                 let overdue = format!(
@@ -351,6 +363,10 @@ impl Look<'_> {
         if Some(&st) != previous.as_ref() {
             locked.save(&st)?;
         }
+        if let (Some(e), Code::Healthy) = (env_error, code) {
+            // The files are fine, the environment unknown: no false "ok".
+            return Err(Failure::Unknown(format!("--env: {e}")));
+        }
         Ok(Step::Done(Report::new(code, line)))
     }
 }
@@ -359,16 +375,54 @@ impl Look<'_> {
 /// answer at all and it is time to ask again.
 fn settled_validation<'s>(st: &'s State, digest: &str, now: Millis) -> Option<&'s Validation> {
     let (_, v) = st.validations.iter().find(|(d, _)| d == digest)?;
-    (!v.transient || now.saturating_sub(v.at) < VALIDATE_RETRY_MS).then_some(v)
+    let keep_for = match (v.ok, v.transient) {
+        (true, _) => return Some(v),
+        // No answer: ask again soon.
+        (false, true) => VALIDATE_RETRY_MS,
+        // A "no" may depend on files outside the watched set: ask again
+        // now and then.
+        (false, false) => REVALIDATE_MS,
+    };
+    (now.saturating_sub(v.at) < keep_for).then_some(v)
 }
 
-/// Is another probe running the validator on `digest` right now?
-fn validation_under_way(st: &State, digest: &str, now: Millis, timeout: Duration) -> bool {
-    st.validating.as_ref().is_some_and(|v| {
-        // A probe killed mid-validation (kubelet timeout) leaves its marker:
-        // it expires with the validator's own timeout.
-        v.digest == digest && now < time::after(v.started, timeout + Duration::from_secs(2))
-    })
+/// Is another probe running the validator on `digest` right now? A probe
+/// killed mid-validation (kubelet timeout) leaves its marker behind: it
+/// expires with that validator's own timeout.
+fn validation_under_way(st: &State, digest: &str, now: Millis) -> bool {
+    st.validating
+        .as_ref()
+        .is_some_and(|v| v.digest == digest && now < v.until)
+}
+
+/// Why a probe keeps the running config instead of acting on the new one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hold {
+    /// The validator said no (its first lines).
+    Rejected(String),
+    /// The validator gave no answer (timed out, could not start).
+    NoAnswer(String),
+    /// Another probe is validating right now.
+    Validating,
+}
+
+impl Hold {
+    fn line(&self, what: &str, since: Millis) -> String {
+        let since = clock_time(since);
+        match self {
+            Hold::Rejected(out) => {
+                format!("invalid: {what} since {since} failed validation, keeping the running config: {out}")
+            }
+            Hold::NoAnswer(out) => format!(
+                "invalid: {what} since {since} could not be validated ({out}), keeping the running config; asking again \
+                 within {}",
+                format_duration(Duration::from_millis(VALIDATE_RETRY_MS as u64))
+            ),
+            Hold::Validating => {
+                format!("validating: {what} since {since} is being validated, keeping the running config meanwhile")
+            }
+        }
+    }
 }
 
 /// No usable state for this container: record the baseline lazily if the

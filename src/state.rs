@@ -332,7 +332,9 @@ pub struct EnvDrift {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Validating {
     pub digest: String,
-    pub started: Millis,
+    /// When the validator is overdue (its timeout, plus slack): a marker
+    /// left by a probe the kubelet killed expires then.
+    pub until: Millis,
 }
 
 impl State {

@@ -24,13 +24,39 @@ fn a_slow_validator_does_not_block_the_other_probe() {
     // Let the slow probe take the lock, mark the validation and let go.
     std::thread::sleep(Duration::from_millis(500));
     let start = Instant::now();
-    let other = env.on_vol("readiness", &["--grace", "0", "--validate", validate]);
+    let other = env.on_vol(
+        "readiness",
+        &[
+            "--grace",
+            "0",
+            "--validate",
+            validate,
+            "--on-invalid",
+            "fail",
+        ],
+    );
     assert!(
         start.elapsed() < Duration::from_millis(1_500),
         "readiness waited {:?} for the validator",
         start.elapsed()
     );
     other.expect(1, "validating:").contains("app.conf");
+    // Inside its grace window readiness stays ready while validation runs,
+    // and by default (--on-invalid pass) it stays ready anyway.
+    env.on_vol(
+        "readiness",
+        &[
+            "--grace",
+            "1h",
+            "--validate",
+            validate,
+            "--on-invalid",
+            "fail",
+        ],
+    )
+    .expect(0, "validating:");
+    env.on_vol("readiness", &["--grace", "0", "--validate", validate])
+        .expect(0, "validating:");
     let live = env.on_vol("liveness", &["--grace", "0", "--validate", validate]);
     live.expect(0, "validating:");
     // The slow probe finishes with the validator's answer: valid, so the
@@ -64,7 +90,10 @@ fn a_validator_timeout_holds_without_a_permanent_verdict() {
         .expect(0, "invalid:")
         .contains("could not be validated")
         .contains("timed out");
-    env.on_vol("readiness", &opts).expect(1, "invalid:");
+    env.on_vol("readiness", &opts).expect(0, "invalid:");
+    let mut fail = opts.to_vec();
+    fail.extend(["--on-invalid", "fail"]);
+    env.on_vol("readiness", &fail).expect(1, "invalid:");
     let st = env.on_vol("status", &["--json"]);
     let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
     let validations = v["validations"].as_array().unwrap();
@@ -72,4 +101,49 @@ fn a_validator_timeout_holds_without_a_permanent_verdict() {
     assert_eq!(validations[0]["ok"], false);
     let state = std::fs::read_to_string(env.state_file()).unwrap();
     assert!(state.contains("\"transient\": true"), "{state}");
+}
+
+/// "Being validated" is not a verdict: a probe that sees another probe's
+/// validation under way must not restart the drift's grace window.
+#[test]
+fn watching_a_validation_does_not_move_the_drift_start() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    // First look starts the drift without validating (no --validate).
+    let first = env.on_vol("liveness", &["--grace", "1h"]);
+    first.expect(0, "drift:");
+    let since = |out: &Out| {
+        let i = out.stdout.find(" since ").expect("since") + 7;
+        out.stdout[i..i + 9].to_string()
+    };
+    let started = since(&first);
+    std::thread::sleep(Duration::from_millis(1_100));
+    let validate = "sh -c 'sleep 1.5'";
+    let slow = {
+        let mut cmd = env.cmd("liveness");
+        cmd.args(["--grace", "1h", "--validate", validate])
+            .arg(env.vol.path());
+        std::thread::spawn(move || cmd.output().unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(400));
+    env.on_vol("readiness", &["--grace", "1h", "--validate", validate])
+        .expect(0, "validating:");
+    slow.join().unwrap();
+    let after = env.on_vol("liveness", &["--grace", "1h", "--validate", validate]);
+    after.expect(0, "drift:");
+    assert_eq!(since(&after), started, "{after}");
+}
+
+/// A validator that is not there is a usage error at once, not a silent
+/// hold on every future config change.
+#[test]
+fn a_missing_validator_is_a_usage_error() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    let out = env.on_vol("liveness", &["--validate", "ngnix-typo -t"]);
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("ngnix-typo"), "{out}");
 }
