@@ -29,6 +29,25 @@ const VALIDATOR_CHARS: usize = 600;
 /// Bytes of each validator output stream read into memory.
 const VALIDATOR_KEEP: usize = 16 * 1024;
 
+/// Kills what is left of a validator whose probe was killed (the kubelet's
+/// probe timeout): its process group, if `pgid` still names it. A pid is
+/// not reused while its process group lives, so the group is ours to kill
+/// when its leader is gone or is the same process (same start time).
+pub fn kill_stale_validator(proc_root: &Path, pgid: i32, leader_start: u64) {
+    if pgid <= 1 {
+        return;
+    }
+    let proc = Proc {
+        root: proc_root.to_path_buf(),
+    };
+    match proc.start_ticks(pgid) {
+        Ok(ticks) if ticks != leader_start => {} // another process now
+        _ => {
+            let _ = kill(Pid::from_raw(-pgid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// Finds `program` as `execvp` would: a path with a `/` as is, a bare name
 /// in `PATH`. `None` if there is no executable file there.
 pub fn find_program(program: &str) -> Option<PathBuf> {
@@ -256,7 +275,9 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
 }
 
 /// Runs the validator once, killing it after `timeout`. Exit 0 = valid.
-pub fn validate(argv: &[String], timeout: Duration) -> Validation {
+/// `started` learns the validator's pid (= its process group) as soon as it
+/// runs, so that a probe killed meanwhile leaves a trace to clean up.
+pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)) -> Validation {
     // Stamped when the answer is in, so a slow validator's answer is not
     // born stale.
     // The validator answered "no".
@@ -293,6 +314,7 @@ pub fn validate(argv: &[String], timeout: Duration) -> Validation {
     // The validator leads its own process group: a timeout kills all it
     // started, and nothing it left running in the background survives it.
     let group = Pid::from_raw(-pid.as_raw());
+    started(pid.as_raw());
     // Only the child writes: keep no write end, or the pipes never end.
     drop((out_write, err_write));
     // Read both pipes while waiting, so a chatty validator cannot block on
@@ -612,8 +634,12 @@ mod tests {
 
     #[test]
     fn validator_outcomes() {
-        let ok = validate(&["true".into()], Duration::from_secs(5));
+        let mut seen = 0;
+        let ok = validate(&["true".into()], Duration::from_secs(5), &mut |pid| {
+            seen = pid
+        });
         assert!(ok.ok);
+        assert!(seen > 1, "the validator's pid is reported");
         let bad = validate(
             &[
                 "sh".into(),
@@ -621,18 +647,27 @@ mod tests {
                 "echo line1; echo line2 >&2; exit 3".into(),
             ],
             Duration::from_secs(5),
+            &mut |_| {},
         );
         assert!(!bad.ok && !bad.transient);
         assert_eq!(bad.output, "line2 | line1");
-        let silent = validate(&["false".into()], Duration::from_secs(5));
+        let silent = validate(&["false".into()], Duration::from_secs(5), &mut |_| {});
         assert_eq!(silent.output, "validator false exited 1");
-        let slow = validate(&["sleep".into(), "5".into()], Duration::from_millis(100));
+        let slow = validate(
+            &["sleep".into(), "5".into()],
+            Duration::from_millis(100),
+            &mut |_| {},
+        );
         assert!(
             !slow.ok && slow.transient && slow.output.contains("timed out"),
             "{}",
             slow.output
         );
-        let missing = validate(&["/nonexistent/validator".into()], Duration::from_secs(1));
+        let missing = validate(
+            &["/nonexistent/validator".into()],
+            Duration::from_secs(1),
+            &mut |_| {},
+        );
         assert!(
             !missing.ok && missing.transient && missing.output.contains("cannot run"),
             "{}",
@@ -681,6 +716,7 @@ mod tests {
                     pidfile.display().to_string(),
                 ],
                 timeout,
+                &mut |_| {},
             );
             let pid: i32 = fs::read_to_string(&pidfile)
                 .unwrap()

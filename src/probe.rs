@@ -10,7 +10,7 @@ use crate::cli::{OnDrift, OnError, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
 use crate::state::{Drift, Reload, State};
-use crate::state::{EnvDrift, Locked, Validating, Validation};
+use crate::state::{EnvDrift, Loaded, Locked, Validating, Validation};
 use crate::time::{self, clock_time, format_duration, Millis};
 use crate::verdict::{self, Changes, Verdict};
 use crate::Report;
@@ -142,7 +142,9 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
             Step::Validate(digest) => {
                 drop(locked);
                 let argv = reaction.validator.as_deref().unwrap_or(&[]);
-                answer = Some((digest, action::validate(argv, args.validate_timeout)));
+                let mut started = |pid| note_validator(&opened, args, &digest, pid);
+                let verdict = action::validate(argv, args.validate_timeout, &mut started);
+                answer = Some((digest, verdict));
             }
         }
     }
@@ -258,9 +260,21 @@ impl Look<'_> {
                     hold = Some(Hold::Validating)
                 }
                 None => {
+                    // A validator left behind by a probe the kubelet killed
+                    // dies before a new one starts.
+                    if let Some(Validating {
+                        pgid: Some(pgid),
+                        leader_start: Some(start),
+                        ..
+                    }) = st.validating.take()
+                    {
+                        action::kill_stale_validator(&proc_root, pgid, start);
+                    }
                     st.validating = Some(Validating {
                         digest: snap.digest.clone(),
                         until: time::after(now, args.validate_timeout + MARKER_SLACK),
+                        pgid: None,
+                        leader_start: None,
                     });
                     locked.save(&st)?;
                     return Ok(Step::Validate(snap.digest.clone()));
@@ -384,6 +398,23 @@ fn settled_validation<'s>(st: &'s State, digest: &str, now: Millis) -> Option<&'
         (false, false) => REVALIDATE_MS,
     };
     (now.saturating_sub(v.at) < keep_for).then_some(v)
+}
+
+/// Records the running validator's process group in the marker (best
+/// effort: without it, a validator orphaned by a killed probe is not
+/// cleaned up, nothing worse).
+fn note_validator(opened: &Opened, args: &ProbeArgs, digest: &str, pid: i32) {
+    let Ok(locked) = opened.dir.lock(&opened.key, args.lock_timeout) else {
+        return;
+    };
+    let Loaded::Found(mut st) = locked.load() else {
+        return;
+    };
+    if let Some(v) = st.validating.as_mut().filter(|v| v.digest == digest) {
+        v.pgid = Some(pid);
+        v.leader_start = opened.proc.start_ticks(pid).ok();
+        let _ = locked.save(&st);
+    }
 }
 
 /// Is another probe running the validator on `digest` right now? A probe

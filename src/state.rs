@@ -335,6 +335,12 @@ pub struct Validating {
     /// When the validator is overdue (its timeout, plus slack): a marker
     /// left by a probe the kubelet killed expires then.
     pub until: Millis,
+    /// The validator's process group and its leader's start time, so that
+    /// the next probe can kill what a killed probe left running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pgid: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_start: Option<u64>,
 }
 
 impl State {

@@ -147,3 +147,65 @@ fn a_missing_validator_is_a_usage_error() {
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("ngnix-typo"), "{out}");
 }
+
+/// The kubelet kills a probe that outlives timeoutSeconds, not the
+/// validator it started. The next probe that validates kills what the
+/// killed one left running (its process group) before starting anew.
+#[test]
+fn a_validator_orphaned_by_a_killed_probe_is_cleaned_up() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    let bg = env.path("bg.pid");
+    let validate = format!("sh -c 'sleep 30 & echo $! > {}; wait'", bg.display());
+    let opts = [
+        "--grace",
+        "0",
+        "--validate",
+        validate.as_str(),
+        "--validate-timeout",
+        "1s",
+    ];
+    // "timeoutSeconds" of 0.5s: the probe is SIGKILLed mid-validation.
+    let mut killed = assert_cmd::Command::new("timeout");
+    killed
+        .args(["-s", "KILL", "0.5"])
+        .arg(BIN)
+        .args(["liveness", "--state-dir"])
+        .arg(&env.state_dir)
+        .args(opts)
+        .arg(env.vol.path());
+    let out = killed.output().unwrap();
+    // Killed: 137 from timeout(1), or a KILL status if timeout died too.
+    assert!(matches!(out.status.code(), Some(137) | None), "{out:?}");
+    let orphan: i32 = std::fs::read_to_string(&bg)
+        .expect("the validator started")
+        .trim()
+        .parse()
+        .unwrap();
+    let alive = |pid: i32| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next());
+        !matches!(state, None | Some("Z"))
+    };
+    assert!(alive(orphan), "the orphaned validator should still run");
+    // Until the marker expires (1s + slack) other probes just hold.
+    env.on_vol("liveness", &opts).expect(0, "validating:");
+    std::thread::sleep(Duration::from_millis(3_200));
+    // This probe validates again (and times out: no answer, held) after
+    // killing the orphan.
+    env.on_vol("liveness", &opts)
+        .expect(0, "invalid:")
+        .contains("could not be validated");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while alive(orphan) {
+        assert!(
+            Instant::now() < deadline,
+            "orphaned validator {orphan} survived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
