@@ -479,7 +479,8 @@ fn unchanged_since_start(opened: &Opened, snap: &Snapshot) -> Result<Result<(), 
     if let Some(m) = snap.missing.first() {
         return Ok(Err(format!("watched path {m} does not exist")));
     }
-    let started = opened.proc.init_started_at()?;
+    // The entrypoint found when identifying the container: no second scan.
+    let started = opened.proc.started_at(opened.container.init_start_ticks)?;
     let Some(newest_ns) = snap.newest_change_ns else {
         return Ok(Err("nothing to examine under the watched paths".into()));
     };

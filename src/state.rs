@@ -148,11 +148,15 @@ impl Proc {
     /// Ticks are truncated, so the result can only be early: the safe side
     /// for "did this file change after the container started?".
     pub fn init_started_at(&self) -> Result<Millis, StateError> {
+        self.started_at(self.start_ticks(self.init_pid())?)
+    }
+
+    /// Wall-clock time of `ticks` after boot (a `starttime`), rounded down.
+    pub fn started_at(&self, ticks: u64) -> Result<Millis, StateError> {
         let boot = match boot_wall_time_ms() {
             Some(b) => b,
             None => self.btime_ms()?,
         };
-        let ticks = self.start_ticks(self.init_pid())?;
         let hz = clock_ticks_per_second();
         Ok(boot + (ticks as i64).saturating_mul(1000) / hz)
     }
