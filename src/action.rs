@@ -286,6 +286,7 @@ pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)
         at: time::now(),
         output,
         transient: false,
+        command: argv.join(" "),
     };
     // No answer: the config is held, and asked about again later.
     let no_answer = |output: String| Validation {

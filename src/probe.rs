@@ -244,7 +244,8 @@ impl Look<'_> {
         let mut hold = None;
         if let Some((digest, v)) = answer {
             // Kept under its own digest even if the files moved on meanwhile.
-            st.validations.retain(|(d, _)| d != &digest);
+            st.validations
+                .retain(|(d, old)| !(d == &digest && old.command == v.command));
             st.validations.push((digest, v));
             let extra = st.validations.len().saturating_sub(KEEP_VALIDATIONS);
             st.validations.drain(..extra);
@@ -252,7 +253,8 @@ impl Look<'_> {
         }
         let files_differ = st.baseline.as_ref().is_none_or(|b| b.digest != snap.digest);
         if reaction.validator.is_some() && st.drift.is_some() && files_differ {
-            match settled_validation(&st, &snap.digest, now) {
+            let command = reaction.validator.as_deref().unwrap_or(&[]).join(" ");
+            match settled_validation(&st, &snap.digest, &command, now) {
                 Some(v) if v.ok => {}
                 Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.output.clone())),
                 Some(v) => hold = Some(Hold::Rejected(v.output.clone())),
@@ -385,10 +387,18 @@ impl Look<'_> {
     }
 }
 
-/// The cached answer of the validator for `digest`, unless it was no
-/// answer at all and it is time to ask again.
-fn settled_validation<'s>(st: &'s State, digest: &str, now: Millis) -> Option<&'s Validation> {
-    let (_, v) = st.validations.iter().find(|(d, _)| d == digest)?;
+/// The cached answer of `command` for `digest`, unless it is time to ask
+/// again.
+fn settled_validation<'s>(
+    st: &'s State,
+    digest: &str,
+    command: &str,
+    now: Millis,
+) -> Option<&'s Validation> {
+    let (_, v) = st
+        .validations
+        .iter()
+        .find(|(d, v)| d == digest && v.command == command)?;
     let keep_for = match (v.ok, v.transient) {
         (true, _) => return Some(v),
         // No answer: ask again soon.

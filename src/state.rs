@@ -280,6 +280,10 @@ pub struct Validation {
     /// asked again later instead of forever.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transient: bool,
+    /// The validator that answered: probes with different `--validate`
+    /// commands do not share answers.
+    #[serde(default)]
+    pub command: String,
 }
 
 /// One in-place reload done by `--on-drift reload`.

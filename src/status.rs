@@ -57,7 +57,10 @@ pub struct DriftJson {
 #[derive(Debug, Serialize)]
 pub struct ValidationJson {
     pub digest: String,
+    pub command: String,
     pub ok: bool,
+    /// The validator gave no answer (timed out, could not start).
+    pub transient: bool,
     pub at: String,
     pub output: String,
 }
@@ -84,7 +87,9 @@ fn baseline_json(b: &Baseline) -> BaselineJson {
 fn validation_json(digest: &str, v: &Validation) -> ValidationJson {
     ValidationJson {
         digest: digest.to_string(),
+        command: v.command.clone(),
         ok: v.ok,
+        transient: v.transient,
         at: rfc3339(v.at),
         output: v.output.clone(),
     }

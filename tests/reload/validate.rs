@@ -209,3 +209,28 @@ fn a_validator_orphaned_by_a_killed_probe_is_cleaned_up() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Probes given different validators keep their own answers.
+#[test]
+fn different_validators_do_not_share_answers() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    env.on_vol("liveness", &["--grace", "1h", "--validate", "true"])
+        .expect(0, "drift:");
+    env.on_vol(
+        "readiness",
+        &[
+            "--grace",
+            "1h",
+            "--validate",
+            "false",
+            "--on-invalid",
+            "fail",
+        ],
+    )
+    .expect(1, "invalid:");
+    env.on_vol("liveness", &["--grace", "1h", "--validate", "true"])
+        .expect(0, "drift:");
+}
