@@ -15,6 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Measure inside a PID namespace of its own, as in a container: PID 1 (this
+# script) shares the probes' mount namespace, so driftprobe takes PID 1 as
+# the container's entrypoint without scanning /proc (it scans only when PID 1
+# lives elsewhere, as with shareProcessNamespace or on a bare host).
+if [ -z "${MEASURE_IN_NS:-}" ] && [ "$(id -u)" = 0 ] && unshare --pid --fork --mount-proc true 2>/dev/null; then
+    exec env MEASURE_IN_NS=1 unshare --pid --fork --mount-proc bash "$0" "$@"
+fi
+
 ITERATIONS=${ITERATIONS:-200}
 if [ -z "${DRIFTPROBE:-}" ]; then
     scripts/static-build.sh >&2
