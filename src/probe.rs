@@ -1,8 +1,12 @@
 //! The liveness and readiness probes: one pass of
 //! snapshot → drift record → validation gate → verdict → reload → one line.
 //!
-//! Everything is done under the state lock, and the state is saved only
-//! when it changed, so an unchanged tree costs a few `stat`s and no write.
+//! Each look is done under the state lock, and the state is saved only when
+//! it changed, so an unchanged tree costs a few `stat`s and no write. The
+//! one thing done without the lock is running `--validate` (it may take
+//! seconds, and the other probe must not time out waiting): the look marks
+//! the digest as being validated, the validator runs, and a second look
+//! records its answer.
 
 use crate::action::{self, Target};
 use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
