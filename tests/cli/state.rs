@@ -542,20 +542,14 @@ impl App {
     }
 
     fn on_vol(&self, env: &TestEnv, sub: &str, opts: &[&str]) -> Out {
-        let mut cmd = assert_cmd::Command::new("nsenter");
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .timeout(RUN_TIMEOUT)
-            .arg("--target")
-            .arg(self.pid.to_string())
-            .args(["--pid", "--mount", "--"])
-            .arg(BIN)
-            .arg(sub)
-            .arg("--state-dir")
-            .arg(&env.state_dir)
-            .args(opts)
-            .arg(env.vol.path());
-        run(&mut cmd)
+        let target = self.pid.to_string();
+        env.on_vol_via(
+            &[
+                "nsenter", "--target", &target, "--pid", "--mount", "--", BIN,
+            ],
+            sub,
+            opts,
+        )
     }
 
     fn baseline_source(&self, env: &TestEnv) -> String {

@@ -188,20 +188,15 @@ fn unprivileged_probe_gets_eperm_and_fails() {
         "app never installed its trap"
     );
     let as_nobody = |sub: &str, opts: &[&str]| -> Out {
-        let mut cmd = assert_cmd::Command::new("setpriv");
-        cmd.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd.timeout(RUN_TIMEOUT)
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&bin)
-            .arg(sub)
-            .arg("--state-dir")
-            .arg(&env.state_dir)
-            .args(opts)
-            .arg(env.vol.path());
-        run(&mut cmd)
+        let setpriv = [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            bin.to_str().unwrap(),
+        ];
+        env.on_vol_via(&setpriv, sub, opts)
     };
     let out = as_nobody("init", &[]);
     assert_eq!(out.code, 0, "init as nobody: {out}");

@@ -547,6 +547,23 @@ impl TestEnv {
         run(&mut cmd)
     }
 
+    /// `WRAPPER... SUB --state-dir STATE OPTS... <volume dir>`: the binary
+    /// run through another program (`nsenter … BIN`, `setpriv … BIN`);
+    /// `wrapper` ends with the binary. Clean env, timeout.
+    pub fn on_vol_via<S: AsRef<OsStr>>(&self, wrapper: &[S], sub: &str, opts: &[&str]) -> Out {
+        let (program, args) = wrapper.split_first().expect("a wrapper program");
+        let mut cmd = Command::new(program);
+        clean_env(&mut cmd);
+        cmd.env("DRIFTPROBE_STATE_DIR", &self.state_dir)
+            .args(args)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .args(opts)
+            .arg(self.vol.path());
+        run(&mut cmd)
+    }
+
     /// `init` on the volume; asserts success.
     pub fn init(&self) -> Out {
         let out = self.on_vol("init", &[]);
@@ -724,14 +741,14 @@ impl PidNamespace {
 
     /// Like [`TestEnv::on_vol`], inside the namespace.
     pub fn on_vol(&self, env: &TestEnv, sub: &str, opts: &[&str]) -> Out {
-        let mut cmd = self.driftprobe();
-        cmd.env("DRIFTPROBE_STATE_DIR", &env.state_dir)
-            .arg(sub)
-            .arg("--state-dir")
-            .arg(&env.state_dir)
-            .args(opts)
-            .arg(env.vol.path());
-        run(&mut cmd)
+        let target = self.init_pid.to_string();
+        env.on_vol_via(
+            &[
+                "nsenter", "--target", &target, "--pid", "--mount", "--", BIN,
+            ],
+            sub,
+            opts,
+        )
     }
 
     /// `/proc/1/stat` as seen inside the namespace.
