@@ -8,12 +8,18 @@ use std::process::Command as StdCommand;
 
 const SECRETS: [&str; 2] = ["info", "debug"];
 
+/// The app: started with LOG_LEVEL=`level`, HUP handler installed.
 fn app_with_log_level(level: &str, hup_file: &std::path::Path) -> Proc {
-    Proc::spawn(
+    let app = Proc::spawn(
         StdCommand::new("sh")
             .args(["-c", &hup_handler_script(hup_file)])
             .env("LOG_LEVEL", level),
-    )
+    );
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || catches(app.pid(), 1)),
+        "the app never installed its HUP handler"
+    );
+    app
 }
 
 #[test]
@@ -23,10 +29,6 @@ fn env_var_differing_from_its_file_is_drift_and_cannot_be_reloaded() {
         .write(&[("app.yaml", "a: 1\n"), ("log_level", "info")]);
     let got = env.path("hups");
     let app = app_with_log_level("info", &got);
-    assert!(wait_until(std::time::Duration::from_secs(5), || catches(
-        app.pid(),
-        1
-    )));
     let pid = app.pid().to_string();
     let env_opt = format!("LOG_LEVEL={}", env.vol.path().join("log_level").display());
     let probe = |sub: &str, extra: &[&str]| -> Out {
@@ -75,10 +77,6 @@ fn env_drift_without_any_file_change() {
     env.vol.write(&[("log_level", "debug")]);
     let got = env.path("hups");
     let app = app_with_log_level("info", &got);
-    assert!(wait_until(std::time::Duration::from_secs(5), || catches(
-        app.pid(),
-        1
-    )));
     let pid = app.pid().to_string();
     env.init();
     env.on_vol("liveness", &["--grace", "0", "--pid", &pid])
@@ -134,10 +132,6 @@ fn a_probe_without_env_does_not_reset_the_env_drift_clock() {
     env.vol.write(&[("log_level", "debug")]);
     let got = env.path("hups");
     let app = app_with_log_level("info", &got);
-    assert!(wait_until(std::time::Duration::from_secs(5), || catches(
-        app.pid(),
-        1
-    )));
     let pid = app.pid().to_string();
     let env_opt = format!("LOG_LEVEL={}", env.vol.path().join("log_level").display());
     env.init();
