@@ -212,6 +212,8 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
     let mut err = io::stderr().lock();
     match record(args, "run", true) {
         Ok(report) => {
+            // The container log says what the app starts with.
+            let _ = writeln!(err, "driftprobe: {}", report.stdout);
             for w in &report.stderr {
                 let _ = writeln!(err, "{w}");
             }
