@@ -2,13 +2,17 @@
 # The one documented static build (also used by .ci/run and the Dockerfile.static builder stage).
 #
 #   RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,--icf=all" \\
-#       cargo build --release --target x86_64-unknown-linux-gnu
+#       cargo build --release --no-default-features --target x86_64-unknown-linux-gnu
 #
 # Only the glibc target is installed here, so "static" means glibc with crt-static.
 # relocation-model=static makes it a classic static executable rather than a
 # static PIE (file(1) says "statically linked"; ~60 KiB smaller), and --icf=all
 # (identical code folding, rust-lld: the default linker since Rust 1.90) saves
 # another ~13 KiB. Together they keep the binary under 1.5 MiB.
+# --no-default-features leaves out the `completions` feature (clap_complete and
+# clap_mangen for `driftprobe completions|man`): a probe in a container needs
+# neither, and they would push it over 1.5 MiB. The slim binary says where to get
+# them instead (checked below).
 # Where the musl target exists, `cargo build --release --target x86_64-unknown-linux-musl`
 # is the alternative (musl binaries are static by default).
 #
@@ -25,7 +29,7 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT="$TARGET_DIR/$TARGET/release"
 
 export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,--icf=all"
-cargo build --release --locked --target "$TARGET" --bin driftprobe --example demo_server
+cargo build --release --locked --no-default-features --target "$TARGET" --bin driftprobe --example demo_server
 
 status=0
 for bin in "$OUT/driftprobe" "$OUT/examples/demo_server"; do
@@ -46,6 +50,16 @@ if [ "$size" -gt $((3 * 1024 * 1024 / 2)) ]; then
     echo "driftprobe is $size bytes, over the 1.5 MiB (1572864 bytes) target" >&2
     exit 1
 fi
+
+# The slim build has no completions or man page, and says where they are.
+if msg=$("$OUT/driftprobe" completions bash 2>&1); then
+    echo "the slim build should not generate completions (got: ${msg:0:80})" >&2
+    exit 1
+elif [[ "$msg" != *"contrib/completions/"* ]]; then
+    echo "the slim build should point to contrib/completions/ (got: $msg)" >&2
+    exit 1
+fi
+echo "slim build: 'completions' points to contrib/completions/ and doc/man/"
 
 # It must run in an empty root: no libc, no loader, nothing but itself and a config dir.
 if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null 2>&1; then

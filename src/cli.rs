@@ -6,7 +6,7 @@
 
 use crate::glob::Glob;
 use crate::time::parse_duration;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,9 +32,17 @@ Examples:
   driftprobe status /etc/config
   driftprobe status --json /etc/config
 
-Exit codes: 0 healthy (or drift inside the grace window), 1 drift past the
-grace window, 2 usage error, 3 cannot determine (see --on-error).
 Every option can also be set with the environment variable shown.";
+
+/// Shown under every command's help, once in the binary: [`command`] appends it.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0        healthy, drift inside the grace window, or the command did its job
+  1        drift past the grace window (liveness, readiness); any drift (status)
+  2        usage error: unknown option, bad duration, glob or signal name
+  3        cannot determine (unreadable path or /proc, unusable state dir, lock
+           timeout); liveness passes instead unless --on-error fail
+  126/127  run: CMD cannot be executed / was not found";
 
 /// Exec probe that detects drift of mounted ConfigMap/Secret files from the
 /// baseline the container started with.
@@ -59,26 +67,61 @@ pub enum Command {
     ///
     /// Running it again in the same container instance is a no-op unless
     /// --force is given.
-    #[command(override_usage = "driftprobe init [OPTIONS] <PATH>...")]
+    #[command(
+        override_usage = "driftprobe init [OPTIONS] <PATH>...",
+        after_help = "Example (postStart hook):\n  driftprobe init --state-dir /probe-state /etc/config"
+    )]
     Init(InitArgs),
     /// Record the baseline, then exec CMD (same PID, signals pass through).
-    #[command(override_usage = "driftprobe run [OPTIONS] <PATH>... -- <CMD>...")]
+    #[command(
+        override_usage = "driftprobe run [OPTIONS] <PATH>... -- <CMD>...",
+        after_help = "Example (the container's command):\n  driftprobe run /etc/config -- /app/server --config /etc/config/app.yaml"
+    )]
     Run(RunArgs),
     /// Liveness probe: exit 1 once drift outlasts the grace window.
-    #[command(override_usage = "driftprobe liveness [OPTIONS] <PATH>...")]
+    #[command(
+        override_usage = "driftprobe liveness [OPTIONS] <PATH>...",
+        after_help = "Example (livenessProbe exec command: restart 5m..7m after a change):\n  driftprobe liveness --grace 5m --stagger 2m /etc/config"
+    )]
     Liveness(LivenessArgs),
     /// Readiness probe: exit 1 once drift outlasts the grace window.
-    #[command(override_usage = "driftprobe readiness [OPTIONS] <PATH>...")]
+    #[command(
+        override_usage = "driftprobe readiness [OPTIONS] <PATH>...",
+        after_help = "Example (readinessProbe exec command, same window as liveness):\n  driftprobe readiness --grace 5m --stagger 2m /etc/config"
+    )]
     Readiness(ReadinessArgs),
     /// Show the baseline, the current digest, drift and per-file changes.
-    #[command(override_usage = "driftprobe status [OPTIONS] <PATH>...")]
+    #[command(
+        override_usage = "driftprobe status [OPTIONS] <PATH>...",
+        after_help = "Example (what changed, from outside the pod):\n  kubectl exec POD -c app -- /probe/driftprobe status /etc/config"
+    )]
     Status(StatusArgs),
     /// Print the tree digest of PATHs (for a pod-template annotation).
-    #[command(override_usage = "driftprobe digest [OPTIONS] <PATH>...")]
+    #[command(
+        override_usage = "driftprobe digest [OPTIONS] <PATH>...",
+        after_help = "Example (CI: same digest as /etc/config in the pod):\n  driftprobe digest config/"
+    )]
     Digest(DigestArgs),
     /// Copy this executable to DEST (init container: no shell or cp needed).
-    #[command(override_usage = "driftprobe install <DEST>")]
+    #[command(
+        override_usage = "driftprobe install <DEST>",
+        after_help = "Example (init container args, DEST on a shared emptyDir):\n  driftprobe install /probe/driftprobe"
+    )]
     Install(InstallArgs),
+    /// Print a shell completion script (bash, zsh or fish).
+    #[cfg(feature = "completions")]
+    #[command(
+        override_usage = "driftprobe completions <SHELL>",
+        after_help = "Example:\n  driftprobe completions bash > ~/.local/share/bash-completion/completions/driftprobe"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page of driftprobe, or of one COMMAND (roff).
+    #[cfg(feature = "completions")]
+    #[command(
+        override_usage = "driftprobe man [COMMAND]",
+        after_help = "Example:\n  driftprobe man liveness | man -l -"
+    )]
+    Man(ManArgs),
 }
 
 /// Which files: the paths and the excludes (shared by every command).
@@ -270,6 +313,60 @@ pub struct InstallArgs {
     pub dest: PathBuf,
 }
 
+#[cfg(feature = "completions")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[cfg(feature = "completions")]
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: Shell,
+}
+
+#[cfg(feature = "completions")]
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (init, run, liveness, ...).
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+/// The full command line definition: the derived one, with [`EXIT_CODES`]
+/// appended to every command's help (one copy in the binary, not nine).
+pub fn command() -> clap::Command {
+    let with_codes = |c: clap::Command| {
+        let text = match c.get_after_help() {
+            Some(h) => format!("{h}\n\n{EXIT_CODES}"),
+            None => EXIT_CODES.to_string(),
+        };
+        c.after_help(text)
+    };
+    with_codes(Cli::command()).mut_subcommands(with_codes)
+}
+
+/// Parses the process's arguments (exits with the usage message on error).
+pub fn parse() -> Cli {
+    let matches = command().try_get_matches().unwrap_or_else(|e| {
+        #[cfg(not(feature = "completions"))]
+        if e.kind() == clap::error::ErrorKind::InvalidSubcommand
+            && matches!(std::env::args().nth(1).as_deref(), Some("completions" | "man"))
+        {
+            eprintln!(
+                "driftprobe: completions and man pages are left out of this slim build (the in-container \
+                 probe); take contrib/completions/ and doc/man/ from the source, or cargo install it"
+            );
+            std::process::exit(2);
+        }
+        e.exit()
+    });
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
 /// A process id: a positive number.
 fn parse_pid(s: &str) -> Result<i32, String> {
     match s.trim().parse::<i32>() {
@@ -373,7 +470,6 @@ impl WatchArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn each_path_is_watched_once() {
@@ -412,6 +508,10 @@ mod tests {
             "status",
             "digest",
             "install",
+            #[cfg(feature = "completions")]
+            "completions",
+            #[cfg(feature = "completions")]
+            "man",
         ] {
             let help = cli
                 .find_subcommand_mut(name)

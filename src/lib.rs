@@ -11,6 +11,8 @@
 pub mod action;
 pub mod baseline;
 pub mod cli;
+#[cfg(feature = "completions")]
+pub mod completions;
 pub mod digest;
 pub mod exit;
 pub mod glob;
@@ -64,5 +66,9 @@ pub fn run(cli: Cli) -> Report {
         Command::Status(args) => status::status(&args.watch, args.json, args.stagger),
         Command::Digest(args) => status::digest(&args.files, args.json),
         Command::Install(args) => baseline::install(&args.dest),
+        #[cfg(feature = "completions")]
+        Command::Completions(args) => completions::completions(args.shell),
+        #[cfg(feature = "completions")]
+        Command::Man(args) => completions::man(args.command.as_deref()),
     }
 }

@@ -1,11 +1,10 @@
 //! The `driftprobe` executable: parse, run, print one line, exit.
 
-use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = driftprobe::cli::Cli::parse();
+    let cli = driftprobe::cli::parse();
     let report = driftprobe::run(cli);
     // The verdict first: the kubelet keeps the start of the combined output
     // for the event. A closed stdout/stderr must not turn into a panic.
