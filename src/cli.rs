@@ -6,12 +6,15 @@
 
 use crate::glob::Glob;
 use crate::time::parse_duration;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const EXAMPLES: &str = "\
+Exec probe that detects drift of mounted ConfigMap/Secret files from the
+baseline the container started with.
+
 Examples:
   # CI: put the config's digest into a pod-template annotation
   driftprobe digest config/
@@ -20,8 +23,8 @@ Examples:
   driftprobe init /etc/config
   driftprobe run /etc/config -- /app/server --config /etc/config/app.yaml
 
-  # exec probes (readiness fails at once, liveness restarts after 5m)
-  driftprobe readiness /etc/config
+  # exec probes, one window: unready, then restarted, 5m..7m after a change
+  driftprobe readiness --grace 5m --stagger 2m /etc/config
   driftprobe liveness --grace 5m --stagger 2m /etc/config
 
   # reload in place instead of restarting, after `nginx -t` approves
@@ -34,7 +37,7 @@ Examples:
 
 Every option can also be set with the environment variable shown.";
 
-/// Shown under every command's help, once in the binary: [`command`] appends it.
+/// Shown under every command's help (one shared constant: one copy in the binary).
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0        healthy, drift inside the grace window, or the command did its job
@@ -52,7 +55,8 @@ Exit codes:
 #[command(
     name = "driftprobe",
     version,
-    after_help = EXAMPLES,
+    long_about = EXAMPLES,
+    after_help = EXIT_CODES,
     arg_required_else_help = true,
     override_usage = "driftprobe <COMMAND> [OPTIONS] <PATH>..."
 )]
@@ -69,57 +73,66 @@ pub enum Command {
     /// --force is given.
     #[command(
         override_usage = "driftprobe init [OPTIONS] <PATH>...",
-        after_help = "Example (postStart hook):\n  driftprobe init --state-dir /probe-state /etc/config"
+        long_about = "Record the baseline for this container instance (postStart hook).\n\nRunning it again in the same container instance is a no-op unless --force is given.\n\nExample (postStart hook):\n  driftprobe init --state-dir /probe-state /etc/config",
+        after_help = EXIT_CODES
     )]
     Init(InitArgs),
     /// Record the baseline, then exec CMD (same PID, signals pass through).
     #[command(
         override_usage = "driftprobe run [OPTIONS] <PATH>... -- <CMD>...",
-        after_help = "Example (the container's command):\n  driftprobe run /etc/config -- /app/server --config /etc/config/app.yaml"
+        long_about = "Record the baseline, then exec CMD (same PID, signals pass through).\n\nExample (the container's command):\n  driftprobe run /etc/config -- /app/server --config /etc/config/app.yaml",
+        after_help = EXIT_CODES
     )]
     Run(RunArgs),
     /// Liveness probe: exit 1 once drift outlasts the grace window.
     #[command(
         override_usage = "driftprobe liveness [OPTIONS] <PATH>...",
-        after_help = "Example (livenessProbe exec command: restart 5m..7m after a change):\n  driftprobe liveness --grace 5m --stagger 2m /etc/config"
+        long_about = "Liveness probe: exit 1 once drift outlasts the grace window.\n\nExample (livenessProbe exec command: restart 5m..7m after a change):\n  driftprobe liveness --grace 5m --stagger 2m /etc/config",
+        after_help = EXIT_CODES
     )]
     Liveness(LivenessArgs),
     /// Readiness probe: exit 1 once drift outlasts the grace window.
     #[command(
         override_usage = "driftprobe readiness [OPTIONS] <PATH>...",
-        after_help = "Example (readinessProbe exec command, same window as liveness):\n  driftprobe readiness --grace 5m --stagger 2m /etc/config"
+        long_about = "Readiness probe: exit 1 once drift outlasts the grace window.\n\nExample (readinessProbe exec command, same window as liveness):\n  driftprobe readiness --grace 5m --stagger 2m /etc/config",
+        after_help = EXIT_CODES
     )]
     Readiness(ReadinessArgs),
     /// Show the baseline, the current digest, drift and per-file changes.
     #[command(
         override_usage = "driftprobe status [OPTIONS] <PATH>...",
-        after_help = "Example (what changed, from outside the pod):\n  kubectl exec POD -c app -- /probe/driftprobe status /etc/config"
+        long_about = "Show the baseline, the current digest, drift and per-file changes.\n\nExample (what changed, from outside the pod):\n  kubectl exec POD -c app -- /probe/driftprobe status /etc/config",
+        after_help = EXIT_CODES
     )]
     Status(StatusArgs),
     /// Print the tree digest of PATHs (for a pod-template annotation).
     #[command(
         override_usage = "driftprobe digest [OPTIONS] <PATH>...",
-        after_help = "Example (CI: same digest as /etc/config in the pod):\n  driftprobe digest config/"
+        long_about = "Print the tree digest of PATHs (for a pod-template annotation).\n\nExample (CI: same digest as /etc/config in the pod):\n  driftprobe digest config/",
+        after_help = EXIT_CODES
     )]
     Digest(DigestArgs),
     /// Copy this executable to DEST (init container: no shell or cp needed).
     #[command(
         override_usage = "driftprobe install <DEST>",
-        after_help = "Example (init container args, DEST on a shared emptyDir):\n  driftprobe install /probe/driftprobe"
+        long_about = "Copy this executable to DEST (init container: no shell or cp needed).\n\nExample (init container args, DEST on a shared emptyDir):\n  driftprobe install /probe/driftprobe",
+        after_help = EXIT_CODES
     )]
     Install(InstallArgs),
     /// Print a shell completion script (bash, zsh or fish).
     #[cfg(feature = "completions")]
     #[command(
         override_usage = "driftprobe completions <SHELL>",
-        after_help = "Example:\n  driftprobe completions bash > ~/.local/share/bash-completion/completions/driftprobe"
+        long_about = "Print a shell completion script (bash, zsh or fish).\n\nExample:\n  driftprobe completions bash > ~/.local/share/bash-completion/completions/driftprobe",
+        after_help = EXIT_CODES
     )]
     Completions(CompletionsArgs),
     /// Print the man page of driftprobe, or of one COMMAND (roff).
     #[cfg(feature = "completions")]
     #[command(
         override_usage = "driftprobe man [COMMAND]",
-        after_help = "Example:\n  driftprobe man liveness | man -l -"
+        long_about = "Print the man page of driftprobe, or of one COMMAND (roff).\n\nExample:\n  driftprobe man liveness | man -l -",
+        after_help = EXIT_CODES
     )]
     Man(ManArgs),
 }
@@ -336,35 +349,22 @@ pub struct ManArgs {
     pub command: Option<String>,
 }
 
-/// The full command line definition: the derived one, with [`EXIT_CODES`]
-/// appended to every command's help (one copy in the binary, not nine).
+/// The full command line definition (for completions and man pages).
 pub fn command() -> clap::Command {
-    let with_codes = |c: clap::Command| {
-        let text = match c.get_after_help() {
-            Some(h) => format!("{h}\n\n{EXIT_CODES}"),
-            None => EXIT_CODES.to_string(),
-        };
-        c.after_help(text)
-    };
-    with_codes(Cli::command()).mut_subcommands(with_codes)
+    Cli::command()
 }
 
 /// Parses the process's arguments (exits with the usage message on error).
 pub fn parse() -> Cli {
-    let matches = command().try_get_matches().unwrap_or_else(|e| {
-        #[cfg(not(feature = "completions"))]
-        if e.kind() == clap::error::ErrorKind::InvalidSubcommand
-            && matches!(std::env::args().nth(1).as_deref(), Some("completions" | "man"))
-        {
-            eprintln!(
-                "driftprobe: completions and man pages are left out of this slim build (the in-container \
-                 probe); take contrib/completions/ and doc/man/ from the source, or cargo install it"
-            );
-            std::process::exit(2);
-        }
-        e.exit()
-    });
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    #[cfg(not(feature = "completions"))]
+    if let Some("completions" | "man") = std::env::args().nth(1).as_deref() {
+        eprintln!(
+            "driftprobe: completions and man pages are left out of this slim build (the in-container \
+             probe); take contrib/completions/ and doc/man/ from the source, or cargo install it"
+        );
+        std::process::exit(2);
+    }
+    Cli::parse()
 }
 
 /// A process id: a positive number.
@@ -521,6 +521,33 @@ mod tests {
             assert!(
                 help.contains(&format!("Usage: driftprobe {name} ")),
                 "{name}: {help}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_help_shows_an_example_and_the_exit_codes() {
+        let mut cli = command();
+        for sub in cli.get_subcommands_mut() {
+            let name = sub.get_name().to_string();
+            let help = sub.render_long_help().to_string();
+            let example = help.split("Example").nth(1).unwrap_or_default();
+            assert!(
+                example.contains(&format!("driftprobe {name}")),
+                "{name}: no example of itself in --help:\n{help}"
+            );
+            assert!(help.contains(EXIT_CODES), "{name}: no exit codes:\n{help}");
+        }
+        // The table has a line for every code exit.rs can return.
+        use crate::exit::Code::*;
+        for code in [Healthy, Drift, Usage, Unknown, CannotExecute, NotFound] {
+            let c = code.as_i32().to_string();
+            assert!(
+                EXIT_CODES.lines().any(|l| l
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|w| w.split('/').any(|n| n == c))),
+                "exit code {c} is not in the table"
             );
         }
     }

@@ -24,7 +24,7 @@ function __fish_driftprobe_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c driftprobe -n "__fish_driftprobe_needs_command" -s h -l help -d 'Print help'
+complete -c driftprobe -n "__fish_driftprobe_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -s V -l version -d 'Print version'
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "init" -d 'Record the baseline for this container instance (postStart hook)'
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "run" -d 'Record the baseline, then exec CMD (same PID, signals pass through)'
@@ -44,7 +44,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -s h -l help
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l full -d 'Hash every file, bypassing the stat cache'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -s h -l help -d 'Print help'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l grace -d 'How long drift may last before the probe fails (e.g. 5m)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
@@ -92,13 +92,13 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l state-d
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l stagger -d 'Show this pod\'s offset for the probes\' --stagger window' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l json -d 'Machine-readable output (schema in the README)'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -s h -l help -d 'Print help'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l json -d 'Print the per-file manifest as JSON'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -s h -l help -d 'Print help'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand install" -s h -l help -d 'Print help'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand man" -s h -l help -d 'Print help'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand man" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand help; and not __fish_seen_subcommand_from init run liveness readiness status digest install completions man help" -f -a "init" -d 'Record the baseline for this container instance (postStart hook)'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand help; and not __fish_seen_subcommand_from init run liveness readiness status digest install completions man help" -f -a "run" -d 'Record the baseline, then exec CMD (same PID, signals pass through)'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand help; and not __fish_seen_subcommand_from init run liveness readiness status digest install completions man help" -f -a "liveness" -d 'Liveness probe: exit 1 once drift outlasts the grace window'
