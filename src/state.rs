@@ -514,10 +514,12 @@ impl StateDir {
                 {
                     // A concurrent probe may have made it: look again.
                     if fs::symlink_metadata(path).is_err() {
-                        let hint = if e.raw_os_error() == Some(nix::libc::EROFS) {
-                            " (readOnlyRootFilesystem? mount an emptyDir and pass --state-dir)"
-                        } else {
-                            ""
+                        let hint = match e.raw_os_error() {
+                            Some(nix::libc::EROFS) => {
+                                " (readOnlyRootFilesystem? mount an emptyDir and pass --state-dir)"
+                            }
+                            Some(nix::libc::EACCES | nix::libc::EPERM) => NOT_WRITABLE_HINT,
+                            _ => "",
                         };
                         return Err(err(
                             path,
@@ -689,12 +691,17 @@ fn planted(uid: u32) -> String {
 }
 
 /// Why a state dir could not be opened with O_DIRECTORY|O_NOFOLLOW.
+/// What to do about a state dir this user cannot use.
+const NOT_WRITABLE_HINT: &str =
+    " (not usable by this user: mount an emptyDir and pass --state-dir)";
+
 fn describe_open_error(e: Errno, lstat: io::Result<fs::Metadata>) -> String {
     match (e, lstat) {
         (Errno::ELOOP | Errno::ENOTDIR, Ok(m)) if m.file_type().is_symlink() => {
             SYMLINK_REASON.into()
         }
         (Errno::ENOTDIR, Ok(m)) if !m.is_dir() => "is not a directory".into(),
+        (Errno::EACCES, _) => format!("{}{NOT_WRITABLE_HINT}", errno_text(e)),
         _ => errno_text(e),
     }
 }

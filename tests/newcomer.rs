@@ -1,7 +1,9 @@
-//! The README's first command, examples/walkthrough.rs, run as a newcomer
-//! would see it: it must exit 0 well under a minute and tell the whole story
-//! in order (baseline, drift, grace countdown, readiness and liveness
-//! failing, restart; reload in place; a broken config held by --validate).
+//! A newcomer's first five minutes. The README's first command,
+//! examples/walkthrough.rs, must exit 0 well under a minute and tell the
+//! whole story in order (baseline, drift, grace countdown, readiness and
+//! liveness failing, restart; reload in place; a broken config held by
+//! --validate). Completions and man pages come from the binary as committed,
+//! and a state dir the probe's user cannot use says how to fix it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -134,4 +136,98 @@ fn walkthrough_tells_the_story_and_exits_0() {
     );
     assert!(!act3.contains("exit 1"), "{text}");
     assert!(!act3.contains("kills the container"), "{text}");
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_driftprobe");
+
+#[cfg(feature = "completions")]
+#[test]
+fn completions_and_man_pages_come_from_the_binary_as_committed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (shell, file) in [
+        ("bash", "contrib/completions/driftprobe.bash"),
+        ("zsh", "contrib/completions/_driftprobe"),
+        ("fish", "contrib/completions/driftprobe.fish"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "completions {shell}: {out:?}");
+        let committed = std::fs::read_to_string(root.join(file)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), committed, "{file}");
+    }
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(root.join("contrib/completions/driftprobe.bash"))
+        .status()
+        .unwrap();
+    assert!(syntax.success(), "bash -n driftprobe.bash");
+    for (args, file) in [
+        (vec!["man"], "doc/man/driftprobe.1"),
+        (vec!["man", "liveness"], "doc/man/driftprobe-liveness.1"),
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let page = String::from_utf8_lossy(&out.stdout);
+        assert!(page.contains(".TH driftprobe"), "{page}");
+        assert_eq!(page, std::fs::read_to_string(root.join(file)).unwrap());
+    }
+    let out = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn a_state_dir_this_user_cannot_use_says_how_to_fix_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    std::fs::write(config.join("app.yaml"), "a: 1").unwrap();
+    let locked = tmp.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    let mut probe;
+    if is_root() {
+        // root may write anywhere: run as nobody, who may not write `locked`.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        probe = Command::new("setpriv");
+        probe.args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            BIN,
+        ]);
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        probe = Command::new(BIN);
+    }
+    let out = probe
+        .env_clear()
+        .arg("readiness")
+        .arg("--state-dir")
+        .arg(locked.join("state"))
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(
+        stdout.starts_with("cannot determine: state dir"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("mount an emptyDir and pass --state-dir"),
+        "{stdout}"
+    );
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
