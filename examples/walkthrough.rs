@@ -276,7 +276,10 @@ impl<'a> Pod<'a> {
             println!(
                 "   (--pid: the demo app's PID, so that nothing else on this machine is signalled;"
             );
-            println!("    in a pod, leave it out: the default is the container's entrypoint)");
+            println!("    in a pod, leave it out: the default is the container's entrypoint;");
+            println!(
+                "    readiness has a longer window: it fails only if the reload does not happen)"
+            );
         }
     }
 
