@@ -116,13 +116,13 @@ fn reload_on_sighup(path: String, body: Arc<Mutex<Vec<u8>>>) -> nix::Result<()> 
         }
         match fs::read(&path) {
             Ok(new) => {
-                eprintln!(
-                    "demo_server: SIGHUP: read {path} again ({} bytes), now serving it",
-                    new.len()
-                );
+                // Serve the new config first, then say so: whoever reads this
+                // line and then asks must get the new answer.
+                let len = new.len();
                 if let Ok(mut b) = body.lock() {
                     *b = new;
                 }
+                eprintln!("demo_server: SIGHUP: read {path} again ({len} bytes), now serving it");
             }
             Err(err) => {
                 eprintln!("demo_server: SIGHUP: cannot read {path}: {err}; keeping the old config")
