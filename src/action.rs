@@ -244,11 +244,12 @@ impl HttpReload {
     /// Sends the request. `Ok` says what answered (2xx); `Err` why the
     /// reload is not known to be done.
     pub fn call(&self) -> Result<String, String> {
-        let request = format!("{} {}", self.method, self.url);
-        match http::request(&self.method, &self.url, self.timeout) {
-            Ok(a) if a.success() => Ok(format!("{request} answered {}", a.code)),
-            Ok(a) => Err(format!("{request} answered {a}")),
-            Err(e) => Err(format!("{request}: {e}")),
+        let result = http::request(&self.method, &self.url, self.timeout);
+        let what = result.as_ref().unwrap_or_else(|e| e);
+        let said = format!("{} {} {what}", self.method, self.url);
+        match result {
+            Ok(_) => Ok(said),
+            Err(_) => Err(said),
         }
     }
 }

@@ -222,7 +222,7 @@ fn a_connection_closed_without_an_answer_is_a_failure() {
     let out = reload_probe(&env, &server.url(), &[]);
     out.expect(1, "drift:")
         .contains("reload failed: POST ")
-        .contains("connection closed without an answer");
+        .contains("closed the connection without an answer");
     not_reloaded(&out);
     assert_eq!(server.heads().len(), 1);
     baseline_kept(&env, &d1);
@@ -237,7 +237,7 @@ fn a_server_that_never_answers_times_out() {
     let took = start.elapsed();
     out.expect(1, "drift:")
         .contains("reload failed: POST ")
-        .contains("no answer within 300ms");
+        .contains("gave no answer within 300ms");
     not_reloaded(&out);
     assert!(
         took < Duration::from_millis(1_500),
@@ -259,7 +259,7 @@ fn a_slow_answer_within_the_timeout_is_a_reload() {
     env.vol.write(&[("app.conf", "v3\n")]);
     reload_probe(&env, &server.url(), &["--reload-timeout", "200ms"])
         .expect(1, "drift:")
-        .contains("no answer within 200ms");
+        .contains("gave no answer within 200ms");
 }
 
 #[test]
@@ -272,7 +272,7 @@ fn a_refused_connection_is_a_failure() {
     let url = format!("http://127.0.0.1:{port}/-/reload");
     let out = reload_probe(&env, &url, &[]);
     out.expect(1, "drift:")
-        .contains(&format!("reload failed: POST {url}: connection refused"));
+        .contains(&format!("reload failed: POST {url} refused the connection"));
     not_reloaded(&out);
     baseline_kept(&env, &d1);
 }
