@@ -277,6 +277,55 @@ fn a_refused_connection_is_a_failure() {
     baseline_kept(&env, &d1);
 }
 
+/// A connection that is never accepted (the app's listen queue is full, or
+/// a firewall drops the SYN): the connect itself times out.
+#[test]
+fn a_connect_that_hangs_times_out() {
+    // A listening socket with a backlog of 0 that never accepts: once its
+    // queue holds a connection, the kernel drops further SYNs.
+    // SAFETY: plain socket calls on a socket this test owns; the address is
+    // a local sockaddr_in of the size given.
+    let (fd, port) = unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let sa = (&addr as *const libc::sockaddr_in).cast::<libc::sockaddr>();
+        assert_eq!(libc::bind(fd, sa, len), 0);
+        assert_eq!(libc::listen(fd, 0), 0);
+        let mut len = len;
+        let out = (&mut addr as *mut libc::sockaddr_in).cast::<libc::sockaddr>();
+        assert_eq!(libc::getsockname(fd, out, &mut len), 0);
+        (fd, u16::from_be(addr.sin_port))
+    };
+    let target: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let fillers: Vec<_> = (0..3)
+        .filter_map(|_| TcpStream::connect_timeout(&target, Duration::from_millis(200)).ok())
+        .collect();
+    assert!(
+        TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_err(),
+        "the listen queue should be full"
+    );
+    let (env, d1, _) = drifted_env();
+    let url = format!("http://127.0.0.1:{port}/-/reload");
+    let start = Instant::now();
+    let out = reload_probe(&env, &url, &["--reload-timeout", "300ms"]);
+    let took = start.elapsed();
+    out.expect(1, "drift:").contains(&format!(
+        "reload failed: POST {url} gave no answer within 300ms"
+    ));
+    assert!(
+        took < Duration::from_millis(1_500),
+        "the probe took {took:?}"
+    );
+    baseline_kept(&env, &d1);
+    drop(fillers);
+    // SAFETY: closes the socket opened above.
+    unsafe { libc::close(fd) };
+}
+
 /// The request is made without the state lock: while the app takes its
 /// time to answer, the other probe gets the lock at once (it gives up after
 /// --lock-timeout, 800ms by default).
