@@ -201,8 +201,8 @@ pub struct ProbeArgs {
         default_value = "HUP"
     )]
     pub signal: String,
-    /// Reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH,
-    /// IP being a literal or localhost (no https, no host names).
+    /// --on-drift reload by an HTTP request instead of a signal:
+    /// http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS).
     #[arg(
         long,
         value_name = "URL",
@@ -218,7 +218,8 @@ pub struct ProbeArgs {
         default_value = "POST"
     )]
     pub reload_method: String,
-    /// No 2xx answer within this long: not reloaded.
+    /// No 2xx answer within this long: not reloaded (keep the probe's
+    /// timeoutSeconds above it).
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_RELOAD_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
     pub reload_timeout: Duration,
     /// Process to signal and read --env from [default: the container's

@@ -185,6 +185,8 @@ fn a_2xx_answer_reloads_and_records_the_new_baseline() {
     );
 }
 
+/// Set by environment variables, with a validator: one probe validates,
+/// sends the request and records the answer.
 #[test]
 fn the_method_is_configurable() {
     let server = Fake::start(Behaviour::Answer(Duration::ZERO, OK));
@@ -192,10 +194,51 @@ fn the_method_is_configurable() {
     let mut cmd = env.cmd("liveness");
     cmd.env("DRIFTPROBE_RELOAD_URL", server.url())
         .env("DRIFTPROBE_RELOAD_METHOD", "PUT")
+        .env("DRIFTPROBE_VALIDATE", "true")
         .args(["--grace", "0", "--on-drift", "reload"])
         .arg(env.vol.path());
     run(&mut cmd).expect(0, "reloaded:").contains("PUT http://");
     assert!(server.heads()[0].starts_with("PUT /-/reload HTTP/1.1\r\n"));
+    let v = json(&env.on_vol("status", &["--json"]));
+    assert_eq!(v["validations"][0]["ok"], true, "{v}");
+    assert_eq!(v["reloads"][0]["signal"], "PUT", "{v}");
+}
+
+/// The files change again while the app is being asked: the answer was for
+/// the config before, so nothing is recorded and the next probe asks again.
+#[test]
+fn files_that_change_during_the_request_are_asked_about_again() {
+    let server = Fake::start(Behaviour::Answer(Duration::from_millis(1_000), OK));
+    let (env, d1, _) = drifted_env();
+    let slow = {
+        let mut cmd = env.cmd("liveness");
+        cmd.args([
+            "--grace",
+            "0",
+            "--on-drift",
+            "reload",
+            "--reload-timeout",
+            "5s",
+        ])
+        .args(["--reload-url", &server.url()])
+        .arg(env.vol.path());
+        std::thread::spawn(move || Out::from_output(cmd.output().unwrap()))
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || !server.heads().is_empty()),
+        "the reload request was not made"
+    );
+    env.vol.write(&[("app.conf", "v3\n")]);
+    let d3 = env.digest();
+    let out = slow.join().unwrap();
+    out.expect(1, "drift:")
+        .contains("the files changed again during the reload request");
+    not_reloaded(&out);
+    baseline_kept(&env, &d1);
+    reload_probe(&env, &server.url(), &["--reload-timeout", "5s"]).expect(0, "reloaded:");
+    assert_eq!(server.heads().len(), 2);
+    let v = json(&env.on_vol("status", &["--json"]));
+    assert_eq!(v["baseline"]["digest"], d3.as_str(), "{v}");
 }
 
 #[test]
