@@ -42,35 +42,29 @@ impl Url {
     /// literal, a bracketed IPv6 literal or `localhost` (127.0.0.1).
     /// `flag` names the option in error messages.
     pub fn parse(flag: &str, text: &str) -> Result<Url, String> {
-        let bad = |why: &str| format!("{flag} {text:?}: {why}");
-        let Some(rest) = text
-            .get(..7)
-            .filter(|s| s.eq_ignore_ascii_case("http://"))
-            .map(|_| &text[7..])
-        else {
-            return Err(bad(
-                if text
-                    .get(..6)
-                    .is_some_and(|s| s.eq_ignore_ascii_case("https:"))
-                {
-                    "https is not supported: driftprobe speaks plain http to the app in its own pod"
-                } else {
-                    "expected http://HOST[:PORT]/PATH"
-                },
-            ));
+        Url::parse_text(text).map_err(|why| format!("{flag} {text:?}: {why}"))
+    }
+
+    fn parse_text(text: &str) -> Result<Url, &'static str> {
+        let scheme = |s: &str| {
+            text.get(..s.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(s))
         };
+        if scheme("https:") {
+            return Err(
+                "https is not supported: driftprobe speaks plain http to the app in its own pod",
+            );
+        }
+        if !scheme("http://") {
+            return Err("expected http://HOST[:PORT]/PATH");
+        }
+        let rest = &text[7..];
         if !rest.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(bad(
-                "spaces, control and non-ASCII characters must be percent-encoded",
-            ));
+            return Err("spaces, control and non-ASCII characters must be percent-encoded");
         }
         let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
         // A fragment is never sent.
         let tail = tail.split('#').next().unwrap_or("");
-        let target = match tail.starts_with('/') {
-            true => tail.to_string(),
-            false => format!("/{tail}"),
-        };
         let (ip, port) = match authority.strip_prefix('[') {
             Some(v6) => {
                 let (ip, after) = v6.split_once(']').unwrap_or(("", ""));
@@ -89,21 +83,21 @@ impl Url {
                 (ip_literal(name, libc::AF_INET), port)
             }
         };
-        let ip = ip.ok_or_else(|| {
-            bad("not an IP address, and driftprobe resolves no host names (a static binary has no DNS): use \
-                 127.0.0.1, [::1], localhost or the pod IP")
-        })?;
+        let (family, ip) = ip.ok_or(
+            "not an IP address, and driftprobe resolves no host names (a static binary has no DNS): use \
+             127.0.0.1, [::1], localhost or the pod IP",
+        )?;
         let port = match port.map(str::parse::<i32>) {
             None => 80,
             Some(Ok(n @ 1..=65535)) => n as u16,
-            Some(_) => return Err(bad("bad port")),
+            Some(_) => return Err("bad port"),
         };
         Ok(Url {
-            family: ip.0,
-            ip: ip.1,
+            family,
+            ip,
             port,
             host: authority.to_string(),
-            target,
+            target: format!("/{}", tail.strip_prefix('/').unwrap_or(tail)),
         })
     }
 }
