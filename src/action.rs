@@ -1,9 +1,10 @@
-//! What a probe does beyond judging: signal the app to reload, run the
-//! `--validate` command, read the environment the app was started with.
-//! Everything here touches processes; the decisions stay in `probe` and
-//! `verdict`.
+//! What a probe does beyond judging: signal the app to reload (or ask it
+//! to over HTTP), run the `--validate` command, read the environment the
+//! app was started with. Everything here touches processes or the app's
+//! port; the decisions stay in `probe` and `verdict`.
 
 use crate::digest::plain_io;
+use crate::http::{self, Url};
 use crate::state::{Proc, Validation};
 use crate::time;
 use nix::errno::Errno;
@@ -211,6 +212,46 @@ pub fn send(proc_root: &Path, pid: i32, sig: Signal) -> Result<(), String> {
         ),
         other => format!("cannot signal pid {pid} ({name}): {}", other.desc()),
     })
+}
+
+/// `--reload-url`: the app is asked to reload by an HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReload {
+    pub method: String,
+    pub url: Url,
+    pub timeout: Duration,
+}
+
+impl HttpReload {
+    /// Checks the flags up front, so a typo fails at once (exit 2), not on
+    /// the day the config changes.
+    pub fn new(url: &str, method: &str, timeout: Duration) -> Result<HttpReload, String> {
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!(
+                "--reload-method {method:?}: expected a method such as POST, PUT or GET"
+            ));
+        }
+        if timeout.is_zero() {
+            return Err("--reload-timeout must be more than 0".into());
+        }
+        Ok(HttpReload {
+            method: method.into(),
+            url: Url::parse("--reload-url", url)?,
+            timeout,
+        })
+    }
+
+    /// Sends the request. `Ok` says what answered (2xx); `Err` why the
+    /// reload is not known to be done.
+    pub fn call(&self) -> Result<String, String> {
+        let result = http::request(&self.method, &self.url, self.timeout);
+        let what = result.as_ref().unwrap_or_else(|e| e);
+        let said = format!("{} {} {what}", self.method, self.url);
+        match result {
+            Ok(_) => Ok(said),
+            Err(_) => Err(said),
+        }
+    }
 }
 
 /// Splits a command line: whitespace separates words; single quotes,

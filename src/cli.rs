@@ -257,6 +257,27 @@ pub struct ProbeArgs {
         default_value = "HUP"
     )]
     pub signal: String,
+    /// --on-drift reload by an HTTP request instead of a signal:
+    /// http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DRIFTPROBE_RELOAD_URL",
+        conflicts_with = "signal"
+    )]
+    pub reload_url: Option<String>,
+    /// HTTP method of the --reload-url request.
+    #[arg(
+        long,
+        value_name = "METHOD",
+        env = "DRIFTPROBE_RELOAD_METHOD",
+        default_value = "POST"
+    )]
+    pub reload_method: String,
+    /// No 2xx answer within this long: not reloaded (keep the probe's
+    /// timeoutSeconds above it).
+    #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_RELOAD_TIMEOUT", default_value = "500ms", value_parser = parse_duration)]
+    pub reload_timeout: Duration,
     /// Process to signal and read --env from [default: the container's
     /// entrypoint: PID 1, or with shareProcessNamespace the first process of
     /// this container].
@@ -608,6 +629,28 @@ mod tests {
             )]
         );
         assert_eq!(args.probe.on_drift, OnDrift::Fail);
+    }
+
+    #[test]
+    fn reload_url_is_an_alternative_to_signal() {
+        let probe = |argv: &[&str]| {
+            let mut full = vec!["driftprobe", "liveness", "--on-drift", "reload"];
+            full.extend_from_slice(argv);
+            full.push("/x");
+            Cli::try_parse_from(full).map(|cli| match cli.command {
+                Command::Liveness(args) => args.probe,
+                _ => panic!("not liveness"),
+            })
+        };
+        let p = probe(&["--reload-url", "http://127.0.0.1:9090/-/reload"]).unwrap();
+        assert_eq!(
+            p.reload_url.as_deref(),
+            Some("http://127.0.0.1:9090/-/reload")
+        );
+        assert_eq!(p.reload_method, "POST");
+        assert_eq!(p.reload_timeout, Duration::from_millis(500));
+        let err = probe(&["--reload-url", "http://127.0.0.1/", "--signal", "HUP"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! The flow of one invocation reads top to bottom: [`cli`] parses,
 //! [`digest`] hashes the watched files, [`state`] loads and saves what this
 //! container recorded, [`verdict`] compares, [`action`] reacts (reload
-//! signal, validation command), [`exit`] names the outcome. [`run`] wires
+//! signal or [`http`] request, validation command), [`exit`] names the
+//! outcome. [`run`] wires
 //! them; `main` only prints its [`Report`].
 
 pub mod action;
@@ -16,6 +17,7 @@ pub mod completions;
 pub mod digest;
 pub mod exit;
 pub mod glob;
+pub mod http;
 pub mod inspect;
 pub mod probe;
 pub mod state;

@@ -3,10 +3,11 @@
 //!
 //! Each look is done under the state lock, and the state is saved only when
 //! it changed, so an unchanged tree costs a few `stat`s and no write. The
-//! one thing done without the lock is running `--validate` (it may take
+//! two things done without the lock are running `--validate` (it may take
 //! seconds, and the other probe must not time out waiting): the look marks
 //! the digest as being validated, the validator runs, and a second look
-//! records its answer.
+//! records its answer; and the `--reload-url` request, for the same reason
+//! (see [`Step::Call`]).
 
 use crate::action::{self, Target};
 use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
@@ -68,6 +69,8 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
 enum Response {
     Fail,
     Reload(nix::sys::signal::Signal, Target),
+    /// `--reload-url`: an HTTP request instead of a signal.
+    Http(action::HttpReload),
     Adopt,
 }
 
@@ -82,10 +85,16 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
     let response = match args.on_drift {
         OnDrift::Fail => Response::Fail,
         OnDrift::Adopt => Response::Adopt,
-        OnDrift::Reload => Response::Reload(
-            action::parse_signal(&args.signal).map_err(Failure::Usage)?,
-            app_target(args),
-        ),
+        OnDrift::Reload => match &args.reload_url {
+            Some(url) => Response::Http(
+                action::HttpReload::new(url, &args.reload_method, args.reload_timeout)
+                    .map_err(Failure::Usage)?,
+            ),
+            None => Response::Reload(
+                action::parse_signal(&args.signal).map_err(Failure::Usage)?,
+                app_target(args),
+            ),
+        },
     };
     let validator = match &args.validate {
         Some(v) if !v.trim().is_empty() => {
@@ -124,9 +133,12 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
     let opened = baseline::open(&args.watch)?;
     let mut warnings = Vec::new();
     let mut answer = None;
+    let mut called = Called::Not;
+    let mut validated = false;
     // The validator runs without the lock (it may take seconds; the other
     // probe must not time out waiting), then the probe looks again. At most
-    // once per probe: the kubelet's timeout is for one validation.
+    // once per probe: the kubelet's timeout is for one validation. The same
+    // for the reload request.
     loop {
         let locked = opened.dir.lock(&opened.key, args.lock_timeout)?;
         let look = Look {
@@ -136,8 +148,9 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
             reaction: &reaction,
             opened: &opened,
             locked: &locked,
+            called: &called,
         };
-        let may_validate = answer.is_none();
+        let may_validate = !validated;
         match look.run(answer.take(), may_validate, &mut warnings)? {
             Step::Done(mut report) => {
                 report.stderr = warnings;
@@ -145,13 +158,27 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
             }
             Step::Validate(digest) => {
                 drop(locked);
+                validated = true;
                 let argv = reaction.validator.as_deref().unwrap_or(&[]);
                 let mut started = |pid| note_validator(&opened, args, &digest, pid);
                 let verdict = action::validate(argv, args.validate_timeout, &mut started);
                 answer = Some((digest, verdict));
             }
+            Step::Call(digest) => {
+                drop(locked);
+                if let Response::Http(http) = &reaction.response {
+                    called = Called::Answered(digest, http.call());
+                }
+            }
         }
     }
+}
+
+/// The `--reload-url` request this probe made, for the look after it.
+enum Called {
+    Not,
+    /// For this digest: what answered, or why it is not reloaded.
+    Answered(String, Result<String, String>),
 }
 
 /// One look at the files under the lock.
@@ -162,12 +189,26 @@ struct Look<'a> {
     reaction: &'a Reaction,
     opened: &'a Opened,
     locked: &'a Locked,
+    called: &'a Called,
 }
 
 enum Step {
     Done(Report),
     /// Run the validator on this digest (without the lock), then look again.
     Validate(String),
+    /// Send the `--reload-url` request for this digest, then look again.
+    ///
+    /// Without the lock: the app may take up to `--reload-timeout` to
+    /// answer (Prometheus answers `/-/reload` once the new config is
+    /// loaded), and a concurrent probe gives up on the lock after
+    /// `--lock-timeout` (800ms), so holding it across the call would turn a
+    /// slow reload into a "cannot determine" of the other probe. The cost:
+    /// two probes that both reload (`DRIFTPROBE_ON_DRIFT=reload` in the
+    /// pod's env) may both ask for the same config. Reloading the same
+    /// files twice is harmless, and needs no marker in the state. The next
+    /// look records the answer only if the files are still the ones it was
+    /// asked for; otherwise the next probe asks again.
+    Call(String),
 }
 
 impl Look<'_> {
@@ -317,6 +358,8 @@ impl Look<'_> {
             )
         };
 
+        // Set when the reload request is to be sent (after saving).
+        let mut call = false;
         let (code, line) = match verdict {
             Verdict::Healthy => {
                 let b = st.baseline.as_ref();
@@ -369,6 +412,27 @@ impl Look<'_> {
                         Err(why) => (Code::Drift, format!("{overdue}; reload failed: {why}")),
                     }
                 }
+                Response::Http(http) => match self.called {
+                    Called::Not => {
+                        call = true;
+                        (Code::Drift, String::new())
+                    }
+                    Called::Answered(digest, Ok(said)) if *digest == snap.digest => {
+                        let target = http.url.to_string();
+                        let was = record_reload(&mut st, &http.method, 0, target, &snap, now);
+                        (
+                            Code::Healthy,
+                            format!("reloaded: {what}: {said}, new baseline {} (was {was})", short(&snap.digest)),
+                        )
+                    }
+                    Called::Answered(digest, Err(why)) if *digest == snap.digest => {
+                        (Code::Drift, format!("{overdue}; reload failed: {why}"))
+                    }
+                    Called::Answered(..) => (
+                        Code::Drift,
+                        format!("{overdue}; the files changed again during the reload request: asking again on the next probe"),
+                    ),
+                },
                 Response::Adopt => {
                     adopt(&mut st, &snap, now, "adopt");
                     (
@@ -382,6 +446,9 @@ impl Look<'_> {
 
         if Some(&st) != previous.as_ref() {
             locked.save(&st)?;
+        }
+        if call {
+            return Ok(Step::Call(snap.digest.clone()));
         }
         if let (Some(e), Code::Healthy) = (env_error, code) {
             // The files are fine, the environment unknown: no false "ok".
@@ -549,6 +616,25 @@ fn reload(
 ) -> Result<String, String> {
     let pid = target.resolve(proc_root)?;
     action::send(proc_root, pid, signal)?;
+    let was = record_reload(st, signal.as_str(), pid, target.describe(), snap, now);
+    Ok(format!(
+        "sent {signal} to pid {pid} ({}), new baseline {} (was {was})",
+        action::comm(proc_root, pid),
+        short(&snap.digest),
+    ))
+}
+
+/// Logs a reload in the state (`how`: the signal, or the HTTP method with
+/// pid 0 and the URL as target) and adopts the current config as the
+/// baseline. Returns the old baseline's short digest, or "none".
+fn record_reload(
+    st: &mut State,
+    how: &str,
+    pid: i32,
+    target: String,
+    snap: &Snapshot,
+    now: Millis,
+) -> String {
     let from = st
         .baseline
         .as_ref()
@@ -556,25 +642,20 @@ fn reload(
         .unwrap_or_default();
     st.reloads.push(Reload {
         at: now,
-        signal: signal.to_string(),
+        signal: how.to_string(),
         pid,
-        target: target.describe(),
+        target,
         from_digest: from.clone(),
         to_digest: snap.digest.clone(),
     });
     let extra = st.reloads.len().saturating_sub(KEEP_RELOADS);
     st.reloads.drain(..extra);
     adopt(st, snap, now, "reload");
-    Ok(format!(
-        "sent {signal} to pid {pid} ({}), new baseline {} (was {})",
-        action::comm(proc_root, pid),
-        short(&snap.digest),
-        if from.is_empty() {
-            "none"
-        } else {
-            short(&from)
-        }
-    ))
+    if from.is_empty() {
+        "none".into()
+    } else {
+        short(&from).to_string()
+    }
 }
 
 /// Makes the current config the baseline.

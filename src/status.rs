@@ -250,12 +250,14 @@ fn human(s: &StatusJson) -> String {
         ));
     }
     for r in &s.reloads {
+        // pid 0: an HTTP reload (`signal` holds the method, `target` the URL).
+        let how = match r.pid {
+            0 => format!("{} {}", r.signal, r.target),
+            pid => format!("{} to pid {pid} ({})", r.signal, r.target),
+        };
         out.push(format!(
-            "reloaded:   {} {} to pid {} ({}), {} -> {}",
+            "reloaded:   {} {how}, {} -> {}",
             r.at,
-            r.signal,
-            r.pid,
-            r.target,
             short(&r.from_digest),
             short(&r.to_digest)
         ));

@@ -1,7 +1,8 @@
 //! End-to-end tests of what a probe does beyond "restart on change"
 //! (issue 5): reload in place by signal (a real nginx, PID-namespace PID 1,
-//! missing/dead/forbidden targets), the `--validate` gate, `--env` drift,
-//! subPath detection and `--stagger`. All drive the real binary; the
+//! missing/dead/forbidden targets), reload by HTTP request (a real
+//! Prometheus, and fake servers that fail in every way; issue 9), the
+//! `--validate` gate, `--env` drift, subPath detection and `--stagger`. All drive the real binary; the
 //! ConfigMap volumes are written by the kubelet-faithful emulation in
 //! tests/support. Most tests need root (namespaces, bind mounts, setpriv).
 
@@ -10,7 +11,9 @@ mod support;
 mod reload {
     mod common;
     mod env;
+    mod http;
     mod nginx;
+    mod prometheus;
     mod signals;
     mod stagger;
     mod subpath;

@@ -319,7 +319,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__liveness)
-            opts="-h --grace --exclude --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -354,6 +354,18 @@ _driftprobe() {
                     return 0
                     ;;
                 --signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-method)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -407,7 +419,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__readiness)
-            opts="-h --grace --exclude --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -442,6 +454,18 @@ _driftprobe() {
                     return 0
                     ;;
                 --signal)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-method)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

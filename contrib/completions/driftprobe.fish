@@ -56,6 +56,9 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-dr
 reload\t'Signal the app to reload, adopt the new config as baseline, pass'
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-method -d 'HTTP method of the --reload-url request' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l pid -d 'Process to signal and read --env from [default: the container\'s entrypoint: PID 1, or with shareProcessNamespace the first process of this container]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l pidfile -d 'Read the process to signal from this pidfile' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l process -d 'Signal the oldest process with this name (from /proc/*/comm)' -r
@@ -77,6 +80,9 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-d
 reload\t'Signal the app to reload, adopt the new config as baseline, pass'
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-method -d 'HTTP method of the --reload-url request' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l pid -d 'Process to signal and read --env from [default: the container\'s entrypoint: PID 1, or with shareProcessNamespace the first process of this container]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l pidfile -d 'Read the process to signal from this pidfile' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l process -d 'Signal the oldest process with this name (from /proc/*/comm)' -r

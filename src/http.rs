@@ -1,0 +1,388 @@
+//! The small HTTP/1.1 client behind `--reload-url`: one request to the
+//! app in the probe's own pod, answered before a deadline, reduced to a
+//! status code and a short reason.
+//!
+//! Plain `http://` to an IP literal (`127.0.0.1`, `[::1]`, the pod IP) or
+//! `localhost` only: no TLS, and no DNS, because a static glibc binary
+//! cannot load the NSS modules `getaddrinfo` needs. A socket with send and
+//! receive timeouts (which bound `connect` too, on Linux) and a few lines
+//! of parsing: a few KiB instead of an HTTP crate or even `std::net`,
+//! within the binary's size budget. What an answer means (reload done or
+//! not) is for `action` and `probe`.
+
+use crate::digest::plain_io;
+use crate::time::format_duration;
+use nix::libc;
+use std::fs::File;
+use std::io::{self, ErrorKind, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::time::{Duration, Instant};
+
+/// At most this much of an answer is read: the status line, the headers
+/// and the start of the body (for the reason of a failure).
+const MAX_ANSWER: usize = 4096;
+/// At most this many characters of a reason are shown.
+const REASON_CHARS: usize = 100;
+
+/// A parsed `http://` URL with an IP address to connect to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// `AF_INET` or `AF_INET6`, the address (4 or 16 bytes), the port.
+    family: libc::c_int,
+    ip: [u8; 16],
+    port: u16,
+    /// `Host` header: the authority as written (`localhost:9090`).
+    host: String,
+    /// Path and query, `/` at least.
+    target: String,
+}
+
+impl Url {
+    /// Parses `http://HOST[:PORT][/PATH][?QUERY]`, HOST being an IPv4
+    /// literal, a bracketed IPv6 literal or `localhost` (127.0.0.1).
+    /// `flag` names the option in error messages.
+    pub fn parse(flag: &str, text: &str) -> Result<Url, String> {
+        Url::parse_text(text).map_err(|why| format!("{flag} {text:?}: {why}"))
+    }
+
+    fn parse_text(text: &str) -> Result<Url, &'static str> {
+        let scheme = |s: &str| {
+            text.get(..s.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(s))
+        };
+        if scheme("https:") {
+            return Err(
+                "https is not supported: driftprobe speaks plain http to the app in its own pod",
+            );
+        }
+        if !scheme("http://") {
+            return Err("expected http://HOST[:PORT]/PATH");
+        }
+        let rest = &text[7..];
+        if !rest.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("spaces, control and non-ASCII characters must be percent-encoded");
+        }
+        let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+        // A fragment is never sent.
+        let tail = tail.split('#').next().unwrap_or("");
+        let (ip, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (ip, after) = v6.split_once(']').unwrap_or(("", ""));
+                let port = (!after.is_empty()).then(|| after.strip_prefix(':').unwrap_or("?"));
+                (ip_literal(ip, libc::AF_INET6), port)
+            }
+            None => {
+                let (name, port) = match authority.split_once(':') {
+                    Some((name, port)) => (name, Some(port)),
+                    None => (authority, None),
+                };
+                let name = match name.eq_ignore_ascii_case("localhost") {
+                    true => "127.0.0.1",
+                    false => name,
+                };
+                (ip_literal(name, libc::AF_INET), port)
+            }
+        };
+        let (family, ip) = ip.ok_or(
+            "not an IP address, and driftprobe resolves no host names (a static binary has no DNS): use \
+             127.0.0.1, [::1], localhost or the pod IP",
+        )?;
+        let port = match port.map(str::parse::<i32>) {
+            None => 80,
+            Some(Ok(n @ 1..=65535)) => n as u16,
+            Some(_) => return Err("bad port"),
+        };
+        Ok(Url {
+            family,
+            ip,
+            port,
+            host: authority.to_string(),
+            target: format!("/{}", tail.strip_prefix('/').unwrap_or(tail)),
+        })
+    }
+}
+
+/// An IPv4 (dotted quad, `AF_INET`) or IPv6 (`AF_INET6`) literal, by the
+/// C library's `inet_pton` (no resolver involved, and smaller than std's
+/// parsers).
+fn ip_literal(text: &str, family: libc::c_int) -> Option<(libc::c_int, [u8; 16])> {
+    extern "C" {
+        // POSIX, in every libc; the libc crate does not declare it.
+        fn inet_pton(
+            af: libc::c_int,
+            src: *const libc::c_char,
+            dst: *mut libc::c_void,
+        ) -> libc::c_int;
+    }
+    let mut c = [0u8; 64];
+    if text.len() >= c.len() {
+        return None;
+    }
+    c[..text.len()].copy_from_slice(text.as_bytes());
+    let mut bytes = [0u8; 16];
+    // SAFETY: `c` is NUL-terminated (the text is shorter, and printable
+    // ASCII as the URL was checked to be), and `bytes` holds
+    // the 16 bytes of the largest address inet_pton writes.
+    let rc = unsafe { inet_pton(family, c.as_ptr().cast(), bytes.as_mut_ptr().cast()) };
+    (rc == 1).then_some((family, bytes))
+}
+
+/// A connected TCP socket whose reads and writes (and the connect itself)
+/// give up after `timeout`.
+fn connect(url: &Url, timeout: Duration) -> io::Result<File> {
+    let check = |rc: libc::c_int| match rc {
+        -1 => Err(io::Error::last_os_error()),
+        _ => Ok(rc),
+    };
+    // SAFETY: plain socket calls; every pointer is to a local of the size
+    // passed with it, and the fd is owned by the File from here on.
+    unsafe {
+        let sock = File::from_raw_fd(check(libc::socket(
+            url.family,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+        ))?);
+        set_timeout(&sock, libc::SO_SNDTIMEO, timeout)?;
+        let mut addr: libc::sockaddr_in6 = std::mem::zeroed();
+        addr.sin6_family = url.family as libc::sa_family_t;
+        addr.sin6_port = url.port.to_be();
+        let len = if url.family == libc::AF_INET {
+            let v4 = (&mut addr as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
+            (*v4).sin_addr.s_addr =
+                u32::from_ne_bytes([url.ip[0], url.ip[1], url.ip[2], url.ip[3]]);
+            std::mem::size_of::<libc::sockaddr_in>()
+        } else {
+            addr.sin6_addr.s6_addr = url.ip;
+            std::mem::size_of::<libc::sockaddr_in6>()
+        };
+        let to = (&addr as *const libc::sockaddr_in6).cast::<libc::sockaddr>();
+        match check(libc::connect(sock.as_raw_fd(), to, len as libc::socklen_t)) {
+            // A blocking connect that ran out of SO_SNDTIMEO.
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                Err(ErrorKind::TimedOut.into())
+            }
+            r => r.map(|_| sock),
+        }
+    }
+}
+
+/// Sets `SO_SNDTIMEO` or `SO_RCVTIMEO` (at least 1ms: 0 means "never").
+fn set_timeout(sock: &File, option: libc::c_int, timeout: Duration) -> io::Result<()> {
+    let t = timeout.max(Duration::from_millis(1));
+    let tv = libc::timeval {
+        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: `tv` is a timeval, as these options take, of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    match rc {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "http://{}{}", self.host, self.target)
+    }
+}
+
+/// Sends `METHOD url` (no body, `Connection: close`) and reads the answer,
+/// all within `timeout`. What happened, to be read after "METHOD URL":
+/// `Ok("answered 200")` for a 2xx; otherwise `Err` with the status code,
+/// reason and first line of the body, or why there was no HTTP answer.
+pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    let late = || format!("gave no answer within {}", format_duration(timeout));
+    let failed = |e: io::Error| match e.kind() {
+        ErrorKind::ConnectionRefused => {
+            "refused the connection (is the app listening on that port?)".into()
+        }
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => late(),
+        _ => format!("failed: {}", plain_io(&e)),
+    };
+    let head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: driftprobe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        url.target, url.host,
+    );
+    let mut stream = connect(url, timeout).map_err(failed)?;
+    stream.write_all(head.as_bytes()).map_err(failed)?;
+    // Read until a 2xx status line is in (its body does not matter), the
+    // end of the answer (the server closes after it: Connection: close),
+    // MAX_ANSWER bytes, or the deadline.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while buf.len() < MAX_ANSWER && status_line(&buf).is_none_or(|(code, _)| code / 100 != 2) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match set_timeout(&stream, libc::SO_RCVTIMEO, left).and_then(|()| stream.read(&mut chunk)) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if buf.is_empty() => return Err(failed(e)),
+            Err(_) => break,
+        }
+    }
+    match status_line(&buf) {
+        Some((code, _)) if code / 100 == 2 => Ok(format!("answered {code}")),
+        Some((code, reason)) => {
+            // A failure's body often says why (Prometheus: "failed to
+            // reload config: ..."): its first line follows the reason.
+            let said = format!("answered {code} {reason}");
+            let said = said.trim_end();
+            let body = one_line(find(&buf, b"\r\n\r\n").map_or(&[][..], |i| &buf[i + 4..]));
+            Err(match body.is_empty() || body == reason {
+                true => said.to_string(),
+                false => format!("{said}: {body}"),
+            })
+        }
+        None if Instant::now() >= deadline => Err(late()),
+        None if buf.is_empty() => Err("closed the connection without an answer".into()),
+        None => Err(format!("answered, but not in HTTP: {}", one_line(&buf))),
+    }
+}
+
+/// Parses `HTTP/1.x NNN reason` once the first line is in: the code and
+/// the reason phrase.
+fn status_line(buf: &[u8]) -> Option<(usize, String)> {
+    let line = String::from_utf8_lossy(&buf[..find(buf, b"\n")?]);
+    // "1 200 OK": the minor version, the code, the reason phrase.
+    let rest = line.strip_prefix("HTTP/1.")?;
+    let b = rest.as_bytes();
+    if b.get(1) != Some(&b' ') || !matches!(b.get(5), None | Some(b' ' | b'\r')) {
+        return None;
+    }
+    let code = rest
+        .get(2..5)?
+        .parse::<usize>()
+        .ok()
+        .filter(|c| (100..=999).contains(c))?;
+    Some((code, one_line(&b[5..])))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The first line of `bytes` that says something (not blank, not a hex
+/// chunk size), control characters replaced, cut to `REASON_CHARS`
+/// characters: never more than one short line.
+fn one_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or("");
+    let mut out: String = line
+        .chars()
+        .take(REASON_CHARS)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if line.chars().count() > REASON_CHARS {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> Result<Url, String> {
+        Url::parse("--reload-url", s)
+    }
+
+    #[test]
+    fn urls_with_ip_literals_and_localhost() {
+        let u = url("http://127.0.0.1:9090/-/reload").unwrap();
+        assert_eq!(
+            (u.family, &u.ip[..4], u.port),
+            (libc::AF_INET, &[127, 0, 0, 1][..], 9090)
+        );
+        assert_eq!(u.to_string(), "http://127.0.0.1:9090/-/reload");
+        let u = url("HTTP://localhost:8080").unwrap();
+        assert_eq!(
+            (u.family, &u.ip[..4], u.port),
+            (libc::AF_INET, &[127, 0, 0, 1][..], 8080)
+        );
+        assert_eq!(u.target, "/");
+        let u = url("http://[::1]:9901/reload?x=1#frag").unwrap();
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        assert_eq!((u.family, u.ip, u.port), (libc::AF_INET6, one, 9901));
+        assert_eq!(u.target, "/reload?x=1");
+        assert_eq!(u.host, "[::1]:9901");
+        let u = url("http://10.1.2.3?a").unwrap();
+        assert_eq!((&u.ip[..4], u.port), (&[10, 1, 2, 3][..], 80));
+        assert_eq!(u.target, "/?a");
+        assert_eq!(url("http://[::1]/").unwrap().port, 80);
+    }
+
+    #[test]
+    fn bad_urls_say_why() {
+        for (text, why) in [
+            ("https://127.0.0.1/-/reload", "https is not supported"),
+            ("127.0.0.1:9090/-/reload", "expected http://"),
+            ("ftp://127.0.0.1/", "expected http://"),
+            ("http://prometheus:9090/-/reload", "resolves no host names"),
+            ("http://my.svc.cluster.local/", "resolves no host names"),
+            ("http://", "resolves no host names"),
+            ("http://127.0.0.1:99999/", "bad port"),
+            ("http://127.0.0.1:0/", "bad port"),
+            ("http://127.0.0.1:/", "bad port"),
+            ("http://127.0.0.1::80/", "bad port"),
+            ("http://[::1]:/", "bad port"),
+            ("http://[::1]x/", "bad port"),
+            ("http://[::1/", "not an IP address"),
+            ("http://[fe80::1%eth0]:80/", "not an IP address"),
+            ("http://[127.0.0.1]/", "not an IP address"),
+            ("http://1.2.3/", "not an IP address"),
+            ("http://1.2.3.256/", "not an IP address"),
+            (
+                &format!("http://[{}]/", "1:".repeat(40)),
+                "not an IP address",
+            ),
+            ("http://u:p@127.0.0.1/", "not an IP address"),
+            ("http://127.0.0.1/a b", "percent-encoded"),
+            ("http://127.0.0.1/\r\nX: y", "percent-encoded"),
+            ("http://127.0.0.1/é", "percent-encoded"),
+            ("", "expected http://"),
+        ] {
+            let err = url(text).unwrap_err();
+            assert!(err.starts_with("--reload-url "), "{text}: {err}");
+            assert!(err.contains(why), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn status_lines_and_reasons() {
+        let answer = |b: &[u8]| status_line(b).map(|(c, r)| format!("{c} {r}"));
+        assert_eq!(answer(b"HTTP/1.1 200 OK\r\n"), Some("200 OK".into()));
+        assert_eq!(answer(b"HTTP/1.0 204\r\n"), Some("204 ".into()));
+        assert_eq!(answer(b"HTTP/1.1 200 OK"), None, "line not complete");
+        assert_eq!(answer(b"HTTP/1.1 2000 x\n"), None);
+        assert_eq!(answer(b"HTTP/1.1x200 OK\n"), None);
+        assert_eq!(answer(b"HTTP/1.1 099 x\n"), None);
+        assert_eq!(answer(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(answer("HTTP/1.1 2é0 x\n".as_bytes()), None);
+        let long = format!("HTTP/1.0 404 {}\n", "x".repeat(500));
+        let (_, reason) = status_line(long.as_bytes()).unwrap();
+        assert_eq!(reason.chars().count(), REASON_CHARS + 1);
+        // A chunk size line is skipped, control characters replaced.
+        assert_eq!(
+            one_line(b"\r\n1a\r\nnot ready\x1b[1m yet\r\n0\r\n"),
+            "not ready?[1m yet"
+        );
+    }
+}
