@@ -301,11 +301,14 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
     s = interleaved({n: probe(v) for n, v in scaled.items()}, 10, 2)
     walls = {n: mean(s, n, 0) for n in scale}
     # Linear: the cost per extra file from the second-largest to the largest
-    # size is at most 1.5× that from the smallest to the second-largest.
+    # size is at most 1.5× that from the smallest to the second-largest
+    # (per round, median over rounds, like the other ratios).
     lo, mid, hi = scale[0], scale[-2], scale[-1]
-    per_file_lo = (walls[mid] - walls[lo]) / (mid - lo)
-    per_file_hi = (walls[hi] - walls[mid]) / (hi - mid)
-    growth = per_file_hi / per_file_lo if per_file_lo > 0 else float("nan")
+    per_file = lambda w, a, b: (w[b] - w[a]) / (b - a)
+    rounds = [{n: s[n][i][0] for n in scale} for i in range(len(s[lo]))]
+    growth = statistics.median(per_file(w, mid, hi) / per_file(w, lo, mid) if per_file(w, lo, mid) > 0
+                               else float("inf") for w in rounds)
+    per_file_lo, per_file_hi = per_file(walls, lo, mid), per_file(walls, mid, hi)
     t.add("6 Scaling: probe wall time for " + ", ".join(f"{n}" for n in scale) + " files (1 KiB each)",
           " / ".join(ms(walls[n]) for n in scale)
           + f"; per extra file {per_file_lo * 1e6:.1f} µs ({lo}→{mid}), {per_file_hi * 1e6:.1f} µs ({mid}→{hi})",
