@@ -184,7 +184,7 @@ def main():
         probes, big_mb, tree_files, tree_mb, scale, per_round = 30, 16, 50, 5, [10, 100, 1000], 5
     else:
         probes, big_mb, tree_files, tree_mb, scale, per_round = 300, 500, 1000, 100, [10, 100, 1000, 10000], 10
-    began = time.monotonic()
+    began, load_before = time.monotonic(), os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="driftprobe-bench.")
     try:
         table = measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round)
@@ -192,12 +192,15 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     sha_ni = "with" if any("sha_ni" in l for l in open("/proc/cpuinfo") if l.startswith("flags")) else "without"
-    load = os.getloadavg()[0]
+    load = max(load_before, os.getloadavg()[0])
     footer = (f"{'Smoke run' if args.smoke else 'Measured'} by `bench/run.sh{' --smoke' if args.smoke else ''}` "
               f"in {time.monotonic() - began:.0f} s on {os.cpu_count()} CPU(s), {cpu} ({sha_ni} SHA-NI), "
-              f"load average {load:.2f} at the end, {time.strftime('%Y-%m-%d', time.gmtime())}. "
+              f"load average up to {load:.2f}, {time.strftime('%Y-%m-%d', time.gmtime())}. "
               f"{len(table.rows) - table.misses - sum(1 for r in table.rows if not r[3])} targets met, "
               f"{table.misses} missed.")
+    if load > (os.cpu_count() or 1):
+        footer += (" The load exceeded the CPU count: waiting for a CPU then dominates wall times and"
+                   " pulls wall-time ratios towards 1; the CPU-time rows hold better.")
     text = table.markdown() + "\n\n" + footer
     print(text)
     if args.readme:
@@ -245,18 +248,15 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
         "driftprobe": probe(cm),
         "shell": ["sh", "-c", classic_script, "sh", cm, saved],
     }, probes // per_round, per_round)
-    for row, which, kind in (("1a", 0, "wall"), ("1b", 1, "CPU")):
-        r = ratio(s, "driftprobe", "floor", which)
-        t.add(f"{row} `driftprobe liveness`, 20 keys × 3 KiB ConfigMap: {kind} time ÷ exec floor "
-              f"(do-nothing static binary, same build)",
-              f"{x(r)} ({ms(mean(s, 'driftprobe', which))} vs {ms(mean(s, 'floor', which))})",
-              "≤ 1.25×", r <= 1.25)
-    for row, which, kind in (("1c", 0, "wall"), ("1d", 1, "CPU")):
-        r = ratio(s, "driftprobe", "shell", which)
-        t.add(f"{row} Same probe: {kind} time ÷ shell probe "
-              f"(`find \\| sort \\| xargs sha256sum \\| sha256sum` = saved value)",
-              f"{x(r)} ({ms(mean(s, 'driftprobe', which))} vs {ms(mean(s, 'shell', which))})",
-              "≤ 0.15×", r <= 0.15)
+    against = (("1a", "1b", "floor", "exec floor (do-nothing static binary, same build)", 1.25),
+               ("1c", "1d", "shell", "shell probe (`find \\| sort \\| xargs sha256sum \\| sha256sum` = saved value)",
+                0.15))
+    for wall_row, cpu_row, den, label, limit in against:
+        for row, which, kind in ((wall_row, 0, "wall"), (cpu_row, 1, "CPU")):
+            r = ratio(s, "driftprobe", den, which)
+            t.add(f"{row} `driftprobe liveness`, 20 keys × 3 KiB ConfigMap: {kind} time ÷ {label}",
+                  f"{x(r)} ({ms(mean(s, 'driftprobe', which))} vs {ms(mean(s, den, which))})",
+                  f"≤ {limit}×", r <= limit)
 
     # 2. Hashing throughput.
     say(f"2. hashing a {big_mb} MB file: driftprobe digest, openssl, sha256sum")
