@@ -221,12 +221,13 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
     big = os.path.join(work, "big.bin")
     big_file(big, big_mb * MIB)
     saved = os.path.join(work, "classic.sha256")
-    classic_script = ('test "$(find -L "$1" -type f ! -path "*/..*" | sort | xargs sha256sum | sha256sum)"'
-                      ' = "$(cat "$2")"')
+    # The classic shell probe: hash the tree, compare with the value saved
+    # at start.
+    pipeline = 'find -L "$1" -type f ! -path "*/..*" | sort | xargs sha256sum | sha256sum'
+    classic_script = f'test "$({pipeline})" = "$(cat "$2")"'
     with open(saved, "w") as f:
-        f.write(subprocess.run(
-            ["sh", "-c", 'find -L "$1" -type f ! -path "*/..*" | sort | xargs sha256sum | sha256sum', "sh", cm],
-            env=ENV, check=True, capture_output=True, text=True).stdout.rstrip("\n"))
+        f.write(subprocess.run(["sh", "-c", pipeline, "sh", cm],
+                               env=ENV, check=True, capture_output=True, text=True).stdout.rstrip("\n"))
 
     # Baselines, recorded explicitly (these files are younger than PID 1,
     # so a lazy baseline would rightly refuse). Then wait until every file
@@ -259,7 +260,7 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
                   f"≤ {limit}×", r <= limit)
 
     # 2. Hashing throughput.
-    say(f"2. hashing a {big_mb} MB file: driftprobe digest, openssl, sha256sum")
+    say(f"2. hashing a {big_mb} MiB file: driftprobe digest, openssl, sha256sum")
     run_once(["cat", big])  # into the page cache: all three read it from memory
     s = interleaved({
         "driftprobe": [dp, "digest", big],
