@@ -126,17 +126,24 @@ impl std::error::Error for DigestError {}
 
 /// An io::Error without the "(os error N)" noise.
 pub fn plain_io(e: &io::Error) -> String {
-    let s = e.to_string();
-    match s.find(" (os error") {
-        Some(i) => s[..i].to_string(),
-        None => s,
+    let mut s = e.to_string();
+    if let Some(i) = s.find(" (os error") {
+        s.truncate(i);
     }
+    s
 }
 
 /// Displays a file name from raw bytes: UTF-8 as is, everything else (and
 /// control characters and `\`) escaped as `\xNN`, so that the mapping is
 /// one-to-one and names never break the one-line output.
 pub fn escape_name(bytes: &[u8]) -> String {
+    // Nearly every name is printable ASCII without `\`: copied as is.
+    if bytes
+        .iter()
+        .all(|&b| (b' '..b'\x7f').contains(&b) && b != b'\\')
+    {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -144,18 +151,24 @@ pub fn escape_name(bytes: &[u8]) -> String {
                 out.push_str("\\\\");
             } else if c.is_control() {
                 let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("\\x{b:02x}"));
+                for &b in c.encode_utf8(&mut buf).as_bytes() {
+                    escape_byte(&mut out, b);
                 }
             } else {
                 out.push(c);
             }
         }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
+        for &b in chunk.invalid() {
+            escape_byte(&mut out, b);
         }
     }
     out
+}
+
+/// `\xNN`, lower-case hex.
+fn escape_byte(out: &mut String, b: u8) {
+    out.push_str("\\x");
+    out.push_str(&hex(&[b]));
 }
 
 /// Hex SHA-256 of the canonical manifest encoding: for each file, sorted by
@@ -250,7 +263,7 @@ impl Walker<'_> {
                 links: Vec::new(),
                 ancestors: Vec::new(),
                 started_ns: wall_ns(),
-                buf: vec![0u8; 64 * 1024],
+                buf: Vec::new(),
             };
             match walk.all_roots() {
                 Ok(()) => {
@@ -302,6 +315,8 @@ struct Walk<'w> {
     /// (dev, ino) of the directories being walked, for loop detection.
     ancestors: Vec<(u64, u64)>,
     started_ns: i64,
+    /// The read buffer, allocated by the first file that is hashed: a walk
+    /// served from the stat cache never touches (page-faults) its 64 KiB.
     buf: Vec<u8>,
 }
 
@@ -452,7 +467,11 @@ impl Walk<'_> {
             match entry {
                 Ok(entry) => {
                     let name = entry.file_name();
-                    if !name.as_bytes().starts_with(b"..") {
+                    // Mounts are real directories: the entry's type from
+                    // readdir says so without a stat per kubelet symlink.
+                    if !name.as_bytes().starts_with(b"..")
+                        && (!mounts_only || entry.file_type().is_ok_and(|t| t.is_dir()))
+                    {
                         names.push(name);
                     }
                 }
@@ -470,9 +489,7 @@ impl Walk<'_> {
                 format!("{rel}/{escaped}")
             };
             let path = dir.join(&name);
-            if self.walker.excludes.iter().any(|g| g.is_match(&child_rel))
-                || (mounts_only && !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()))
-            {
+            if self.walker.excludes.iter().any(|g| g.is_match(&child_rel)) {
                 continue;
             }
             self.child(index, &path, &child_rel, in_payload)?;
@@ -627,6 +644,9 @@ impl Walk<'_> {
 
     fn hash(&mut self, file: &mut File) -> io::Result<String> {
         let mut h = Sha256::new();
+        if self.buf.is_empty() {
+            self.buf = vec![0u8; 64 * 1024];
+        }
         loop {
             match file.read(&mut self.buf) {
                 Ok(0) => break,
@@ -813,6 +833,9 @@ mod tests {
         assert_eq!(escape_name(b"bad\xff"), "bad\\xff");
         assert_eq!(escape_name(b"new\nline"), "new\\x0aline");
         assert_eq!(escape_name(b"back\\x"), "back\\\\x");
+        // The ASCII fast path's edges: space is kept, DEL is a control.
+        assert_eq!(escape_name(b"a b~"), "a b~");
+        assert_eq!(escape_name(b"del\x7f"), "del\\x7f");
     }
 
     #[test]

@@ -1,0 +1,337 @@
+#!/usr/bin/env python3
+"""The measurements behind bench/run.sh (which builds the binaries, enters a
+PID namespace and calls this): fixtures, interleaved timings, peak RSS, the
+table with targets and pass/miss, and the README update.
+
+Every row is a ratio of commands timed side by side in this one run,
+interleaved in rounds so that noise from other work on the machine hits all
+of them alike; each ratio is the median of the per-round ratios. Absolute
+times are printed for context only: never compare them across runs.
+
+Timing: each invocation is spawned (posix_spawn, output to /dev/null) and
+reaped with wait4, which gives its wall time and the CPU time (user + system)
+of the process and everything it waited for (a shell pipeline's children
+too). Peak RSS comes from GNU time (`/usr/bin/time -f %M`): it forks a small
+process, so the figure is max(GNU time's own size, the command's peak); the
+do-nothing binary's line shows that floor.
+
+Only the standard library: runs on a fresh Debian with python3.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+MIB = 1024 * 1024
+DEVNULL = os.open(os.devnull, os.O_RDWR)
+# A pinned environment: no DRIFTPROBE_* variable from the caller leaks in.
+ENV = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+
+
+# --- fixtures -------------------------------------------------------------
+
+def payload(size, seed):
+    """`size` bytes of printable text, different for every seed."""
+    line = (f"key-{seed}: " + "abcdefghijklmnopqrstuvwxyz0123456789" * 2 + "\n").encode()
+    reps = size // len(line) + 1
+    return (line * reps)[:size]
+
+
+def kubelet_volume(root, files, size):
+    """A ConfigMap volume as the kubelet's atomic writer leaves it: the keys
+    in a `..<timestamp>` dir, `..data` pointing at it, one top-level
+    symlink per key."""
+    ts = "..2025_01_01_00_00_00.123456789"
+    os.makedirs(os.path.join(root, ts))
+    for i in range(files):
+        name = f"key-{i:05d}.conf"
+        with open(os.path.join(root, ts, name), "wb") as f:
+            f.write(payload(size, i))
+        os.symlink(f"..data/{name}", os.path.join(root, name))
+    os.symlink(ts, os.path.join(root, "..data"))
+    return root
+
+
+def big_file(path, size):
+    """`size` bytes that do not compress or repeat in short periods."""
+    chunk = os.urandom(4 * MIB)
+    with open(path, "wb") as f:
+        left = size
+        while left > 0:
+            n = min(left, len(chunk))
+            f.write(chunk[:n])
+            left -= n
+            # Vary the chunk cheaply so the file is not periodic.
+            chunk = chunk[1:] + chunk[:1]
+
+
+# --- running and timing ---------------------------------------------------
+
+def run_once(argv, expect=0):
+    """(wall seconds, cpu seconds) of one invocation."""
+    start = time.perf_counter()
+    pid = os.posix_spawnp(argv[0], argv, ENV, file_actions=[
+        (os.POSIX_SPAWN_DUP2, DEVNULL, 0),
+        (os.POSIX_SPAWN_DUP2, DEVNULL, 1),
+        (os.POSIX_SPAWN_DUP2, DEVNULL, 2),
+    ])
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code != expect:
+        sys.exit(f"bench: {' '.join(argv)} exited {code}, expected {expect}")
+    return wall, ru.ru_utime + ru.ru_stime
+
+
+def interleaved(commands, rounds, per_round):
+    """Runs each command `per_round` times per round, all commands in each
+    round, for `rounds` rounds. Returns {name: [(wall, cpu) mean per round]}."""
+    out = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, argv in commands.items():
+            w = c = 0.0
+            for _ in range(per_round):
+                dw, dc = run_once(argv)
+                w += dw
+                c += dc
+            out[name].append((w / per_round, c / per_round))
+    return out
+
+
+def ratio(samples, num, den, which):
+    """Median over rounds of num/den; which: 0 wall, 1 cpu."""
+    rs = [a[which] / b[which] for a, b in zip(samples[num], samples[den]) if b[which] > 0]
+    return statistics.median(rs) if rs else float("nan")
+
+
+def mean(samples, name, which):
+    """Median over rounds of the per-round mean (robust to a noisy round)."""
+    return statistics.median(s[which] for s in samples[name])
+
+
+def peak_rss_kib(argv, runs=3):
+    """Max over `runs` of GNU time's "maximum resident set size"."""
+    best = 0
+    for _ in range(runs):
+        r = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], env=ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            sys.exit(f"bench: {' '.join(argv)} exited {r.returncode}: {r.stderr.strip()}")
+        best = max(best, int(r.stderr.strip().splitlines()[-1]))
+    return best
+
+
+def state_files(state_dir):
+    """(name, mtime_ns) of every state file: a probe of an unchanged tree
+    must not write, so this must be the same before and after timing."""
+    return sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(state_dir))
+
+
+# --- the table ------------------------------------------------------------
+
+class Table:
+    def __init__(self):
+        self.rows = []
+        self.misses = 0
+        self.hard_misses = []
+
+    def add(self, what, value, target, ok, hard=False):
+        """`ok`: True/False against the target, None when there is none."""
+        mark = "" if ok is None else ("pass" if ok else "miss")
+        if ok is False:
+            self.misses += 1
+            if hard:
+                self.hard_misses.append(what)
+        self.rows.append((what, value, target, mark))
+
+    def markdown(self):
+        lines = ["| # | Measure | Result | Target | |", "|---|---|---|---|---|"]
+        for what, value, target, mark in self.rows:
+            num, _, text = what.partition(" ")
+            lines.append(f"| {num} | {text} | {value} | {target} | {mark} |")
+        return "\n".join(lines)
+
+
+def ms(s):
+    return f"{s * 1000:.2f} ms"
+
+
+def x(r):
+    return f"{r:.2f}×"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--driftprobe", required=True)
+    ap.add_argument("--floor", required=True)
+    ap.add_argument("--smoke", action="store_true",
+                    help="small sizes, few rounds: checks the bench works, not the targets")
+    ap.add_argument("--readme", help="rewrite the table between the measure markers of this file")
+    args = ap.parse_args()
+    dp, floor = os.path.abspath(args.driftprobe), os.path.abspath(args.floor)
+    for tool in ("openssl", "sha256sum", "find", "xargs", "sort", "sh"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: needs {tool}")
+    if not os.access("/usr/bin/time", os.X_OK):
+        sys.exit("bench: needs GNU time at /usr/bin/time (apt-get install time)")
+
+    if args.smoke:
+        probes, big_mb, tree_files, tree_mb, scale, per_round = 30, 16, 50, 5, [10, 100, 1000], 5
+    else:
+        probes, big_mb, tree_files, tree_mb, scale, per_round = 300, 500, 1000, 100, [10, 100, 1000, 10000], 10
+    began, load_before = time.monotonic(), os.getloadavg()[0]
+    work = tempfile.mkdtemp(prefix="driftprobe-bench.")
+    try:
+        table = measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+    sha_ni = "with" if any("sha_ni" in l for l in open("/proc/cpuinfo") if l.startswith("flags")) else "without"
+    load = max(load_before, os.getloadavg()[0])
+    footer = (f"{'Smoke run' if args.smoke else 'Measured'} by `bench/run.sh{' --smoke' if args.smoke else ''}` "
+              f"in {time.monotonic() - began:.0f} s on {os.cpu_count()} CPU(s), {cpu} ({sha_ni} SHA-NI), "
+              f"load average up to {load:.2f}, {time.strftime('%Y-%m-%d', time.gmtime())}. "
+              f"{len(table.rows) - table.misses - sum(1 for r in table.rows if not r[3])} targets met, "
+              f"{table.misses} missed.")
+    if load > (os.cpu_count() or 1):
+        footer += (" The load exceeded the CPU count: waiting for a CPU then dominates wall times and"
+                   " pulls wall-time ratios towards 1; the CPU-time rows hold better.")
+    text = table.markdown() + "\n\n" + footer
+    print(text)
+    if args.readme:
+        readme(args.readme, text)
+    if table.hard_misses:
+        sys.exit("bench: hard limits exceeded: " + "; ".join(table.hard_misses))
+
+
+def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round):
+    t = Table()
+    state = os.path.join(work, "state")
+    say = lambda m: print(f"bench: {m}", file=sys.stderr, flush=True)
+
+    say("writing fixtures")
+    cm = kubelet_volume(os.path.join(work, "configmap"), 20, 3 * 1024)
+    tree = kubelet_volume(os.path.join(work, "tree"), tree_files, tree_mb * MIB // tree_files)
+    scaled = {n: kubelet_volume(os.path.join(work, f"scale-{n}"), n, 1024) for n in scale}
+    big = os.path.join(work, "big.bin")
+    big_file(big, big_mb * MIB)
+    saved = os.path.join(work, "classic.sha256")
+    # The classic shell probe: hash the tree, compare with the value saved
+    # at start.
+    pipeline = 'find -L "$1" -type f ! -path "*/..*" | sort | xargs sha256sum | sha256sum'
+    classic_script = f'test "$({pipeline})" = "$(cat "$2")"'
+    with open(saved, "w") as f:
+        f.write(subprocess.run(["sh", "-c", pipeline, "sh", cm],
+                               env=ENV, check=True, capture_output=True, text=True).stdout.rstrip("\n"))
+
+    # Baselines, recorded explicitly (these files are younger than PID 1,
+    # so a lazy baseline would rightly refuse). Then wait until every file
+    # is old enough for the stat cache and run one probe to fill it: what
+    # follows is the steady state of a probe on an unchanged tree.
+    volumes = [cm, tree, *scaled.values()]
+    for v in volumes:
+        run_once([dp, "init", "--state-dir", state, v])
+    time.sleep(1.2)
+    for v in volumes:
+        run_once([dp, "liveness", "--state-dir", state, v])
+    before = state_files(state)
+
+    # 1. Per-probe cost.
+    say(f"1. {probes} probes each of driftprobe, the exec floor and the shell probe, interleaved")
+    probe = lambda v, *extra: [dp, "liveness", *extra, "--state-dir", state, v]
+    s = interleaved({
+        "floor": [floor],
+        "driftprobe": probe(cm),
+        "shell": ["sh", "-c", classic_script, "sh", cm, saved],
+    }, probes // per_round, per_round)
+    against = (("1a", "1b", "floor", "exec floor (do-nothing static binary, same build)", 1.25),
+               ("1c", "1d", "shell", "shell probe (`find \\| sort \\| xargs sha256sum \\| sha256sum` = saved value)",
+                0.15))
+    for wall_row, cpu_row, den, label, limit in against:
+        for row, which, kind in ((wall_row, 0, "wall"), (cpu_row, 1, "CPU")):
+            r = ratio(s, "driftprobe", den, which)
+            t.add(f"{row} `driftprobe liveness`, 20 keys × 3 KiB ConfigMap: {kind} time ÷ {label}",
+                  f"{x(r)} ({ms(mean(s, 'driftprobe', which))} vs {ms(mean(s, den, which))})",
+                  f"≤ {limit}×", r <= limit)
+
+    # 2. Hashing throughput.
+    say(f"2. hashing a {big_mb} MiB file: driftprobe digest, openssl, sha256sum")
+    run_once(["cat", big])  # into the page cache: all three read it from memory
+    s = interleaved({
+        "driftprobe": [dp, "digest", big],
+        "openssl": ["openssl", "dgst", "-sha256", big],
+        "sha256sum": ["sha256sum", big],
+    }, 5, 1)
+    mbs = lambda name: f"{big_mb * MIB / 1e6 / mean(s, name, 0):.0f} MB/s"
+    r = ratio(s, "openssl", "driftprobe", 0)
+    t.add(f"2a Hashing throughput, {big_mb} MiB file: `driftprobe digest` ÷ `openssl dgst -sha256`",
+          f"{x(r)} ({mbs('driftprobe')} vs {mbs('openssl')})", "≥ 0.9×", r >= 0.9)
+    r = ratio(s, "sha256sum", "driftprobe", 0)
+    t.add("2b Hashing throughput: `driftprobe digest` ÷ `sha256sum`",
+          f"{x(r)} ({mbs('driftprobe')} vs {mbs('sha256sum')})", "", None)
+
+    # 3. Unchanged large tree: stat cache vs --full.
+    say(f"3. unchanged tree of {tree_files} files, {tree_mb} MiB: stat fast path vs --full")
+    s = interleaved({"cached": probe(tree), "full": probe(tree, "--full")}, 10, 2)
+    r = ratio(s, "full", "cached", 0)
+    t.add(f"3 Unchanged {tree_files} files / {tree_mb} MiB: probe with stat cache, times faster than `--full`",
+          f"{x(r)} ({ms(mean(s, 'cached', 0))} vs {ms(mean(s, 'full', 0))})", "≥ 20×", r >= 20)
+
+    # 4. Peak RSS.
+    say("4. peak RSS")
+    rss_floor = peak_rss_kib([floor])
+    for row, label, argv in (("4a", "1 (probe, 20 keys)", probe(cm)),
+                             ("4b", f"2 (digest of {big_mb} MiB)", [dp, "digest", big])):
+        kib = peak_rss_kib(argv)
+        t.add(f"{row} Peak RSS, row {label}", f"{kib} KiB ({kib / 1024:.2f} MiB; do-nothing binary: {rss_floor} KiB)",
+              "≤ 2 MiB", kib <= 2048, hard=True)
+
+    # 5. Size.
+    size, fsize = os.path.getsize(dp), os.path.getsize(floor)
+    t.add("5 Static binary size (x86_64, glibc crt-static)",
+          f"{size} bytes ({size / MIB:.2f} MiB; do-nothing binary: {fsize} bytes)",
+          "≤ 1.5 MiB", size <= 3 * MIB // 2, hard=True)
+
+    # 6. Scaling.
+    say(f"6. scaling: probes of {', '.join(map(str, scale))} files")
+    s = interleaved({n: probe(v) for n, v in scaled.items()}, 10, 2)
+    walls = {n: mean(s, n, 0) for n in scale}
+    # Linear: the cost per extra file from the second-largest to the largest
+    # size is at most 1.5× that from the smallest to the second-largest
+    # (per round, median over rounds, like the other ratios).
+    lo, mid, hi = scale[0], scale[-2], scale[-1]
+    per_file = lambda w, a, b: (w[b] - w[a]) / (b - a)
+    rounds = [{n: s[n][i][0] for n in scale} for i in range(len(s[lo]))]
+    growth = statistics.median(per_file(w, mid, hi) / per_file(w, lo, mid) if per_file(w, lo, mid) > 0
+                               else float("inf") for w in rounds)
+    per_file_lo, per_file_hi = per_file(walls, lo, mid), per_file(walls, mid, hi)
+    t.add("6 Scaling: probe wall time for " + ", ".join(f"{n}" for n in scale) + " files (1 KiB each)",
+          " / ".join(ms(walls[n]) for n in scale)
+          + f"; per extra file {per_file_lo * 1e6:.1f} µs ({lo}→{mid}), {per_file_hi * 1e6:.1f} µs ({mid}→{hi})",
+          f"linear: ≤ 1.5× per file ({x(growth)})", growth <= 1.5)
+
+    after = state_files(state)
+    t.add("· State writes by the probes of unchanged trees above",
+          "none" if before == after else "some (state saved although nothing changed)", "none", before == after)
+    return t
+
+
+def readme(path, text):
+    start, end = "<!-- measure:start -->", "<!-- measure:end -->"
+    content = open(path).read()
+    if start not in content or end not in content:
+        sys.exit(f"bench: {path} has no measure markers")
+    before, rest = content.split(start, 1)
+    _, after = rest.split(end, 1)
+    with open(path, "w") as f:
+        f.write(before + start + "\n" + text + "\n" + end + after)
+    print(f"bench: table written into {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
