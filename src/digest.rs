@@ -22,7 +22,6 @@
 //! This module reads files; it knows nothing of baselines or state files.
 
 use crate::glob::Glob;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::fs::{self, File, Metadata};
@@ -41,7 +40,7 @@ const MAX_ATTEMPTS: u32 = 50;
 const MAX_FILES: usize = 20_000;
 
 /// One regular file of the watched set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Name as shown to users; see [`Walker`] for how it is formed.
     pub path: String,
@@ -51,14 +50,14 @@ pub struct Entry {
 }
 
 /// Something in the watched tree that is not part of the digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     pub path: String,
     pub reason: String,
 }
 
 /// Stat data that identifies an unchanged file, and its digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedFile {
     pub path: String,
     pub dev: u64,

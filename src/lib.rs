@@ -15,6 +15,7 @@ pub mod digest;
 pub mod exit;
 pub mod glob;
 pub mod inspect;
+pub mod json;
 pub mod probe;
 pub mod state;
 pub mod status;

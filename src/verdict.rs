@@ -101,7 +101,7 @@ pub fn judge(drift: Option<&Drift>, now: Millis, grace: Duration, invalid: bool)
 }
 
 /// Per-file differences between the baseline and the current files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub added: Vec<String>,
     pub removed: Vec<String>,
