@@ -183,12 +183,14 @@ impl Look<'_> {
         let (previous, note) = opened.previous(locked.load());
         let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
         let snap = opened.snapshot(cache)?;
-        let now = time::now();
+        // Wall time to record and show; elapsed time on the boot clock.
+        let clock = time::Stamp::now();
+        let now = clock.wall;
         warnings.extend(note.iter().map(|n| format!("driftprobe: {n}")));
 
         let mut st = match previous.clone() {
             Some(s) => s,
-            None => first_look(opened, &snap, now)?,
+            None => first_look(opened, &snap, clock)?,
         };
         st.cache = snap.cache.clone();
         // Once per container: the first probe shows what init/run or its
@@ -205,7 +207,7 @@ impl Look<'_> {
         // The files: compared with the baseline by every probe.
         if st.baseline.is_some() {
             let base = st.baseline.as_ref().map(|b| b.digest.as_str());
-            st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), now);
+            st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), clock);
         }
         // Environment variables the app started with vs the files they
         // came from: each probe updates only the variables it was given.
@@ -229,6 +231,7 @@ impl Look<'_> {
                 (true, None) => st.env_drift.push(EnvDrift {
                     name: name.clone(),
                     since: now,
+                    since_boot: clock.boot,
                 }),
                 (false, Some(i)) => {
                     st.env_drift.remove(i);
@@ -240,8 +243,8 @@ impl Look<'_> {
             .env_drift
             .iter()
             .filter(|e| env_drift.contains(&e.name))
-            .map(|e| e.since)
-            .min();
+            .map(EnvDrift::started)
+            .reduce(time::Stamp::earlier);
 
         // The validation gate: once per new digest, never for the baseline,
         // only for probes given --validate.
@@ -289,7 +292,7 @@ impl Look<'_> {
             // Only a verdict holds the drift record; "being validated" does
             // not restart anyone's grace window.
             if hold != Some(Hold::Validating) {
-                st.drift = verdict::gate(st.drift.take(), hold.is_some(), now);
+                st.drift = verdict::gate(st.drift.take(), hold.is_some(), clock);
             }
         }
         if st.drift.is_none() {
@@ -299,9 +302,9 @@ impl Look<'_> {
         let drift = verdict::combine(st.drift.as_ref(), env_since);
         let offset = verdict::stagger_offset(&hostname(&proc_root), args.stagger);
         let window = self.grace.saturating_add(offset);
-        let verdict = verdict::judge(drift.as_ref(), now, window, hold.is_some());
+        let verdict = verdict::judge(drift.as_ref(), clock, window, hold.is_some());
         // While another probe validates, readiness keeps its normal window.
-        let plain = verdict::judge(drift.as_ref(), now, window, false);
+        let plain = verdict::judge(drift.as_ref(), clock, window, false);
         let changes = match &st.baseline {
             Some(b) => Changes::between(&b.files, &snap.files),
             None => Changes::default(),
@@ -473,17 +476,11 @@ impl Hold {
 /// No usable state for this container: record the baseline lazily if the
 /// ctimes prove nothing changed since the entrypoint started, else start a
 /// drift that says why.
-fn first_look(opened: &Opened, snap: &Snapshot, now: Millis) -> Result<State, Failure> {
+fn first_look(opened: &Opened, snap: &Snapshot, now: time::Stamp) -> Result<State, Failure> {
     let mut st = opened.fresh_state();
     match unchanged_since_start(opened, snap)? {
-        Ok(()) => st.baseline = Some(new_baseline(snap, now, "lazy")),
-        Err(why) => {
-            st.drift = Some(Drift {
-                since: now,
-                unproven: Some(why),
-                held: false,
-            })
-        }
+        Ok(()) => st.baseline = Some(new_baseline(snap, now.wall, "lazy")),
+        Err(why) => st.drift = Some(Drift::starting(now, Some(why))),
     }
     Ok(st)
 }

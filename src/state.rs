@@ -20,7 +20,7 @@
 
 use crate::digest::{plain_io, CachedFile, Entry};
 use crate::json::{self, obj, or_default, strings, Value};
-use crate::time::Millis;
+use crate::time::{Millis, Stamp};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, Mode, SFlag};
@@ -258,7 +258,12 @@ pub struct Baseline {
 /// The config differs from the baseline since `since`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
+    /// Wall-clock time the drift was first seen (shown to people; measured
+    /// from only when `since_boot` is missing).
     pub since: Millis,
+    /// The same moment on CLOCK_BOOTTIME of this boot, which wall-clock
+    /// steps do not move: the grace window is measured on it.
+    pub since_boot: Option<Millis>,
     /// Why there is no baseline to compare with, when there is none.
     pub unproven: Option<String>,
     /// The last look found the new config invalid: the first valid config
@@ -322,6 +327,37 @@ pub struct State {
 pub struct EnvDrift {
     pub name: String,
     pub since: Millis,
+    /// As [`Drift::since_boot`].
+    pub since_boot: Option<Millis>,
+}
+
+impl Drift {
+    /// A drift first seen at `at`.
+    pub fn starting(at: Stamp, unproven: Option<String>) -> Drift {
+        Drift {
+            since: at.wall,
+            since_boot: at.boot,
+            unproven,
+            held: false,
+        }
+    }
+
+    /// When it was first seen, on both clocks.
+    pub fn started(&self) -> Stamp {
+        Stamp {
+            wall: self.since,
+            boot: self.since_boot,
+        }
+    }
+}
+
+impl EnvDrift {
+    pub fn started(&self) -> Stamp {
+        Stamp {
+            wall: self.since,
+            boot: self.since_boot,
+        }
+    }
 }
 
 /// A validation under way.
@@ -942,6 +978,12 @@ impl Drift {
         let mut p = vec![("since", self.since.into())];
         push_if(
             &mut p,
+            self.since_boot.is_some(),
+            "since_boot",
+            self.since_boot.into(),
+        );
+        push_if(
+            &mut p,
             self.unproven.is_some(),
             "unproven",
             self.unproven.as_ref().into(),
@@ -953,6 +995,7 @@ impl Drift {
     fn from_json(v: &Value, _: &str) -> json::Result<Drift> {
         Ok(Drift {
             since: v.req("since")?.i64("since")?,
+            since_boot: v.opt("since_boot", Value::i64)?,
             unproven: v.opt("unproven", Value::str)?,
             held: or_default(v, "held", Value::bool)?,
         })
@@ -1020,16 +1063,21 @@ impl Reload {
 
 impl EnvDrift {
     fn to_json(&self) -> Value {
-        obj(vec![
-            ("name", (&self.name).into()),
-            ("since", self.since.into()),
-        ])
+        let mut p = vec![("name", (&self.name).into()), ("since", self.since.into())];
+        push_if(
+            &mut p,
+            self.since_boot.is_some(),
+            "since_boot",
+            self.since_boot.into(),
+        );
+        obj(p)
     }
 
     fn from_json(v: &Value, _: &str) -> json::Result<EnvDrift> {
         Ok(EnvDrift {
             name: v.req("name")?.str("name")?,
             since: v.req("since")?.i64("since")?,
+            since_boot: v.opt("since_boot", Value::i64)?,
         })
     }
 }
@@ -1440,6 +1488,7 @@ mod tests {
         let mut full = *st;
         full.drift = Some(Drift {
             since: -5,
+            since_boot: Some(7),
             unproven: Some("no \"baseline\"\n".into()),
             held: true,
         });
@@ -1448,6 +1497,7 @@ mod tests {
         full.env_drift = vec![EnvDrift {
             name: "A".into(),
             since: i64::MAX,
+            since_boot: None,
         }];
         full.validating = Some(Validating {
             digest: "d".into(),

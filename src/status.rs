@@ -224,7 +224,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
     let (previous, note) = opened.previous(opened.dir.peek(&opened.key));
     let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
     let snap = opened.snapshot(cache)?;
-    let now = time::now();
+    let now = time::Stamp::now();
     let mut notes: Vec<String> = note.into_iter().collect();
     let st = previous.unwrap_or_else(|| {
         notes.push("no state for this container yet: the next probe records the baseline (or run `driftprobe init`)".into());
@@ -243,7 +243,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
     };
     let drift = st.drift.as_ref().map(|d| DriftJson {
         since: rfc3339(d.since),
-        for_seconds: time::between(d.since, now).as_secs(),
+        for_seconds: d.started().until(now).as_secs(),
         unproven: d.unproven.clone(),
     });
     let validations: Vec<ValidationJson> = st
