@@ -384,7 +384,18 @@ impl Look<'_> {
         };
 
         if Some(&st) != previous.as_ref() {
-            locked.save(&st)?;
+            if let Err(e) = locked.save(&st) {
+                // A full or read-only state dir: the verdict came from the
+                // recorded baseline and stands; only this look is not
+                // remembered. Without a recorded baseline there is nothing
+                // to stand on.
+                if previous.as_ref().is_none_or(|p| p.baseline.is_none()) {
+                    return Err(e.into());
+                }
+                warnings.push(format!(
+                    "driftprobe: warning: {e}; judged by the recorded baseline, but this look is not remembered"
+                ));
+            }
         }
         if let (Some(e), Code::Healthy) = (env_error, code) {
             // The files are fine, the environment unknown: no false "ok".

@@ -656,13 +656,24 @@ impl StateDir {
         let dir = self.fd()?;
         let lock_name = format!("{key}.lock");
         let lock_path = self.path.join(&lock_name);
-        let raw = openat(
-            Some(dir.as_raw_fd()),
-            lock_name.as_str(),
-            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| io_err(&lock_path, &io::Error::from(e)))?;
+        let open = |flags| {
+            openat(
+                Some(dir.as_raw_fd()),
+                lock_name.as_str(),
+                flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        // A state dir that went read-only (or full of inodes) after the
+        // baseline was recorded: an existing lock file still locks when
+        // opened read-only, and the probe judges by the recorded state
+        // even though it cannot save (see `Locked::save`'s callers).
+        let raw = match open(OFlag::O_RDWR | OFlag::O_CREAT) {
+            Err(e @ (Errno::EROFS | Errno::EACCES | Errno::ENOSPC | Errno::EDQUOT)) => {
+                open(OFlag::O_RDONLY).map_err(|_| io_err(&lock_path, &io::Error::from(e)))
+            }
+            r => r.map_err(|e| io_err(&lock_path, &io::Error::from(e))),
+        }?;
         // SAFETY: openat just returned this descriptor; nothing else owns it.
         let mut file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
         let start = Instant::now();
