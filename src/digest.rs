@@ -600,12 +600,20 @@ impl Walk<'_> {
             self.skip(name, special_kind(&fmeta));
             return Ok(());
         }
-        let sha256 = match self.hash(&mut file) {
+        // Only the bytes there when we looked: a file that keeps growing
+        // must not keep the probe reading past the kubelet's timeout.
+        let sha256 = match self.hash(&mut file, fmeta.size()) {
             Ok(h) => h,
             Err(e) => return Err(fatal(path, e)),
         };
+        // Written to while we read it: what we hashed is not a settled
+        // state, so it is never cached (the next probe reads it again).
+        let settled = file.metadata().is_ok_and(|m| {
+            (m.size(), mtime_ns(&m), ctime_ns(&m))
+                == (fmeta.size(), mtime_ns(&fmeta), ctime_ns(&fmeta))
+        });
         let newest = mtime_ns(&fmeta).max(ctime_ns(&fmeta));
-        let stable = newest.saturating_add(RACY_MARGIN_NS) < self.started_ns;
+        let stable = settled && newest.saturating_add(RACY_MARGIN_NS) < self.started_ns;
         let cached = stable.then(|| CachedFile {
             path: name.clone(),
             dev: fmeta.dev(),
@@ -624,8 +632,10 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn hash(&mut self, file: &mut File) -> io::Result<String> {
+    /// SHA-256 of the first `size` bytes of `file` (fewer if it shrank).
+    fn hash(&mut self, file: &mut File, size: u64) -> io::Result<String> {
         let mut h = Sha256::new();
+        let mut file = file.take(size);
         loop {
             match file.read(&mut self.buf) {
                 Ok(0) => break,
