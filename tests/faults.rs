@@ -10,9 +10,14 @@ mod faults {
     mod clock;
     mod crash;
     mod disk;
+    mod fuzz;
+    mod hostile;
 }
 
+use std::fs;
 use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// One row of the README's faults table: `runs` injected faults of one
 /// class, `lost` drifts forgotten or states lost, `false_restarts` liveness
@@ -45,5 +50,57 @@ pub fn load_state(path: &std::path::Path) -> driftprobe::state::State {
     match driftprobe::state::parse(&bytes) {
         driftprobe::state::Loaded::Found(s) => *s,
         other => panic!("{}: {other:?}", path.display()),
+    }
+}
+
+/// A small tmpfs mounted on `dir` for one test, unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mount tmpfs (needs root)");
+        Tmpfs(dir.to_path_buf())
+    }
+
+    pub fn remount(&self, opts: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,{opts}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount {opts}");
+    }
+
+    /// Writes zeros into `fill` until the file system says ENOSPC.
+    pub fn fill(&self) -> PathBuf {
+        let path = self.0.join("fill");
+        let mut f = fs::File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        loop {
+            match f.write_all(&block) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling {}: {e}", path.display()),
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }

@@ -5,63 +5,9 @@
 //! that matches.
 
 use crate::support::{driftprobe, run, Out, TestEnv, BIN, RUN_TIMEOUT};
-use crate::tally;
+use crate::{tally, Tmpfs};
 use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A small tmpfs mounted on `dir` for one test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(st.success(), "mount tmpfs (needs root)");
-        Tmpfs(dir.to_path_buf())
-    }
-
-    fn remount(&self, opts: &str) {
-        let st = Command::new("mount")
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(st.success(), "remount {opts}");
-    }
-
-    /// Writes zeros into `fill` until the file system says ENOSPC.
-    fn fill(&self) -> PathBuf {
-        let path = self.0.join("fill");
-        let mut f = fs::File::create(&path).unwrap();
-        let block = vec![0u8; 4096];
-        loop {
-            match f.write_all(&block) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-                Err(e) => panic!("filling {}: {e}", path.display()),
-            }
-        }
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
+use std::path::Path;
 
 fn on(env: &TestEnv, state: &Path, sub: &str, grace: &str) -> Out {
     let mut cmd = driftprobe();
