@@ -192,7 +192,7 @@ fn a_path_component_swapped_during_the_walk() {
         std::thread::spawn(move || {
             let mut flips = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let target = if flips % 2 == 0 { "b" } else { "a" };
+                let target = if flips.is_multiple_of(2) { "b" } else { "a" };
                 let _ = fs::remove_file(w.join("link.tmp"));
                 symlink(target, w.join("link.tmp")).unwrap();
                 fs::rename(w.join("link.tmp"), w.join("link")).unwrap();
