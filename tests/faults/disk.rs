@@ -64,7 +64,13 @@ fn a_full_state_disk_does_not_change_the_verdict() {
     runs += verdicts_hold(&env, &state, true, "disk freed, config drifted");
     env.vol.write(&[("app.yaml", "v: 1\n")]);
     runs += verdicts_hold(&env, &state, false, "disk freed, config back");
-    tally("state dir on a full tmpfs (ENOSPC)", runs + 1, 0, 0, "");
+    tally(
+        "state dir on a full tmpfs (ENOSPC)",
+        runs + 1,
+        0,
+        0,
+        "64 KiB tmpfs filled, then freed",
+    );
 }
 
 #[test]
@@ -85,7 +91,13 @@ fn a_state_dir_gone_read_only_does_not_change_the_verdict() {
     runs += verdicts_hold(&env, &state, true, "read-only, config drifted");
     fs_.remount("rw");
     runs += verdicts_hold(&env, &state, true, "writable again, config drifted");
-    tally("state dir remounted read-only", runs, 0, 0, "");
+    tally(
+        "state dir remounted read-only",
+        runs,
+        0,
+        0,
+        "after init; then rw again",
+    );
 }
 
 /// The binary as another user (setpriv), clean env.
@@ -150,5 +162,11 @@ fn a_state_dir_of_another_user_is_refused_clearly() {
         fs::metadata(&shared).unwrap().permissions().mode() & 0o7777,
         0o1777
     );
-    tally("state dir of another user / world-writable", 4, 0, 0, "");
+    tally(
+        "state dir of another user / world-writable",
+        4,
+        0,
+        0,
+        "refused clearly / private subdir",
+    );
 }
