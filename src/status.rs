@@ -79,7 +79,6 @@ pub struct ReloadJson {
 impl StatusJson {
     /// The document, fields in the order above; `null` for what is absent.
     fn to_json(&self) -> Value {
-        let nested = |items: Vec<Value>| Value::Arr(items);
         obj(vec![
             ("version", self.version.into()),
             ("paths", strings(&self.paths)),
@@ -123,12 +122,12 @@ impl StatusJson {
             ),
             (
                 "skipped",
-                nested(self.skipped.iter().map(skipped_json).collect()),
+                Value::Arr(self.skipped.iter().map(skipped_json).collect()),
             ),
             ("missing", strings(&self.missing)),
             (
                 "validations",
-                nested(
+                Value::Arr(
                     self.validations
                         .iter()
                         .map(|v| {
@@ -146,7 +145,7 @@ impl StatusJson {
             ),
             (
                 "reloads",
-                nested(
+                Value::Arr(
                     self.reloads
                         .iter()
                         .map(|r| {

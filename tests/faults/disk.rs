@@ -7,7 +7,7 @@
 use crate::support::{driftprobe, run, Out, TestEnv, BIN, RUN_TIMEOUT};
 use crate::{tally, Tmpfs};
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn on(env: &TestEnv, state: &Path, sub: &str, grace: &str) -> Out {
     let mut cmd = driftprobe();
@@ -40,10 +40,11 @@ fn verdicts_hold(env: &TestEnv, state: &Path, drifted: bool, why: &str) -> usize
     3
 }
 
-#[test]
-fn a_full_state_disk_does_not_change_the_verdict() {
+/// A volume at `v: 1` whose baseline is recorded in a state dir on a
+/// tmpfs of `size`.
+fn baseline_on_tmpfs(size: &str) -> (TestEnv, Tmpfs, PathBuf) {
     let env = TestEnv::new();
-    let fs_ = Tmpfs::mount(&env.path("small"), "64k");
+    let fs_ = Tmpfs::mount(&env.path("small"), size);
     let state = env.path("small/state");
     env.vol.write(&[("app.yaml", "v: 1\n")]);
     let mut init = driftprobe();
@@ -52,6 +53,12 @@ fn a_full_state_disk_does_not_change_the_verdict() {
         .arg(&state)
         .arg(env.vol.path());
     assert_eq!(run(&mut init).code, 0);
+    (env, fs_, state)
+}
+
+#[test]
+fn a_full_state_disk_does_not_change_the_verdict() {
+    let (env, fs_, state) = baseline_on_tmpfs("64k");
     let fill = fs_.fill();
     let mut runs = verdicts_hold(&env, &state, false, "disk full, config unchanged");
     env.vol.write(&[("app.yaml", "v: 2\n")]);
@@ -75,16 +82,7 @@ fn a_full_state_disk_does_not_change_the_verdict() {
 
 #[test]
 fn a_state_dir_gone_read_only_does_not_change_the_verdict() {
-    let env = TestEnv::new();
-    let fs_ = Tmpfs::mount(&env.path("ro"), "1m");
-    let state = env.path("ro/state");
-    env.vol.write(&[("app.yaml", "v: 1\n")]);
-    let mut init = driftprobe();
-    init.arg("init")
-        .arg("--state-dir")
-        .arg(&state)
-        .arg(env.vol.path());
-    assert_eq!(run(&mut init).code, 0);
+    let (env, fs_, state) = baseline_on_tmpfs("1m");
     fs_.remount("ro");
     let mut runs = verdicts_hold(&env, &state, false, "read-only, config unchanged");
     env.vol.write(&[("app.yaml", "v: 2\n")]);
