@@ -265,7 +265,7 @@ impl Look<'_> {
                 Some(v) if v.ok => {}
                 Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.output.clone())),
                 Some(v) => hold = Some(Hold::Rejected(v.output.clone())),
-                None if !may_validate || validation_under_way(&st, &snap.digest, now) => {
+                None if !may_validate || validation_under_way(&st, &snap.digest, clock) => {
                     hold = Some(Hold::Validating)
                 }
                 None => {
@@ -282,6 +282,9 @@ impl Look<'_> {
                     st.validating = Some(Validating {
                         digest: snap.digest.clone(),
                         until: time::after(now, args.validate_timeout + MARKER_SLACK),
+                        until_boot: clock
+                            .boot
+                            .map(|b| time::after(b, args.validate_timeout + MARKER_SLACK)),
                         pgid: None,
                         leader_start: None,
                     });
@@ -425,7 +428,11 @@ fn settled_validation<'s>(
         // now and then.
         (false, false) => REVALIDATE_MS,
     };
-    (now.saturating_sub(v.at) < keep_for).then_some(v)
+    // An answer from the future (the wall clock stepped back) is asked
+    // again rather than kept for as long as the step.
+    (0..keep_for)
+        .contains(&now.saturating_sub(v.at))
+        .then_some(v)
 }
 
 /// Records the running validator's process group in the marker (best
@@ -447,11 +454,16 @@ fn note_validator(opened: &Opened, args: &ProbeArgs, digest: &str, pid: i32) {
 
 /// Is another probe running the validator on `digest` right now? A probe
 /// killed mid-validation (kubelet timeout) leaves its marker behind: it
-/// expires with that validator's own timeout.
-fn validation_under_way(st: &State, digest: &str, now: Millis) -> bool {
-    st.validating
-        .as_ref()
-        .is_some_and(|v| v.digest == digest && now < v.until)
+/// expires with that validator's own timeout, on the boot clock (a wall
+/// clock stepped back must not keep it alive for as long as the step).
+fn validation_under_way(st: &State, digest: &str, now: time::Stamp) -> bool {
+    st.validating.as_ref().is_some_and(|v| {
+        v.digest == digest
+            && match (v.until_boot, now.boot) {
+                (Some(until), Some(boot)) => boot < until,
+                _ => now.wall < v.until,
+            }
+    })
 }
 
 /// Why a probe keeps the running config instead of acting on the new one.
@@ -599,4 +611,74 @@ pub fn hostname(proc_root: &Path) -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ContainerId;
+    use crate::time::Stamp;
+
+    const T0: Millis = 1_795_623_603_000;
+
+    fn with_marker(until: Millis, until_boot: Option<Millis>) -> State {
+        let mut st = State::new(
+            ContainerId {
+                boot_id: "b".into(),
+                init_start_ticks: 1,
+            },
+            vec![],
+        );
+        st.validating = Some(Validating {
+            digest: "d".into(),
+            until,
+            until_boot,
+            pgid: None,
+            leader_start: None,
+        });
+        st
+    }
+
+    #[test]
+    fn a_validation_marker_expires_on_the_boot_clock() {
+        let st = with_marker(T0 + 12_000, Some(112_000));
+        let at = |wall, boot| Stamp {
+            wall,
+            boot: Some(boot),
+        };
+        assert!(validation_under_way(&st, "d", at(T0, 100_000)));
+        assert!(!validation_under_way(&st, "other", at(T0, 100_000)));
+        // Wall clock stepped back a day after the killed probe left it:
+        // still expires 12 s after it was set.
+        assert!(!validation_under_way(
+            &st,
+            "d",
+            at(T0 - 86_400_000, 113_000)
+        ));
+        // ... and a step forward does not end it early.
+        assert!(validation_under_way(&st, "d", at(T0 + 86_400_000, 101_000)));
+        // Markers without the boot clock: wall time.
+        let old = with_marker(T0 + 12_000, None);
+        assert!(validation_under_way(&old, "d", at(T0, 1)));
+        assert!(!validation_under_way(&old, "d", at(T0 + 13_000, 1)));
+    }
+
+    #[test]
+    fn an_answer_from_the_future_is_asked_again() {
+        let mut st = with_marker(0, None);
+        st.validations.push((
+            "d".into(),
+            Validation {
+                ok: false,
+                at: T0,
+                output: "no".into(),
+                transient: false,
+                command: "c".into(),
+            },
+        ));
+        assert!(settled_validation(&st, "d", "c", T0 + 1_000).is_some());
+        assert!(settled_validation(&st, "d", "c", T0 + REVALIDATE_MS).is_none());
+        // The wall clock went back an hour: not kept for an extra hour.
+        assert!(settled_validation(&st, "d", "c", T0 - 3_600_000).is_none());
+    }
 }

@@ -367,6 +367,8 @@ pub struct Validating {
     /// When the validator is overdue (its timeout, plus slack): a marker
     /// left by a probe the kubelet killed expires then.
     pub until: Millis,
+    /// The same deadline on CLOCK_BOOTTIME (see [`Drift::since_boot`]).
+    pub until_boot: Option<Millis>,
     /// The validator's process group and its leader's start time, so that
     /// the next probe can kill what a killed probe left running.
     pub pgid: Option<i32>,
@@ -1099,6 +1101,12 @@ impl Validating {
             ("digest", (&self.digest).into()),
             ("until", self.until.into()),
         ];
+        push_if(
+            &mut p,
+            self.until_boot.is_some(),
+            "until_boot",
+            self.until_boot.into(),
+        );
         push_if(&mut p, self.pgid.is_some(), "pgid", self.pgid.into());
         push_if(
             &mut p,
@@ -1113,6 +1121,7 @@ impl Validating {
         Ok(Validating {
             digest: v.req("digest")?.str("digest")?,
             until: v.req("until")?.i64("until")?,
+            until_boot: v.opt("until_boot", Value::i64)?,
             pgid: v.opt("pgid", Value::i32)?,
             leader_start: v.opt("leader_start", Value::u64)?,
         })
@@ -1513,6 +1522,7 @@ mod tests {
         full.validating = Some(Validating {
             digest: "d".into(),
             until: 1,
+            until_boot: Some(2),
             pgid: Some(-1),
             leader_start: Some(u64::MAX),
         });
