@@ -2,7 +2,8 @@
 //! to a probe past its `timeoutSeconds`. After every kill the state file is
 //! a whole old or whole new file, and the next complete probe neither
 //! panics, nor reports a drift that did not happen, nor forgets one that
-//! did (its start time is kept across kills).
+//! did (its start time is kept across kills). A readiness probe running
+//! beside a third of them answers as the config is.
 
 use crate::support::{run, TestEnv, BIN};
 use crate::{load_state, tally, wall_ms};
@@ -33,9 +34,13 @@ impl Rng {
 }
 
 fn probe_cmd(env: &TestEnv) -> Command {
+    probe_kind(env, "liveness")
+}
+
+fn probe_kind(env: &TestEnv, kind: &str) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.env_clear()
-        .args(["liveness", "--state-dir"])
+        .args([kind, "--state-dir"])
         .arg(&env.state_dir)
         .args(["--grace", "1h"])
         .arg(env.vol.path())
@@ -76,6 +81,7 @@ fn kill_9_mid_write_loses_nothing() {
 
     let (mut drifted, mut floor, mut since) = (false, 0i64, None::<i64>);
     let (mut torn_tmp, mut changed_by_killed, mut lost, mut false_restarts) = (0, 0, 0, 0);
+    let mut concurrent = 0;
     let n = runs();
     for i in 0..n {
         // Half the time the ConfigMap flips: every flip is a state write.
@@ -88,6 +94,14 @@ fn kill_9_mid_write_loses_nothing() {
             env.vol.write(&[("app.yaml", if drifted { b } else { a })]);
         }
         let before = fs::read(&file).unwrap();
+        // A third of the time readiness runs at the same moment, as the
+        // kubelet does: it waits on the lock the killed probe held.
+        let neighbour = (rng.below(3) == 0).then(|| {
+            probe_kind(&env, "readiness")
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        });
         let mut child = probe_cmd(&env).spawn().unwrap();
         // Half the kills anywhere, half late, where the save happens.
         let delay = if rng.below(2) == 0 {
@@ -100,6 +114,17 @@ fn kill_9_mid_write_loses_nothing() {
         child.wait().unwrap();
         if tmp.exists() {
             torn_tmp += 1;
+        }
+        if let Some(n) = neighbour {
+            let out = n.wait_with_output().unwrap();
+            let line = String::from_utf8_lossy(&out.stdout);
+            let want = if drifted { "drift:" } else { "ok:" };
+            assert!(
+                out.status.code() == Some(0) && line.starts_with(want),
+                "kill {i} (seed {seed}): concurrent readiness said {:?}: {line}",
+                out.status
+            );
+            concurrent += 1;
         }
 
         // Whole old or whole new, never a torn or empty file.
@@ -159,8 +184,8 @@ fn kill_9_mid_write_loses_nothing() {
         }
     }
     eprintln!(
-        "{n} kills within {span_us} us: {changed_by_killed} wrote the state first, \
-         {torn_tmp} left a half-written temp file"
+        "{n} kills within {span_us} us: state replaced in {changed_by_killed} kill windows, \
+         {torn_tmp} left a half-written temp file, {concurrent} beside a readiness probe"
     );
     assert!(changed_by_killed > 0, "no kill came late enough to write");
     tally(
@@ -168,6 +193,9 @@ fn kill_9_mid_write_loses_nothing() {
         n,
         lost,
         false_restarts,
-        &format!("{changed_by_killed} killed probes had saved; {torn_tmp} died mid-save"),
+        &format!(
+            "state replaced in {changed_by_killed} kill windows, {torn_tmp} kills mid-save; \
+             {concurrent} beside a readiness probe"
+        ),
     );
 }
