@@ -16,11 +16,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 readme=0
+mode="scripts/faults.sh"
 for arg in "$@"; do
     case "$arg" in
         --long)
             export DRIFTPROBE_CRASH_RUNS=${DRIFTPROBE_CRASH_RUNS:-10000}
             export PROPTEST_CASES=${PROPTEST_CASES:-20000}
+            mode="scripts/faults.sh --long"
             ;;
         --readme) readme=1 ;;
         *) echo "usage: scripts/faults.sh [--long] [--readme]" >&2; exit 2 ;;
@@ -56,6 +58,7 @@ false = sum(r[2] for r in rows.values())
 print(f"| **all** | **{total:,}** | **{'nothing' if lost == 0 else lost}** | **{false}** | |")
 PY
 )
+table+=$'\n\n'"Run by \`$mode\` on $(nproc) CPU(s), $(date -u +%F)."
 echo "$table"
 if grep -q '^| \*\*all\*\*.*| \*\*nothing\*\* | \*\*0\*\* |' <<<"$table"; then :; else
     echo "faults.sh: something was lost or restarted" >&2
