@@ -208,6 +208,18 @@ impl Look<'_> {
         if st.baseline.is_some() {
             let base = st.baseline.as_ref().map(|b| b.digest.as_str());
             st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), clock);
+            let first_seen = previous.as_ref().is_some_and(|p| p.drift.is_none());
+            if first_seen && st.drift.is_some() && locked.save(&st).is_err() {
+                // A drift that cannot be remembered (state dir full or
+                // read-only) would start its grace window again at every
+                // probe: date it from the files instead. The kubelet's
+                // swap is the newest ctime in the tree, never before the
+                // drift began, so the window can only end late, not early.
+                st.drift = st
+                    .drift
+                    .take()
+                    .map(|d| dated_by_ctime(d, snap.newest_change_ns));
+            }
         }
         // Environment variables the app started with vs the files they
         // came from: each probe updates only the variables it was given.
@@ -496,6 +508,19 @@ impl Hold {
     }
 }
 
+/// `d` moved back to `newest_change_ns` (a ctime) when that is earlier,
+/// on both clocks.
+fn dated_by_ctime(mut d: Drift, newest_change_ns: Option<i64>) -> Drift {
+    if let Some(changed) = newest_change_ns.map(|ns| ns.div_euclid(1_000_000)) {
+        let back = d.since.saturating_sub(changed);
+        if back > 0 {
+            d.since = changed;
+            d.since_boot = d.since_boot.map(|b| b.saturating_sub(back));
+        }
+    }
+    d
+}
+
 /// No usable state for this container: record the baseline lazily if the
 /// ctimes prove nothing changed since the entrypoint started, else start a
 /// drift that says why.
@@ -661,6 +686,22 @@ mod tests {
         let old = with_marker(T0 + 12_000, None);
         assert!(validation_under_way(&old, "d", at(T0, 1)));
         assert!(!validation_under_way(&old, "d", at(T0 + 13_000, 1)));
+    }
+
+    #[test]
+    fn an_unsaved_drift_is_dated_by_the_files_ctime() {
+        let d = Drift::starting(
+            Stamp {
+                wall: T0,
+                boot: Some(50_000),
+            },
+            None,
+        );
+        let moved = dated_by_ctime(d.clone(), Some((T0 - 20_000) * 1_000_000 + 5));
+        assert_eq!((moved.since, moved.since_boot), (T0 - 20_000, Some(30_000)));
+        // A ctime after the first look (clock stepped) moves nothing.
+        assert_eq!(dated_by_ctime(d.clone(), Some((T0 + 1) * 1_000_000)), d);
+        assert_eq!(dated_by_ctime(d.clone(), None), d);
     }
 
     #[test]

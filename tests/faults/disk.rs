@@ -66,6 +66,11 @@ fn a_full_state_disk_does_not_change_the_verdict() {
     let out = on(&env, &state, "liveness", "1h");
     assert!(out.stderr.contains("No space left on device"), "{out}");
     assert!(out.stderr.contains("not remembered"), "{out}");
+    // Not remembered, yet not forgotten: the drift is dated by the
+    // kubelet's write, so a 2 s grace window ends 2 s after it.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    on(&env, &state, "liveness", "2s").drift();
+    on(&env, &state, "liveness", "1h").expect(0, "drift:");
     // Room again: the drift is recorded and kept from then on.
     fs::remove_file(fill).unwrap();
     runs += verdicts_hold(&env, &state, true, "disk freed, config drifted");
@@ -73,7 +78,7 @@ fn a_full_state_disk_does_not_change_the_verdict() {
     runs += verdicts_hold(&env, &state, false, "disk freed, config back");
     tally(
         "state dir on a full tmpfs (ENOSPC)",
-        runs + 1,
+        runs + 3,
         0,
         0,
         "64 KiB tmpfs filled, then freed",
@@ -87,6 +92,9 @@ fn a_state_dir_gone_read_only_does_not_change_the_verdict() {
     let mut runs = verdicts_hold(&env, &state, false, "read-only, config unchanged");
     env.vol.write(&[("app.yaml", "v: 2\n")]);
     runs += verdicts_hold(&env, &state, true, "read-only, config drifted");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    on(&env, &state, "liveness", "2s").drift();
+    runs += 1;
     fs_.remount("rw");
     runs += verdicts_hold(&env, &state, true, "writable again, config drifted");
     tally(
