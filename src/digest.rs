@@ -22,7 +22,6 @@
 //! This module reads files; it knows nothing of baselines or state files.
 
 use crate::glob::Glob;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::fs::{self, File, Metadata};
@@ -41,7 +40,7 @@ const MAX_ATTEMPTS: u32 = 50;
 const MAX_FILES: usize = 20_000;
 
 /// One regular file of the watched set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Name as shown to users; see [`Walker`] for how it is formed.
     pub path: String,
@@ -51,14 +50,14 @@ pub struct Entry {
 }
 
 /// Something in the watched tree that is not part of the digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
     pub path: String,
     pub reason: String,
 }
 
 /// Stat data that identifies an unchanged file, and its digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedFile {
     pub path: String,
     pub dev: u64,
@@ -618,12 +617,20 @@ impl Walk<'_> {
             self.skip(name, special_kind(&fmeta));
             return Ok(());
         }
-        let sha256 = match self.hash(&mut file) {
+        // Only the bytes there when we looked: a file that keeps growing
+        // must not keep the probe reading past the kubelet's timeout.
+        let sha256 = match self.hash(&mut file, fmeta.size()) {
             Ok(h) => h,
             Err(e) => return Err(fatal(path, e)),
         };
+        // Written to while we read it: what we hashed is not a settled
+        // state, so it is never cached (the next probe reads it again).
+        let settled = file.metadata().is_ok_and(|m| {
+            (m.size(), mtime_ns(&m), ctime_ns(&m))
+                == (fmeta.size(), mtime_ns(&fmeta), ctime_ns(&fmeta))
+        });
         let newest = mtime_ns(&fmeta).max(ctime_ns(&fmeta));
-        let stable = newest.saturating_add(RACY_MARGIN_NS) < self.started_ns;
+        let stable = settled && newest.saturating_add(RACY_MARGIN_NS) < self.started_ns;
         let cached = stable.then(|| CachedFile {
             path: name.clone(),
             dev: fmeta.dev(),
@@ -642,11 +649,13 @@ impl Walk<'_> {
         Ok(())
     }
 
-    fn hash(&mut self, file: &mut File) -> io::Result<String> {
+    /// SHA-256 of the first `size` bytes of `file` (fewer if it shrank).
+    fn hash(&mut self, file: &mut File, size: u64) -> io::Result<String> {
         let mut h = Sha256::new();
         if self.buf.is_empty() {
             self.buf = vec![0u8; 64 * 1024];
         }
+        let mut file = file.take(size);
         loop {
             match file.read(&mut self.buf) {
                 Ok(0) => break,

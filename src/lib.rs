@@ -19,6 +19,7 @@ pub mod exit;
 pub mod glob;
 pub mod http;
 pub mod inspect;
+pub mod json;
 pub mod probe;
 pub mod state;
 pub mod status;

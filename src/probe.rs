@@ -224,12 +224,14 @@ impl Look<'_> {
         let (previous, note) = opened.previous(locked.load());
         let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
         let mut snap = opened.snapshot(cache)?;
-        let now = time::now();
+        // Wall time to record and show; elapsed time on the boot clock.
+        let clock = time::Stamp::now();
+        let now = clock.wall;
         warnings.extend(note.iter().map(|n| format!("driftprobe: {n}")));
 
         let mut st = match previous.clone() {
             Some(s) => s,
-            None => first_look(opened, &snap, now)?,
+            None => first_look(opened, &snap, clock)?,
         };
         st.cache = std::mem::take(&mut snap.cache);
         // Once per container: the first probe shows what init/run or its
@@ -246,7 +248,19 @@ impl Look<'_> {
         // The files: compared with the baseline by every probe.
         if st.baseline.is_some() {
             let base = st.baseline.as_ref().map(|b| b.digest.as_str());
-            st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), now);
+            st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), clock);
+            let first_seen = previous.as_ref().is_some_and(|p| p.drift.is_none());
+            if first_seen && st.drift.is_some() && locked.save(&st).is_err() {
+                // A drift that cannot be remembered (state dir full or
+                // read-only) would start its grace window again at every
+                // probe: date it from the files instead. The kubelet's
+                // swap is the newest ctime in the tree, never before the
+                // drift began, so the window can only end late, not early.
+                st.drift = st
+                    .drift
+                    .take()
+                    .map(|d| dated_by_ctime(d, snap.newest_change_ns));
+            }
         }
         // Environment variables the app started with vs the files they
         // came from: each probe updates only the variables it was given.
@@ -270,6 +284,7 @@ impl Look<'_> {
                 (true, None) => st.env_drift.push(EnvDrift {
                     name: name.clone(),
                     since: now,
+                    since_boot: clock.boot,
                 }),
                 (false, Some(i)) => {
                     st.env_drift.remove(i);
@@ -281,8 +296,8 @@ impl Look<'_> {
             .env_drift
             .iter()
             .filter(|e| env_drift.contains(&e.name))
-            .map(|e| e.since)
-            .min();
+            .map(EnvDrift::started)
+            .reduce(time::Stamp::earlier);
 
         // The validation gate: once per new digest, never for the baseline,
         // only for probes given --validate.
@@ -303,7 +318,7 @@ impl Look<'_> {
                 Some(v) if v.ok => {}
                 Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.output.clone())),
                 Some(v) => hold = Some(Hold::Rejected(v.output.clone())),
-                None if !may_validate || validation_under_way(&st, &snap.digest, now) => {
+                None if !may_validate || validation_under_way(&st, &snap.digest, clock) => {
                     hold = Some(Hold::Validating)
                 }
                 None => {
@@ -320,6 +335,9 @@ impl Look<'_> {
                     st.validating = Some(Validating {
                         digest: snap.digest.clone(),
                         until: time::after(now, args.validate_timeout + MARKER_SLACK),
+                        until_boot: clock
+                            .boot
+                            .map(|b| time::after(b, args.validate_timeout + MARKER_SLACK)),
                         pgid: None,
                         leader_start: None,
                     });
@@ -330,7 +348,7 @@ impl Look<'_> {
             // Only a verdict holds the drift record; "being validated" does
             // not restart anyone's grace window.
             if hold != Some(Hold::Validating) {
-                st.drift = verdict::gate(st.drift.take(), hold.is_some(), now);
+                st.drift = verdict::gate(st.drift.take(), hold.is_some(), clock);
             }
         }
         if st.drift.is_none() {
@@ -345,9 +363,9 @@ impl Look<'_> {
             verdict::stagger_offset(&hostname(&proc_root), args.stagger)
         };
         let window = self.grace.saturating_add(offset);
-        let verdict = verdict::judge(drift.as_ref(), now, window, hold.is_some());
+        let verdict = verdict::judge(drift.as_ref(), clock, window, hold.is_some());
         // While another probe validates, readiness keeps its normal window.
-        let plain = verdict::judge(drift.as_ref(), now, window, false);
+        let plain = verdict::judge(drift.as_ref(), clock, window, false);
         let changes = match &st.baseline {
             Some(b) => Changes::between(&b.files, &snap.files),
             None => Changes::default(),
@@ -450,7 +468,18 @@ impl Look<'_> {
         };
 
         if Some(&st) != previous.as_ref() {
-            locked.save(&st)?;
+            if let Err(e) = locked.save(&st) {
+                // A full or read-only state dir: the verdict came from the
+                // recorded baseline and stands; only this look is not
+                // remembered. Without a recorded baseline there is nothing
+                // to stand on.
+                if previous.as_ref().is_none_or(|p| p.baseline.is_none()) {
+                    return Err(e.into());
+                }
+                warnings.push(format!(
+                    "driftprobe: warning: {e}; judged by the recorded baseline, but this look is not remembered"
+                ));
+            }
         }
         if call {
             return Ok(Step::Call(snap.digest.clone()));
@@ -487,7 +516,11 @@ fn settled_validation<'s>(
         // now and then.
         (false, false) => REVALIDATE_MS,
     };
-    (now.saturating_sub(v.at) < keep_for).then_some(v)
+    // An answer from the future (the wall clock stepped back) is asked
+    // again rather than kept for as long as the step.
+    (0..keep_for)
+        .contains(&now.saturating_sub(v.at))
+        .then_some(v)
 }
 
 /// Records the running validator's process group in the marker (best
@@ -509,11 +542,16 @@ fn note_validator(opened: &Opened, args: &ProbeArgs, digest: &str, pid: i32) {
 
 /// Is another probe running the validator on `digest` right now? A probe
 /// killed mid-validation (kubelet timeout) leaves its marker behind: it
-/// expires with that validator's own timeout.
-fn validation_under_way(st: &State, digest: &str, now: Millis) -> bool {
-    st.validating
-        .as_ref()
-        .is_some_and(|v| v.digest == digest && now < v.until)
+/// expires with that validator's own timeout, on the boot clock (a wall
+/// clock stepped back must not keep it alive for as long as the step).
+fn validation_under_way(st: &State, digest: &str, now: time::Stamp) -> bool {
+    st.validating.as_ref().is_some_and(|v| {
+        v.digest == digest
+            && match (v.until_boot, now.boot) {
+                (Some(until), Some(boot)) => boot < until,
+                _ => now.wall < v.until,
+            }
+    })
 }
 
 /// Why a probe keeps the running config instead of acting on the new one.
@@ -546,20 +584,27 @@ impl Hold {
     }
 }
 
+/// `d` moved back to `newest_change_ns` (a ctime) when that is earlier,
+/// on both clocks.
+fn dated_by_ctime(mut d: Drift, newest_change_ns: Option<i64>) -> Drift {
+    if let Some(changed) = newest_change_ns.map(|ns| ns.div_euclid(1_000_000)) {
+        let back = d.since.saturating_sub(changed);
+        if back > 0 {
+            d.since = changed;
+            d.since_boot = d.since_boot.map(|b| b.saturating_sub(back));
+        }
+    }
+    d
+}
+
 /// No usable state for this container: record the baseline lazily if the
 /// ctimes prove nothing changed since the entrypoint started, else start a
 /// drift that says why.
-fn first_look(opened: &Opened, snap: &Snapshot, now: Millis) -> Result<State, Failure> {
+fn first_look(opened: &Opened, snap: &Snapshot, now: time::Stamp) -> Result<State, Failure> {
     let mut st = opened.fresh_state();
     match unchanged_since_start(opened, snap)? {
-        Ok(()) => st.baseline = Some(new_baseline(snap, now, "lazy")),
-        Err(why) => {
-            st.drift = Some(Drift {
-                since: now,
-                unproven: Some(why),
-                held: false,
-            })
-        }
+        Ok(()) => st.baseline = Some(new_baseline(snap, now.wall, "lazy")),
+        Err(why) => st.drift = Some(Drift::starting(now, Some(why))),
     }
     Ok(st)
 }
@@ -681,4 +726,90 @@ pub fn hostname(proc_root: &Path) -> String {
         .filter(|s| !s.is_empty())
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ContainerId;
+    use crate::time::Stamp;
+
+    const T0: Millis = 1_795_623_603_000;
+
+    fn with_marker(until: Millis, until_boot: Option<Millis>) -> State {
+        let mut st = State::new(
+            ContainerId {
+                boot_id: "b".into(),
+                init_start_ticks: 1,
+            },
+            vec![],
+        );
+        st.validating = Some(Validating {
+            digest: "d".into(),
+            until,
+            until_boot,
+            pgid: None,
+            leader_start: None,
+        });
+        st
+    }
+
+    #[test]
+    fn a_validation_marker_expires_on_the_boot_clock() {
+        let st = with_marker(T0 + 12_000, Some(112_000));
+        let at = |wall, boot| Stamp {
+            wall,
+            boot: Some(boot),
+        };
+        assert!(validation_under_way(&st, "d", at(T0, 100_000)));
+        assert!(!validation_under_way(&st, "other", at(T0, 100_000)));
+        // Wall clock stepped back a day after the killed probe left it:
+        // still expires 12 s after it was set.
+        assert!(!validation_under_way(
+            &st,
+            "d",
+            at(T0 - 86_400_000, 113_000)
+        ));
+        // ... and a step forward does not end it early.
+        assert!(validation_under_way(&st, "d", at(T0 + 86_400_000, 101_000)));
+        // Markers without the boot clock: wall time.
+        let old = with_marker(T0 + 12_000, None);
+        assert!(validation_under_way(&old, "d", at(T0, 1)));
+        assert!(!validation_under_way(&old, "d", at(T0 + 13_000, 1)));
+    }
+
+    #[test]
+    fn an_unsaved_drift_is_dated_by_the_files_ctime() {
+        let d = Drift::starting(
+            Stamp {
+                wall: T0,
+                boot: Some(50_000),
+            },
+            None,
+        );
+        let moved = dated_by_ctime(d.clone(), Some((T0 - 20_000) * 1_000_000 + 5));
+        assert_eq!((moved.since, moved.since_boot), (T0 - 20_000, Some(30_000)));
+        // A ctime after the first look (clock stepped) moves nothing.
+        assert_eq!(dated_by_ctime(d.clone(), Some((T0 + 1) * 1_000_000)), d);
+        assert_eq!(dated_by_ctime(d.clone(), None), d);
+    }
+
+    #[test]
+    fn an_answer_from_the_future_is_asked_again() {
+        let mut st = with_marker(0, None);
+        st.validations.push((
+            "d".into(),
+            Validation {
+                ok: false,
+                at: T0,
+                output: "no".into(),
+                transient: false,
+                command: "c".into(),
+            },
+        ));
+        assert!(settled_validation(&st, "d", "c", T0 + 1_000).is_some());
+        assert!(settled_validation(&st, "d", "c", T0 + REVALIDATE_MS).is_none());
+        // The wall clock went back an hour: not kept for an extra hour.
+        assert!(settled_validation(&st, "d", "c", T0 - 3_600_000).is_none());
+    }
 }

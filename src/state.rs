@@ -19,12 +19,12 @@
 //! means is the verdict's and the probe's job.
 
 use crate::digest::{plain_io, CachedFile, Entry};
-use crate::time::Millis;
+use crate::json::{self, obj, or_default, strings, Value};
+use crate::time::{Millis, Stamp};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, Flock, FlockArg, OFlag};
 use nix::sys::stat::{fchmod, fstat, fstatat, mkdirat, Mode, SFlag};
 use nix::unistd::{unlinkat, UnlinkatFlags};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::fs::{self, File};
@@ -42,12 +42,11 @@ pub const VERSION: u32 = 1;
 const MAX_STATE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Identifies one container instance: a restart starts a new entrypoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerId {
     pub boot_id: String,
     /// Field 22 of `/proc/PID/stat` of the container's entrypoint
     /// ([`Proc::init_pid`]): clock ticks after boot.
-    #[serde(rename = "pid1_start_ticks")]
     pub init_start_ticks: u64,
 }
 
@@ -247,7 +246,7 @@ fn clock_ticks_per_second() -> i64 {
 }
 
 /// The recorded baseline: what the app started with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Baseline {
     pub digest: String,
     pub recorded_at: Millis,
@@ -257,20 +256,23 @@ pub struct Baseline {
 }
 
 /// The config differs from the baseline since `since`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drift {
+    /// Wall-clock time the drift was first seen (shown to people; measured
+    /// from only when `since_boot` is missing).
     pub since: Millis,
+    /// The same moment on CLOCK_BOOTTIME of this boot, which wall-clock
+    /// steps do not move: the grace window is measured on it.
+    pub since_boot: Option<Millis>,
     /// Why there is no baseline to compare with, when there is none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unproven: Option<String>,
     /// The last look found the new config invalid: the first valid config
     /// after it starts a fresh grace window.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
 }
 
 /// The cached result of `--validate` for one digest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
     pub ok: bool,
     pub at: Millis,
@@ -278,16 +280,14 @@ pub struct Validation {
     pub output: String,
     /// No answer (timed out, could not start): held like a rejection, but
     /// asked again later instead of forever.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub transient: bool,
     /// The validator that answered: probes with different `--validate`
     /// commands do not share answers.
-    #[serde(default)]
     pub command: String,
 }
 
 /// One in-place reload done by `--on-drift reload`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reload {
     pub at: Millis,
     pub signal: String,
@@ -298,7 +298,7 @@ pub struct Reload {
 }
 
 /// Everything a container instance remembers between probes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
     pub format: String,
     pub version: u32,
@@ -306,48 +306,72 @@ pub struct State {
     pub paths: Vec<String>,
     pub baseline: Option<Baseline>,
     pub drift: Option<Drift>,
-    #[serde(default)]
     pub cache: Vec<CachedFile>,
-    #[serde(default)]
     /// (digest, result), oldest first.
     pub validations: Vec<(String, Validation)>,
-    #[serde(default)]
     pub reloads: Vec<Reload>,
     /// Warnings about the watch set for this container instance.
-    #[serde(default)]
     pub warnings: Vec<String>,
     /// Recorded by `init`/`run`, not yet printed by a probe.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub warnings_pending: bool,
     /// `--env` variables whose file differs from the app's environment, and
     /// since when. Only probes given `--env NAME` update NAME's entry.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_drift: Vec<EnvDrift>,
     /// A probe is running `--validate` on this digest right now (outside
     /// the lock); others hold instead of starting a second validator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validating: Option<Validating>,
 }
 
 /// An environment variable that differs from its file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvDrift {
     pub name: String,
     pub since: Millis,
+    /// As [`Drift::since_boot`].
+    pub since_boot: Option<Millis>,
+}
+
+impl Drift {
+    /// A drift first seen at `at`.
+    pub fn starting(at: Stamp, unproven: Option<String>) -> Drift {
+        Drift {
+            since: at.wall,
+            since_boot: at.boot,
+            unproven,
+            held: false,
+        }
+    }
+
+    /// When it was first seen, on both clocks.
+    pub fn started(&self) -> Stamp {
+        Stamp {
+            wall: self.since,
+            boot: self.since_boot,
+        }
+    }
+}
+
+impl EnvDrift {
+    pub fn started(&self) -> Stamp {
+        Stamp {
+            wall: self.since,
+            boot: self.since_boot,
+        }
+    }
 }
 
 /// A validation under way.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validating {
     pub digest: String,
     /// When the validator is overdue (its timeout, plus slack): a marker
     /// left by a probe the kubelet killed expires then.
     pub until: Millis,
+    /// The same deadline on CLOCK_BOOTTIME (see [`Drift::since_boot`]).
+    pub until_boot: Option<Millis>,
     /// The validator's process group and its leader's start time, so that
     /// the next probe can kill what a killed probe left running.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pgid: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader_start: Option<u64>,
 }
 
@@ -636,13 +660,24 @@ impl StateDir {
         let dir = self.fd()?;
         let lock_name = format!("{key}.lock");
         let lock_path = self.path.join(&lock_name);
-        let raw = openat(
-            Some(dir.as_raw_fd()),
-            lock_name.as_str(),
-            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| io_err(&lock_path, &io::Error::from(e)))?;
+        let open = |flags| {
+            openat(
+                Some(dir.as_raw_fd()),
+                lock_name.as_str(),
+                flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )
+        };
+        // A state dir that went read-only (or full of inodes) after the
+        // baseline was recorded: an existing lock file still locks when
+        // opened read-only, and the probe judges by the recorded state
+        // even though it cannot save (see `Locked::save`'s callers).
+        let raw = match open(OFlag::O_RDWR | OFlag::O_CREAT) {
+            Err(e @ (Errno::EROFS | Errno::EACCES | Errno::ENOSPC | Errno::EDQUOT)) => {
+                open(OFlag::O_RDONLY).map_err(|_| io_err(&lock_path, &io::Error::from(e)))
+            }
+            r => r.map_err(|e| io_err(&lock_path, &io::Error::from(e))),
+        }?;
         // SAFETY: openat just returned this descriptor; nothing else owns it.
         let mut file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
         let start = Instant::now();
@@ -740,10 +775,7 @@ impl Locked {
     /// symlink), fsync, rename, fsync the directory; all relative to the
     /// directory's descriptor.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let json = serde_json::to_vec_pretty(state).map_err(|e| StateError::Io {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        let json = json::pretty(&state.to_json());
         let dir = self.dir.as_raw_fd();
         let tmp_path = self.path.with_file_name(&self.tmp);
         let fail = |p: &Path, e: Errno| io_err(p, &io::Error::from(e));
@@ -762,7 +794,7 @@ impl Locked {
         .map_err(|e| fail(&tmp_path, e))?;
         // SAFETY: openat just returned this descriptor; nothing else owns it.
         let mut f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
-        f.write_all(&json)
+        f.write_all(json.as_bytes())
             .and_then(|()| f.write_all(b"\n"))
             .and_then(|()| f.sync_all())
             .map_err(|e| io_err(&tmp_path, &e))?;
@@ -824,42 +856,348 @@ pub fn parse(bytes: &[u8]) -> Loaded {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Loaded::Unusable("the state file is empty (interrupted write?)".into());
     }
-    #[derive(Deserialize)]
-    struct Header {
-        #[serde(default)]
-        format: Option<String>,
-        #[serde(default)]
-        version: Option<u64>,
-    }
-    let header: Header = match serde_json::from_slice(bytes) {
-        Ok(h) => h,
-        Err(e) => {
-            return Loaded::Unusable(format!(
-                "the state file is corrupt (line {}, column {}); ignored",
-                e.line(),
-                e.column()
-            ))
-        }
+    let corrupt =
+        |e: json::Error| Loaded::Unusable(format!("the state file is corrupt ({e}); ignored"));
+    let doc = match json::parse(bytes) {
+        Ok(v @ Value::Obj(_)) => v,
+        Ok(_) => return corrupt(json::Error("not an object".into())),
+        Err(e) => return corrupt(e),
     };
-    if header.format.as_deref() != Some(FORMAT) {
-        return Loaded::Unusable("the state file was not written by driftprobe; ignored".into());
+    match doc.get("format") {
+        Ok(Some(Value::Str(f))) if f == FORMAT => {}
+        Ok(None | Some(Value::Str(_))) => {
+            return Loaded::Unusable("the state file was not written by driftprobe; ignored".into())
+        }
+        Ok(Some(_)) => return corrupt(json::Error("field `format`: expected a string".into())),
+        Err(e) => return corrupt(e),
     }
-    match header.version {
-        Some(v) if v == u64::from(VERSION) => {}
-        Some(v) if v > u64::from(VERSION) => {
+    match doc.get("version") {
+        Ok(Some(Value::Int(v))) if *v == i128::from(VERSION) => {}
+        Ok(Some(Value::Int(v))) if *v > i128::from(VERSION) => {
             return Loaded::Unusable(format!(
                 "the state file has version {v}, newer than this driftprobe's {VERSION}; ignored"
             ))
         }
-        _ => return Loaded::Unusable("the state file has no usable version; ignored".into()),
+        Ok(None | Some(Value::Int(_))) => {
+            return Loaded::Unusable("the state file has no usable version; ignored".into())
+        }
+        Ok(Some(_)) => return corrupt(json::Error("field `version`: expected an integer".into())),
+        Err(e) => return corrupt(e),
     }
-    match serde_json::from_slice::<State>(bytes) {
+    match State::from_json(&doc) {
         Ok(s) => Loaded::Found(Box::new(s)),
-        Err(e) => Loaded::Unusable(format!(
-            "the state file is corrupt (line {}, column {}); ignored",
-            e.line(),
-            e.column()
-        )),
+        Err(e) => corrupt(e),
+    }
+}
+
+// The state file's JSON: field names and order as serde wrote them for
+// version 1, optional fields left out when empty as before.
+
+/// `key: value` only when `keep`.
+fn push_if(pairs: &mut Vec<(&'static str, Value)>, keep: bool, key: &'static str, v: Value) {
+    if keep {
+        pairs.push((key, v));
+    }
+}
+
+/// A list of `f(item)`.
+fn list<T>(items: &[T], f: impl Fn(&T) -> Value) -> Value {
+    Value::Arr(items.iter().map(f).collect())
+}
+
+fn string_list(v: &Value, name: &str) -> json::Result<Vec<String>> {
+    v.list(name, Value::str)
+}
+
+/// `digest --json` and the baseline's manifest.
+pub fn entry_json(e: &Entry) -> Value {
+    obj(vec![
+        ("path", (&e.path).into()),
+        ("sha256", (&e.sha256).into()),
+        ("size", e.size.into()),
+    ])
+}
+
+fn entry_from(v: &Value, _: &str) -> json::Result<Entry> {
+    Ok(Entry {
+        path: v.req("path")?.str("path")?,
+        sha256: v.req("sha256")?.str("sha256")?,
+        size: v.req("size")?.u64("size")?,
+    })
+}
+
+pub fn skipped_json(k: &crate::digest::Skipped) -> Value {
+    obj(vec![
+        ("path", (&k.path).into()),
+        ("reason", (&k.reason).into()),
+    ])
+}
+
+fn cached_json(c: &CachedFile) -> Value {
+    obj(vec![
+        ("path", (&c.path).into()),
+        ("dev", c.dev.into()),
+        ("ino", c.ino.into()),
+        ("size", c.size.into()),
+        ("mtime_ns", c.mtime_ns.into()),
+        ("ctime_ns", c.ctime_ns.into()),
+        ("sha256", (&c.sha256).into()),
+    ])
+}
+
+fn cached_from(v: &Value, _: &str) -> json::Result<CachedFile> {
+    Ok(CachedFile {
+        path: v.req("path")?.str("path")?,
+        dev: v.req("dev")?.u64("dev")?,
+        ino: v.req("ino")?.u64("ino")?,
+        size: v.req("size")?.u64("size")?,
+        mtime_ns: v.req("mtime_ns")?.i64("mtime_ns")?,
+        ctime_ns: v.req("ctime_ns")?.i64("ctime_ns")?,
+        sha256: v.req("sha256")?.str("sha256")?,
+    })
+}
+
+impl ContainerId {
+    fn to_json(&self) -> Value {
+        obj(vec![
+            ("boot_id", (&self.boot_id).into()),
+            ("pid1_start_ticks", self.init_start_ticks.into()),
+        ])
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<ContainerId> {
+        Ok(ContainerId {
+            boot_id: v.req("boot_id")?.str("boot_id")?,
+            init_start_ticks: v.req("pid1_start_ticks")?.u64("pid1_start_ticks")?,
+        })
+    }
+}
+
+impl Baseline {
+    fn to_json(&self) -> Value {
+        obj(vec![
+            ("digest", (&self.digest).into()),
+            ("recorded_at", self.recorded_at.into()),
+            ("source", (&self.source).into()),
+            ("files", list(&self.files, entry_json)),
+        ])
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<Baseline> {
+        Ok(Baseline {
+            digest: v.req("digest")?.str("digest")?,
+            recorded_at: v.req("recorded_at")?.i64("recorded_at")?,
+            source: v.req("source")?.str("source")?,
+            files: v.req("files")?.list("files", entry_from)?,
+        })
+    }
+}
+
+impl Drift {
+    fn to_json(&self) -> Value {
+        let mut p = vec![("since", self.since.into())];
+        push_if(
+            &mut p,
+            self.since_boot.is_some(),
+            "since_boot",
+            self.since_boot.into(),
+        );
+        push_if(
+            &mut p,
+            self.unproven.is_some(),
+            "unproven",
+            self.unproven.as_ref().into(),
+        );
+        push_if(&mut p, self.held, "held", true.into());
+        obj(p)
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<Drift> {
+        Ok(Drift {
+            since: v.req("since")?.i64("since")?,
+            since_boot: v.opt("since_boot", Value::i64)?,
+            unproven: v.opt("unproven", Value::str)?,
+            held: or_default(v, "held", Value::bool)?,
+        })
+    }
+}
+
+impl Validation {
+    fn to_json(&self) -> Value {
+        let mut p = vec![
+            ("ok", self.ok.into()),
+            ("at", self.at.into()),
+            ("output", (&self.output).into()),
+        ];
+        push_if(&mut p, self.transient, "transient", true.into());
+        p.push(("command", (&self.command).into()));
+        obj(p)
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<Validation> {
+        Ok(Validation {
+            ok: v.req("ok")?.bool("ok")?,
+            at: v.req("at")?.i64("at")?,
+            output: v.req("output")?.str("output")?,
+            transient: or_default(v, "transient", Value::bool)?,
+            command: or_default(v, "command", Value::str)?,
+        })
+    }
+}
+
+/// A `(digest, validation)` pair, written as a two-element list.
+fn validation_pair_from(v: &Value, name: &str) -> json::Result<(String, Validation)> {
+    match v {
+        Value::Arr(pair) if pair.len() == 2 => {
+            Ok((pair[0].str(name)?, Validation::from_json(&pair[1], name)?))
+        }
+        _ => Err(json::Error(format!(
+            "field `{name}`: expected [digest, result]"
+        ))),
+    }
+}
+
+impl Reload {
+    fn to_json(&self) -> Value {
+        obj(vec![
+            ("at", self.at.into()),
+            ("signal", (&self.signal).into()),
+            ("pid", self.pid.into()),
+            ("target", (&self.target).into()),
+            ("from_digest", (&self.from_digest).into()),
+            ("to_digest", (&self.to_digest).into()),
+        ])
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<Reload> {
+        Ok(Reload {
+            at: v.req("at")?.i64("at")?,
+            signal: v.req("signal")?.str("signal")?,
+            pid: v.req("pid")?.i32("pid")?,
+            target: v.req("target")?.str("target")?,
+            from_digest: v.req("from_digest")?.str("from_digest")?,
+            to_digest: v.req("to_digest")?.str("to_digest")?,
+        })
+    }
+}
+
+impl EnvDrift {
+    fn to_json(&self) -> Value {
+        let mut p = vec![("name", (&self.name).into()), ("since", self.since.into())];
+        push_if(
+            &mut p,
+            self.since_boot.is_some(),
+            "since_boot",
+            self.since_boot.into(),
+        );
+        obj(p)
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<EnvDrift> {
+        Ok(EnvDrift {
+            name: v.req("name")?.str("name")?,
+            since: v.req("since")?.i64("since")?,
+            since_boot: v.opt("since_boot", Value::i64)?,
+        })
+    }
+}
+
+impl Validating {
+    fn to_json(&self) -> Value {
+        let mut p = vec![
+            ("digest", (&self.digest).into()),
+            ("until", self.until.into()),
+        ];
+        push_if(
+            &mut p,
+            self.until_boot.is_some(),
+            "until_boot",
+            self.until_boot.into(),
+        );
+        push_if(&mut p, self.pgid.is_some(), "pgid", self.pgid.into());
+        push_if(
+            &mut p,
+            self.leader_start.is_some(),
+            "leader_start",
+            self.leader_start.into(),
+        );
+        obj(p)
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<Validating> {
+        Ok(Validating {
+            digest: v.req("digest")?.str("digest")?,
+            until: v.req("until")?.i64("until")?,
+            until_boot: v.opt("until_boot", Value::i64)?,
+            pgid: v.opt("pgid", Value::i32)?,
+            leader_start: v.opt("leader_start", Value::u64)?,
+        })
+    }
+}
+
+impl State {
+    /// The state file's document.
+    pub fn to_json(&self) -> Value {
+        let mut p = vec![
+            ("format", (&self.format).into()),
+            ("version", self.version.into()),
+            ("container", self.container.to_json()),
+            ("paths", strings(&self.paths)),
+            (
+                "baseline",
+                self.baseline
+                    .as_ref()
+                    .map_or(Value::Null, Baseline::to_json),
+            ),
+            (
+                "drift",
+                self.drift.as_ref().map_or(Value::Null, Drift::to_json),
+            ),
+            ("cache", list(&self.cache, cached_json)),
+            (
+                "validations",
+                list(&self.validations, |(d, v)| {
+                    Value::Arr(vec![d.into(), v.to_json()])
+                }),
+            ),
+            ("reloads", list(&self.reloads, Reload::to_json)),
+            ("warnings", strings(&self.warnings)),
+        ];
+        push_if(
+            &mut p,
+            self.warnings_pending,
+            "warnings_pending",
+            true.into(),
+        );
+        push_if(
+            &mut p,
+            !self.env_drift.is_empty(),
+            "env_drift",
+            list(&self.env_drift, EnvDrift::to_json),
+        );
+        if let Some(v) = &self.validating {
+            p.push(("validating", v.to_json()));
+        }
+        obj(p)
+    }
+
+    /// Reads a state document (format and version already checked).
+    pub fn from_json(v: &Value) -> json::Result<State> {
+        Ok(State {
+            format: v.req("format")?.str("format")?,
+            version: v.req("version")?.u32("version")?,
+            container: ContainerId::from_json(v.req("container")?, "container")?,
+            paths: string_list(v.req("paths")?, "paths")?,
+            baseline: v.opt("baseline", Baseline::from_json)?,
+            drift: v.opt("drift", Drift::from_json)?,
+            cache: or_default(v, "cache", |c, n| c.list(n, cached_from))?,
+            validations: or_default(v, "validations", |c, n| c.list(n, validation_pair_from))?,
+            reloads: or_default(v, "reloads", |c, n| c.list(n, Reload::from_json))?,
+            warnings: or_default(v, "warnings", string_list)?,
+            warnings_pending: or_default(v, "warnings_pending", Value::bool)?,
+            env_drift: or_default(v, "env_drift", |c, n| c.list(n, EnvDrift::from_json))?,
+            validating: v.opt("validating", Validating::from_json)?,
+        })
     }
 }
 
@@ -1160,6 +1498,63 @@ mod tests {
         assert!(reason(b"\x00\xff").contains("corrupt"));
         assert!(reason(br#"{"format":"driftprobe-state","version":9}"#).contains("newer"));
         assert!(reason(br#"{"format":"driftprobe-state","version":1}"#).contains("corrupt"));
+    }
+
+    #[test]
+    fn reads_and_writes_version_1_files_as_serde_did() {
+        // Written by driftprobe 0.1.0 with serde_json (init, a change, a
+        // validated reload attempt).
+        let old = include_str!("../tests/faults/fixtures/state-v1-serde.json");
+        let Loaded::Found(st) = parse(old.as_bytes()) else {
+            panic!("the serde-era file does not load");
+        };
+        assert_eq!(st.validations[0].1.command, "/bin/true");
+        assert_eq!(st.drift.as_ref().map(|d| d.held), Some(false));
+        assert_eq!(format!("{}\n", json::pretty(&st.to_json())), old);
+        // Every optional field set survives a round trip.
+        let mut full = *st;
+        full.drift = Some(Drift {
+            since: -5,
+            since_boot: Some(7),
+            unproven: Some("no \"baseline\"\n".into()),
+            held: true,
+        });
+        full.validations[0].1.transient = true;
+        full.warnings_pending = true;
+        full.env_drift = vec![EnvDrift {
+            name: "A".into(),
+            since: i64::MAX,
+            since_boot: None,
+        }];
+        full.validating = Some(Validating {
+            digest: "d".into(),
+            until: 1,
+            until_boot: Some(2),
+            pgid: Some(-1),
+            leader_start: Some(u64::MAX),
+        });
+        full.cache = vec![CachedFile {
+            path: "p\u{1}".into(),
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: i64::MIN,
+            ctime_ns: 5,
+            sha256: "s".into(),
+        }];
+        full.reloads = vec![Reload {
+            at: 1,
+            signal: "SIGHUP".into(),
+            pid: 1,
+            target: "t".into(),
+            from_digest: "a".into(),
+            to_digest: "b".into(),
+        }];
+        let text = json::pretty(&full.to_json());
+        match parse(text.as_bytes()) {
+            Loaded::Found(back) => assert_eq!(*back, full),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -4,16 +4,17 @@
 
 use crate::baseline::{self, failure_report, files, short, Failure};
 use crate::cli::{FilesArgs, WatchArgs};
-use crate::digest::{Entry, Skipped, Walker};
+use crate::digest::{Skipped, Walker};
 use crate::exit::Code;
+use crate::json::{self, obj, strings, Value};
+use crate::state::{entry_json, skipped_json};
 use crate::state::{Baseline, Reload, Validation};
 use crate::time::{self, format_duration, rfc3339};
 use crate::verdict::Changes;
 use crate::Report;
-use serde::Serialize;
 
 /// `status --json`, version 1. Fields are only ever added.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct StatusJson {
     pub version: u32,
     pub paths: Vec<String>,
@@ -33,7 +34,7 @@ pub struct StatusJson {
     pub stagger_offset_ms: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct BaselineJson {
     pub digest: String,
     pub recorded_at: String,
@@ -41,20 +42,20 @@ pub struct BaselineJson {
     pub files: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct CurrentJson {
     pub digest: String,
     pub files: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct DriftJson {
     pub since: String,
     pub for_seconds: u64,
     pub unproven: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct ValidationJson {
     pub digest: String,
     pub command: String,
@@ -65,7 +66,7 @@ pub struct ValidationJson {
     pub output: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct ReloadJson {
     pub at: String,
     pub signal: String,
@@ -73,6 +74,98 @@ pub struct ReloadJson {
     pub target: String,
     pub from_digest: String,
     pub to_digest: String,
+}
+
+impl StatusJson {
+    /// The document, fields in the order above; `null` for what is absent.
+    fn to_json(&self) -> Value {
+        obj(vec![
+            ("version", self.version.into()),
+            ("paths", strings(&self.paths)),
+            ("state_file", (&self.state_file).into()),
+            ("state", self.state.into()),
+            (
+                "baseline",
+                self.baseline.as_ref().map_or(Value::Null, |b| {
+                    obj(vec![
+                        ("digest", (&b.digest).into()),
+                        ("recorded_at", (&b.recorded_at).into()),
+                        ("source", (&b.source).into()),
+                        ("files", b.files.into()),
+                    ])
+                }),
+            ),
+            (
+                "current",
+                obj(vec![
+                    ("digest", (&self.current.digest).into()),
+                    ("files", self.current.files.into()),
+                ]),
+            ),
+            (
+                "drift",
+                self.drift.as_ref().map_or(Value::Null, |d| {
+                    obj(vec![
+                        ("since", (&d.since).into()),
+                        ("for_seconds", d.for_seconds.into()),
+                        ("unproven", d.unproven.as_ref().into()),
+                    ])
+                }),
+            ),
+            (
+                "changes",
+                obj(vec![
+                    ("added", strings(&self.changes.added)),
+                    ("removed", strings(&self.changes.removed)),
+                    ("changed", strings(&self.changes.changed)),
+                ]),
+            ),
+            (
+                "skipped",
+                Value::Arr(self.skipped.iter().map(skipped_json).collect()),
+            ),
+            ("missing", strings(&self.missing)),
+            (
+                "validations",
+                Value::Arr(
+                    self.validations
+                        .iter()
+                        .map(|v| {
+                            obj(vec![
+                                ("digest", (&v.digest).into()),
+                                ("command", (&v.command).into()),
+                                ("ok", v.ok.into()),
+                                ("transient", v.transient.into()),
+                                ("at", (&v.at).into()),
+                                ("output", (&v.output).into()),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "reloads",
+                Value::Arr(
+                    self.reloads
+                        .iter()
+                        .map(|r| {
+                            obj(vec![
+                                ("at", (&r.at).into()),
+                                ("signal", (&r.signal).into()),
+                                ("pid", r.pid.into()),
+                                ("target", (&r.target).into()),
+                                ("from_digest", (&r.from_digest).into()),
+                                ("to_digest", (&r.to_digest).into()),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+            ("warnings", strings(&self.warnings)),
+            ("notes", strings(&self.notes)),
+            ("stagger_offset_ms", self.stagger_offset_ms.into()),
+        ])
+    }
 }
 
 fn baseline_json(b: &Baseline) -> BaselineJson {
@@ -115,8 +208,7 @@ pub fn status(args: &WatchArgs, json: bool, stagger: Option<std::time::Duration>
                 Code::Drift
             };
             let text = if json {
-                serde_json::to_string_pretty(&s)
-                    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+                json::pretty(&s.to_json())
             } else {
                 human(&s)
             };
@@ -131,7 +223,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
     let (previous, note) = opened.previous(opened.dir.peek(&opened.key));
     let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
     let snap = opened.snapshot(cache)?;
-    let now = time::now();
+    let now = time::Stamp::now();
     let mut notes: Vec<String> = note.into_iter().collect();
     let st = previous.unwrap_or_else(|| {
         notes.push("no state for this container yet: the next probe records the baseline (or run `driftprobe init`)".into());
@@ -150,7 +242,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
     };
     let drift = st.drift.as_ref().map(|d| DriftJson {
         since: rfc3339(d.since),
-        for_seconds: time::between(d.since, now).as_secs(),
+        for_seconds: d.started().until(now).as_secs(),
         unproven: d.unproven.clone(),
     });
     let validations: Vec<ValidationJson> = st
@@ -271,14 +363,6 @@ fn human(s: &StatusJson) -> String {
     out.join("\n")
 }
 
-/// `digest --json`.
-#[derive(Debug, Serialize)]
-struct DigestJson<'a> {
-    digest: &'a str,
-    files: &'a [Entry],
-    skipped: &'a [Skipped],
-}
-
 pub fn digest(files: &FilesArgs, json: bool) -> Report {
     let (roots, excludes) = match files.resolve() {
         Ok(r) => r,
@@ -302,12 +386,17 @@ pub fn digest(files: &FilesArgs, json: bool) -> Report {
         );
     }
     if json {
-        let j = DigestJson {
-            digest: &snap.digest,
-            files: &snap.files,
-            skipped: &snap.skipped,
-        };
-        let text = serde_json::to_string_pretty(&j).unwrap_or_default();
+        let text = json::pretty(&obj(vec![
+            ("digest", (&snap.digest).into()),
+            (
+                "files",
+                Value::Arr(snap.files.iter().map(entry_json).collect()),
+            ),
+            (
+                "skipped",
+                Value::Arr(snap.skipped.iter().map(skipped_json).collect()),
+            ),
+        ]));
         return Report::new(Code::Healthy, text);
     }
     let mut r = Report::new(Code::Healthy, snap.digest.clone());

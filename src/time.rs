@@ -2,9 +2,13 @@
 //! people read them (`16:20:03Z`, RFC 3339).
 //!
 //! Time inside driftprobe is wall-clock milliseconds since the Unix epoch
-//! ([`Millis`]): it is what the state file stores and what survives a
-//! process. The verdict module never reads the clock itself; callers pass
-//! `now` in, so tests can move time freely.
+//! ([`Millis`]): it is what the state file stores, what people read, and
+//! what survives a reboot. Elapsed time (the grace window) is measured on
+//! CLOCK_BOOTTIME instead wherever both ends were read in the same boot
+//! ([`Stamp`]): the wall clock steps when NTP corrects it or a VM resumes,
+//! and a step forward must not restart healthy pods, nor a step back
+//! postpone a restart that is due. The verdict module never reads a clock
+//! itself; callers pass `now` in, so tests can move both clocks freely.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +20,74 @@ pub fn now() -> Millis {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis().min(i64::MAX as u128) as i64,
         Err(e) => -(e.duration().as_millis().min(i64::MAX as u128) as i64),
+    }
+}
+
+/// Milliseconds on CLOCK_BOOTTIME: time since boot, suspend included. It
+/// never steps, whatever happens to the wall clock, but means something
+/// only within one boot: the state file is keyed to the boot id (see
+/// `state::ContainerId`), so a value read back from it is always from this
+/// boot. `None` if the clock cannot be read.
+pub fn boot_now() -> Option<Millis> {
+    let mut ts = nix::libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid, writable timespec.
+    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_BOOTTIME, &mut ts) };
+    (rc == 0).then(|| {
+        ts.tv_sec
+            .saturating_mul(1000)
+            .saturating_add(ts.tv_nsec / 1_000_000)
+    })
+}
+
+/// One moment as both clocks read it: the wall clock to show and to fall
+/// back on, the boot clock to measure with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub wall: Millis,
+    /// CLOCK_BOOTTIME, when read in this boot ([`boot_now`]).
+    pub boot: Option<Millis>,
+}
+
+impl Stamp {
+    /// Both clocks now.
+    pub fn now() -> Stamp {
+        Stamp {
+            wall: now(),
+            boot: boot_now(),
+        }
+    }
+
+    /// The time from `self` to `later`: on the boot clock when both were
+    /// read on it, else on the wall clock; never negative.
+    pub fn until(self, later: Stamp) -> Duration {
+        match (self.boot, later.boot) {
+            (Some(a), Some(b)) => between(a, b),
+            _ => between(self.wall, later.wall),
+        }
+    }
+
+    /// The earlier of two moments, by the same rule as [`Stamp::until`].
+    pub fn earlier(self, other: Stamp) -> Stamp {
+        let first = match (self.boot, other.boot) {
+            (Some(a), Some(b)) => a <= b,
+            _ => self.wall <= other.wall,
+        };
+        if first {
+            self
+        } else {
+            other
+        }
+    }
+}
+
+/// A wall-clock time alone (state written before the boot clock was kept,
+/// or tests): elapsed time falls back on the wall clock.
+impl From<Millis> for Stamp {
+    fn from(wall: Millis) -> Stamp {
+        Stamp { wall, boot: None }
     }
 }
 

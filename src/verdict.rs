@@ -1,11 +1,13 @@
 //! Turns "baseline vs current" into a verdict: healthy, drifting inside the
 //! grace window, or drifted past it. Pure functions only: no files, no
 //! clock (callers pass `now`), so every rule here is unit-tested with
-//! made-up times.
+//! made-up times. Elapsed time is measured on the boot clock when the
+//! drift record has it ([`Stamp`]), so wall-clock steps do not move the
+//! grace window.
 
 use crate::digest::Entry;
 use crate::state::Drift;
-use crate::time::{self, Millis};
+use crate::time::{Millis, Stamp};
 use sha2::{Digest as _, Sha256};
 use std::time::Duration;
 
@@ -31,29 +33,27 @@ pub fn track(
     baseline: Option<&str>,
     current: &str,
     previous: Option<&Drift>,
-    now: Millis,
+    now: impl Into<Stamp>,
 ) -> Option<Drift> {
     match (baseline, previous) {
         (Some(b), _) if b == current => None,
         (_, Some(p)) => Some(p.clone()),
-        (_, None) => Some(Drift {
-            since: now,
-            unproven: None,
-            held: false,
-        }),
+        (_, None) => Some(Drift::starting(now.into(), None)),
     }
 }
 
 /// Applies the validation gate to the drift record: an invalid config holds
 /// it; the first valid config after that starts the grace window afresh, so
 /// a fix does not hit every replica at the same instant.
-pub fn gate(drift: Option<Drift>, invalid: bool, now: Millis) -> Option<Drift> {
+pub fn gate(drift: Option<Drift>, invalid: bool, now: impl Into<Stamp>) -> Option<Drift> {
+    let now = now.into();
     drift.map(|mut d| {
         if invalid {
             d.held = true;
         } else if d.held {
             d.held = false;
-            d.since = now;
+            d.since = now.wall;
+            d.since_boot = now.boot;
         }
         d
     })
@@ -61,47 +61,51 @@ pub fn gate(drift: Option<Drift>, invalid: bool, now: Millis) -> Option<Drift> {
 
 /// The drift a probe judges: the files' record and the earliest of its
 /// own `--env` variables' records, whichever started first.
-pub fn combine(files: Option<&Drift>, env_since: Option<Millis>) -> Option<Drift> {
+pub fn combine(files: Option<&Drift>, env_since: Option<Stamp>) -> Option<Drift> {
     match (files, env_since) {
-        (Some(d), Some(e)) => Some(Drift {
-            since: d.since.min(e),
-            ..d.clone()
-        }),
+        (Some(d), Some(e)) => {
+            let first = d.started().earlier(e);
+            Some(Drift {
+                since: first.wall,
+                since_boot: first.boot,
+                ..d.clone()
+            })
+        }
         (Some(d), None) => Some(d.clone()),
-        (None, Some(e)) => Some(Drift {
-            since: e,
-            unproven: None,
-            held: false,
-        }),
+        (None, Some(e)) => Some(Drift::starting(e, None)),
         (None, None) => None,
     }
 }
 
 /// Judges a drift record against a grace window (already including any
 /// stagger offset). `invalid` says the current config failed validation.
-pub fn judge(drift: Option<&Drift>, now: Millis, grace: Duration, invalid: bool) -> Verdict {
+pub fn judge(
+    drift: Option<&Drift>,
+    now: impl Into<Stamp>,
+    grace: Duration,
+    invalid: bool,
+) -> Verdict {
     let Some(d) = drift else {
         return Verdict::Healthy;
     };
     if invalid {
         return Verdict::Invalid { since: d.since };
     }
-    let deadline = time::after(d.since, grace);
-    if now < deadline {
-        Verdict::Drifting {
+    let elapsed = d.started().until(now.into());
+    match grace.checked_sub(elapsed) {
+        Some(left) if !left.is_zero() => Verdict::Drifting {
             since: d.since,
-            left: time::between(now, deadline),
-        }
-    } else {
-        Verdict::Overdue {
+            left,
+        },
+        _ => Verdict::Overdue {
             since: d.since,
-            over: time::between(deadline, now),
-        }
+            over: elapsed.saturating_sub(grace),
+        },
     }
 }
 
 /// Per-file differences between the baseline and the current files.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     pub added: Vec<String>,
     pub removed: Vec<String>,
@@ -197,11 +201,7 @@ mod tests {
     const T0: Millis = 1_795_623_603_000;
 
     fn drift_at(since: Millis) -> Drift {
-        Drift {
-            since,
-            unproven: None,
-            held: false,
-        }
+        Drift::starting(since.into(), None)
     }
 
     #[test]
@@ -266,6 +266,57 @@ mod tests {
         ));
     }
 
+    /// Both clocks: wall `wall`, boot clock `boot` ms after boot.
+    fn at(wall: Millis, boot: Millis) -> Stamp {
+        Stamp {
+            wall,
+            boot: Some(boot),
+        }
+    }
+
+    #[test]
+    fn wall_clock_steps_do_not_move_the_grace_window() {
+        let grace = Duration::from_secs(300);
+        let d = track(Some("a"), "b", None, at(T0, 1_000)).unwrap();
+        assert_eq!((d.since, d.since_boot), (T0, Some(1_000)));
+        // NTP steps the wall clock a day forward 10 s later: 10 s gone.
+        assert_eq!(
+            judge(Some(&d), at(T0 + 86_400_000 + 10_000, 11_000), grace, false),
+            Verdict::Drifting {
+                since: T0,
+                left: Duration::from_secs(290)
+            }
+        );
+        // ... or an hour back, 301 s later: the window is over all the same.
+        assert_eq!(
+            judge(
+                Some(&d),
+                at(T0 - 3_600_000 + 301_000, 302_000),
+                grace,
+                false
+            ),
+            Verdict::Overdue {
+                since: T0,
+                over: Duration::from_secs(1)
+            }
+        );
+        // A fix after an invalid config restarts the window on both clocks.
+        let held = gate(Some(d.clone()), true, at(T0 + 5, 1_005)).unwrap();
+        let fixed = gate(Some(held), false, at(T0 - 50_000, 61_000)).unwrap();
+        assert_eq!((fixed.since, fixed.since_boot), (T0 - 50_000, Some(61_000)));
+        // The earliest of file and env drift is judged by the boot clock.
+        let both = combine(Some(&d), Some(at(T0 - 999_999, 2_000))).unwrap();
+        assert_eq!(both.since_boot, Some(1_000));
+        let both = combine(Some(&d), Some(at(T0 + 999_999, 500))).unwrap();
+        assert_eq!((both.since, both.since_boot), (T0 + 999_999, Some(500)));
+        // A record without the boot clock (older state) uses the wall clock.
+        let old = drift_at(T0);
+        assert!(matches!(
+            judge(Some(&old), at(T0 + 301_000, 5), grace, false),
+            Verdict::Overdue { .. }
+        ));
+    }
+
     #[test]
     fn liveness_and_readiness_windows_are_independent() {
         let d = drift_at(T0);
@@ -284,13 +335,13 @@ mod tests {
     fn files_and_env_drift_combine_to_the_earliest() {
         assert_eq!(combine(None, None), None);
         assert_eq!(combine(Some(&drift_at(T0)), None), Some(drift_at(T0)));
-        assert_eq!(combine(None, Some(T0)), Some(drift_at(T0)));
+        assert_eq!(combine(None, Some(Stamp::from(T0))), Some(drift_at(T0)));
         assert_eq!(
-            combine(Some(&drift_at(T0 + 5)), Some(T0)),
+            combine(Some(&drift_at(T0 + 5)), Some(Stamp::from(T0))),
             Some(drift_at(T0))
         );
         assert_eq!(
-            combine(Some(&drift_at(T0)), Some(T0 + 5)),
+            combine(Some(&drift_at(T0)), Some(Stamp::from(T0 + 5))),
             Some(drift_at(T0))
         );
     }

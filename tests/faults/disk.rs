@@ -1,0 +1,178 @@
+//! The state dir fills up (ENOSPC), turns read-only, or is not ours. Once
+//! a baseline is recorded, the verdict on the config must not depend on
+//! whether this probe could save: a full disk must neither hide a drift
+//! (liveness passing on "cannot determine") nor fail readiness on a config
+//! that matches.
+
+use crate::support::{driftprobe, run, Out, TestEnv, BIN, RUN_TIMEOUT};
+use crate::{tally, Tmpfs};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn on(env: &TestEnv, state: &Path, sub: &str, grace: &str) -> Out {
+    let mut cmd = driftprobe();
+    cmd.arg(sub)
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--grace", grace])
+        .arg(env.vol.path());
+    let out = run(&mut cmd);
+    out.no_panic();
+    out
+}
+
+/// The verdicts that must hold whatever happened to the state dir, with
+/// the config at the baseline (`drifted` false) or not. Returns the number
+/// of probes run.
+fn verdicts_hold(env: &TestEnv, state: &Path, drifted: bool, why: &str) -> usize {
+    if drifted {
+        for sub in ["liveness", "readiness"] {
+            let out = on(env, state, sub, "0s");
+            assert_eq!(out.code, 1, "{why}: {sub} must fail on a drift: {out}");
+            assert!(out.stdout.starts_with("drift:"), "{why}: {out}");
+        }
+        on(env, state, "liveness", "1h").expect(0, "drift:");
+    } else {
+        on(env, state, "liveness", "0s").ok();
+        on(env, state, "readiness", "0s").ok();
+        on(env, state, "liveness", "1h").ok();
+    }
+    3
+}
+
+/// A volume at `v: 1` whose baseline is recorded in a state dir on a
+/// tmpfs of `size`.
+fn baseline_on_tmpfs(size: &str) -> (TestEnv, Tmpfs, PathBuf) {
+    let env = TestEnv::new();
+    let fs_ = Tmpfs::mount(&env.path("small"), size);
+    let state = env.path("small/state");
+    env.vol.write(&[("app.yaml", "v: 1\n")]);
+    let mut init = driftprobe();
+    init.arg("init")
+        .arg("--state-dir")
+        .arg(&state)
+        .arg(env.vol.path());
+    assert_eq!(run(&mut init).code, 0);
+    (env, fs_, state)
+}
+
+#[test]
+fn a_full_state_disk_does_not_change_the_verdict() {
+    let (env, fs_, state) = baseline_on_tmpfs("64k");
+    let fill = fs_.fill();
+    let mut runs = verdicts_hold(&env, &state, false, "disk full, config unchanged");
+    env.vol.write(&[("app.yaml", "v: 2\n")]);
+    runs += verdicts_hold(&env, &state, true, "disk full, config drifted");
+    let out = on(&env, &state, "liveness", "1h");
+    assert!(out.stderr.contains("No space left on device"), "{out}");
+    assert!(out.stderr.contains("not remembered"), "{out}");
+    // Not remembered, yet not forgotten: the drift is dated by the
+    // kubelet's write, so a 2 s grace window ends 2 s after it.
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    on(&env, &state, "liveness", "2s").drift();
+    on(&env, &state, "liveness", "1h").expect(0, "drift:");
+    // Room again: the drift is recorded and kept from then on.
+    fs::remove_file(fill).unwrap();
+    runs += verdicts_hold(&env, &state, true, "disk freed, config drifted");
+    env.vol.write(&[("app.yaml", "v: 1\n")]);
+    runs += verdicts_hold(&env, &state, false, "disk freed, config back");
+    tally(
+        "state dir on a full tmpfs (ENOSPC)",
+        runs + 3,
+        0,
+        0,
+        "64 KiB tmpfs filled, then freed",
+    );
+}
+
+#[test]
+fn a_state_dir_gone_read_only_does_not_change_the_verdict() {
+    let (env, fs_, state) = baseline_on_tmpfs("1m");
+    fs_.remount("ro");
+    let mut runs = verdicts_hold(&env, &state, false, "read-only, config unchanged");
+    env.vol.write(&[("app.yaml", "v: 2\n")]);
+    runs += verdicts_hold(&env, &state, true, "read-only, config drifted");
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    on(&env, &state, "liveness", "2s").drift();
+    runs += 1;
+    fs_.remount("rw");
+    runs += verdicts_hold(&env, &state, true, "writable again, config drifted");
+    tally(
+        "state dir remounted read-only",
+        runs,
+        0,
+        0,
+        "after init; then rw again",
+    );
+}
+
+/// The binary as another user (setpriv), clean env.
+fn as_uid(uid: u32, args: &[&std::ffi::OsStr]) -> Out {
+    let mut cmd = assert_cmd::Command::new("setpriv");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .timeout(RUN_TIMEOUT)
+        .args([&format!("--reuid={uid}"), &format!("--regid={uid}")])
+        .args(["--clear-groups", "--", BIN])
+        .args(args);
+    let out = run(&mut cmd);
+    out.no_panic();
+    out
+}
+
+#[test]
+fn a_state_dir_of_another_user_is_refused_clearly() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    env.vol.write(&[("app.yaml", "v: 1\n")]);
+    fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    // Root's private dir, probed by uid 4242: cannot be ours, cannot hold
+    // a private subdir either.
+    let theirs = env.path("theirs");
+    fs::create_dir(&theirs).unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).unwrap();
+    let probe = |sub: &str, dir: &Path| {
+        as_uid(
+            4242,
+            &[
+                sub.as_ref(),
+                "--state-dir".as_ref(),
+                dir.as_os_str(),
+                env.vol.path().as_os_str(),
+            ],
+        )
+    };
+    let out = probe("readiness", &theirs);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(
+        out.stdout.starts_with("cannot determine: state dir"),
+        "{out}"
+    );
+    assert!(out.stdout.contains("Permission denied"), "{out}");
+    let out = probe("liveness", &theirs);
+    assert_eq!(out.code, 0, "a broken state dir must not restart: {out}");
+    assert!(
+        out.stdout.ends_with("(passing: --on-error pass)\n"),
+        "{out}"
+    );
+    // World-writable and sticky, like /tmp: a private subdir is used, the
+    // shared dir is left as it is.
+    let shared = env.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    assert_eq!(probe("init", &shared).code, 0);
+    probe("readiness", &shared).expect(0, "ok:");
+    probe("liveness", &shared).expect(0, "ok:");
+    assert!(shared.join("driftprobe-4242").is_dir());
+    assert_eq!(
+        fs::metadata(&shared).unwrap().permissions().mode() & 0o7777,
+        0o1777
+    );
+    tally(
+        "state dir of another user / world-writable",
+        4,
+        0,
+        0,
+        "refused clearly / private subdir",
+    );
+}

@@ -1,0 +1,370 @@
+//! Hostile and odd inputs: a state file turned into a symlink to
+//! /etc/shadow, a planted /tmp/driftprobe, a huge tree, a path component
+//! swapped during the walk, names with newlines, a file growing while it
+//! is hashed, a key we may not read. Each ends in a clear line and a safe
+//! code, never a panic, never file contents on the output.
+
+use crate::support::{driftprobe, run, Out, TestEnv, BIN, RUN_TIMEOUT};
+use crate::{tally, Tmpfs};
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+fn probe(env: &TestEnv, sub: &str, grace: &str, path: &Path) -> Out {
+    let mut cmd = env.cmd(sub);
+    cmd.args(["--grace", grace]).arg(path);
+    let out = run(&mut cmd);
+    out.no_panic();
+    out
+}
+
+#[test]
+fn a_state_file_swapped_for_a_symlink_to_etc_shadow() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.yaml", "v: 1\n")]);
+    env.init();
+    let file = env.state_file();
+    let shadow_before = fs::read("/etc/shadow").unwrap();
+    fs::remove_file(&file).unwrap();
+    symlink("/etc/shadow", &file).unwrap();
+    for sub in ["status", "readiness", "liveness"] {
+        let mut cmd = env.cmd(sub);
+        cmd.arg(env.vol.path());
+        let out = run(&mut cmd);
+        out.no_panic();
+        // status only reads; readiness notes it and writes its own file.
+        if sub != "liveness" {
+            assert!(
+                out.stderr.contains("the state file is a symlink; ignored")
+                    || out.stdout.contains("the state file is a symlink; ignored"),
+                "{sub}: {out}"
+            );
+        }
+        assert!(
+            !out.stdout.contains("root:") && !out.stderr.contains("root:"),
+            "{out}"
+        );
+        // Not a verdict of "ok" without a baseline we trust.
+        assert!(!out.stdout.starts_with("ok:"), "{sub}: {out}");
+    }
+    assert_eq!(fs::read("/etc/shadow").unwrap(), shadow_before, "followed");
+    // The probe replaced the link (never through it) with its own file.
+    let meta = fs::symlink_metadata(&file).unwrap();
+    assert!(meta.is_file(), "{meta:?}");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    tally(
+        "state file swapped for a symlink to /etc/shadow",
+        3,
+        0,
+        0,
+        "",
+    );
+}
+
+#[test]
+fn a_state_dir_planted_in_a_sticky_tmp_by_another_user() {
+    // A private /tmp (sticky, 1777) in a mount namespace; uid 4242 plants
+    // /tmp/driftprobe before the probe's first run.
+    let script = r#"
+        exec 3<"$BIN" || exit 90
+        mount -t tmpfs -o mode=1777 tmpfs /tmp || exit 91
+        for mode in 0700 0777; do
+            rm -rf /tmp/driftprobe
+            setpriv --reuid=4242 --regid=4242 --clear-groups mkdir -m $mode /tmp/driftprobe
+            setpriv --reuid=4242 --regid=4242 --clear-groups ln -s /etc /tmp/driftprobe/x 2>/dev/null
+            for kind in readiness liveness; do
+                /proc/self/fd/3 $kind --grace 0 /etc/hostname; echo "rc=$?"
+            done
+        done
+        rm -rf /tmp/driftprobe
+        setpriv --reuid=4242 --regid=4242 --clear-groups ln -s /etc /tmp/driftprobe
+        /proc/self/fd/3 readiness --grace 0 /etc/hostname; echo "rc=$?"
+    "#;
+    let mut cmd = assert_cmd::Command::new("unshare");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("BIN", BIN)
+        .timeout(RUN_TIMEOUT)
+        .args(["--mount", "--propagation", "private", "sh", "-c", script]);
+    let out = run(&mut cmd);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 10, "{out}");
+    for pair in lines[..8].chunks(2) {
+        assert!(
+            pair[0].starts_with(
+                "cannot determine: state dir /tmp/driftprobe: owned by uid 4242, not us; refusing"
+            ),
+            "{out}"
+        );
+    }
+    // Readiness: cannot determine (3); liveness passes (no restart).
+    assert_eq!(
+        [lines[1], lines[3], lines[5], lines[7]],
+        ["rc=3", "rc=0", "rc=3", "rc=0"],
+        "{out}"
+    );
+    assert!(
+        lines[8].contains("is a symlink; refusing to follow it"),
+        "{out}"
+    );
+    assert_eq!(lines[9], "rc=3", "{out}");
+    tally(
+        "/tmp/driftprobe planted by another user",
+        5,
+        0,
+        0,
+        "sticky 1777 /tmp",
+    );
+}
+
+#[test]
+fn a_tree_of_100000_files_is_refused_clearly() {
+    let env = TestEnv::new();
+    // On a tmpfs: 100,000 empty files cost inodes only, and no disk.
+    let big = env.path("big");
+    let _fs = Tmpfs::mount(&big, "16m");
+    for d in 0..100 {
+        let dir = big.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..1_000 {
+            fs::File::create(dir.join(format!("f{f:03}"))).unwrap();
+        }
+    }
+    let started = std::time::Instant::now();
+    let mut init = env.cmd("init");
+    init.arg(&big);
+    let out = run(&mut init);
+    out.no_panic();
+    assert_eq!(out.code, 3, "{out}");
+    let readiness = probe(&env, "readiness", "0s", &big);
+    let liveness = probe(&env, "liveness", "0s", &big);
+    for out in [&out, &readiness] {
+        assert!(
+            out.stdout
+                .starts_with("cannot determine: more than 20000 files under the watched paths"),
+            "{out}"
+        );
+    }
+    assert_eq!(readiness.code, 3, "{readiness}");
+    assert_eq!(
+        liveness.code, 0,
+        "no restart for a tree we refuse: {liveness}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "refusing took {:?}",
+        started.elapsed()
+    );
+    tally(
+        "watched tree of 100,000 files",
+        3,
+        0,
+        0,
+        "refused: cannot determine (exit 3)",
+    );
+}
+
+#[test]
+fn a_path_component_swapped_during_the_walk() {
+    // /w/link -> a or b, flipped atomically (rename of a new link) as fast
+    // as possible while probes walk /w/link. a and b hold the same bytes:
+    // no probe may ever see a drift.
+    let env = TestEnv::new();
+    let w = env.path("w");
+    for side in ["a", "b"] {
+        for i in 0..20 {
+            let dir = w.join(side).join(format!("sub{}", i % 4));
+            fs::create_dir_all(&dir).unwrap();
+            fs::write(dir.join(format!("k{i}")), format!("value {i}\n")).unwrap();
+        }
+    }
+    symlink("a", w.join("link")).unwrap();
+    let watched = w.join("link");
+    let mut init = env.cmd("init");
+    init.arg(&watched);
+    assert_eq!(run(&mut init).code, 0);
+    let stop = Arc::new(AtomicBool::new(false));
+    let flipper = {
+        let (stop, w) = (stop.clone(), w.clone());
+        std::thread::spawn(move || {
+            let mut flips = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let target = if flips.is_multiple_of(2) { "b" } else { "a" };
+                let _ = fs::remove_file(w.join("link.tmp"));
+                symlink(target, w.join("link.tmp")).unwrap();
+                fs::rename(w.join("link.tmp"), w.join("link")).unwrap();
+                flips += 1;
+            }
+            flips
+        })
+    };
+    let runs = 100;
+    for _ in 0..runs {
+        let out = probe(&env, "liveness", "0s", &watched);
+        assert!(
+            out.code == 0 && out.stdout.starts_with("ok:")
+                || out.stdout.starts_with("cannot determine"),
+            "a swap of identical trees looked like a drift: {out}"
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let flips = flipper.join().unwrap();
+    assert!(flips > 100, "only {flips} flips");
+    tally(
+        "symlinked path component swapped during the walk",
+        runs,
+        0,
+        0,
+        &format!("{flips} swaps"),
+    );
+}
+
+#[test]
+fn file_names_with_newlines_stay_on_one_line() {
+    let env = TestEnv::new();
+    let dir = env.path("odd");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("a"), "1").unwrap();
+    fs::write(dir.join("b"), "2").unwrap();
+    let plain = env.digest_of(&[&dir]);
+    // "a\nb" is one name, not two: the manifest cannot be confused.
+    fs::write(dir.join("a\nb"), "3").unwrap();
+    let odd = env.digest_of(&[&dir]);
+    assert_ne!(plain, odd);
+    let mut init = env.cmd("init");
+    init.arg(&dir);
+    assert_eq!(run(&mut init).code, 0);
+    fs::write(dir.join("a\nb"), "4").unwrap();
+    fs::write(dir.join("x\ny\rz"), "5").unwrap();
+    let out = probe(&env, "liveness", "0s", &dir);
+    out.drift();
+    assert_eq!(out.stdout.lines().count(), 1, "{out}");
+    let mut status = env.cmd("status");
+    status.arg("--json").arg(&dir);
+    let st = run(&mut status);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap();
+    // Control characters in names are shown escaped, as everywhere.
+    assert_eq!(v["changes"]["changed"][0], "a\\x0ab", "{st}");
+    assert_eq!(v["changes"]["added"][0], "x\\x0ay\\x0dz", "{st}");
+    tally("file names with newlines", 4, 0, 0, "");
+}
+
+#[test]
+fn a_file_growing_while_hashed() {
+    use sha2::{Digest, Sha256};
+    let env = TestEnv::new();
+    let dir = env.path("grow");
+    fs::create_dir(&dir).unwrap();
+    let log = dir.join("big.conf");
+    fs::write(&log, vec![b'a'; 4 << 20]).unwrap();
+    let mut init = env.cmd("init");
+    init.arg(&dir);
+    assert_eq!(run(&mut init).code, 0);
+    // ~30 MB/s of appends while files are hashed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, log) = (stop.clone(), log.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = fs::OpenOptions::new().append(true).open(log).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                f.write_all(&[b'b'; 65536]).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let out = probe(&env, "liveness", "1h", &dir);
+        assert_eq!(out.code, 0, "{out}");
+        assert!(out.stdout.starts_with("drift:"), "{out}");
+        let out = env.run("digest", &[OsStr::new("--json"), dir.as_os_str()]);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let f = &v["files"][0];
+        seen.push((
+            f["size"].as_u64().unwrap(),
+            f["sha256"].as_str().unwrap().to_string(),
+        ));
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    // Each digest covers exactly the bytes the file had when it was
+    // looked at (a prefix: the file only grew), not whatever the writer
+    // added during the read.
+    let bytes = fs::read(&log).unwrap();
+    for (size, sha) in &seen {
+        let want = format!("{:x}", Sha256::digest(&bytes[..*size as usize]));
+        assert_eq!(&want, sha, "size {size} of {}", bytes.len());
+    }
+    // The stat cache kept no hash of a half-read file: once the file is
+    // quiet the probe agrees with a fresh digest, and with the baseline
+    // once its bytes are back.
+    let fresh = env.digest_of(&[&dir]);
+    let mut status = env.cmd("status");
+    status.arg("--json").arg(&dir);
+    let v: serde_json::Value = serde_json::from_str(&run(&mut status).stdout).unwrap();
+    assert_eq!(v["current"]["digest"], fresh.as_str());
+    fs::write(&log, vec![b'a'; 4 << 20]).unwrap();
+    probe(&env, "liveness", "1h", &dir).ok();
+    tally("a file growing while it is hashed", 11, 0, 0, "");
+}
+
+#[test]
+fn a_key_we_may_not_read() {
+    let env = TestEnv::new();
+    env.vol
+        .write(&[("app.yaml", "v: 1\n"), ("secret.key", "TOPSECRET\n")]);
+    fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let data = fs::read_link(env.vol.path().join("..data")).unwrap();
+    let key = env.vol.path().join(data).join("secret.key");
+    fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+    let state = env.path("state4242");
+    fs::create_dir(&state).unwrap();
+    std::os::unix::fs::chown(&state, Some(4242), Some(4242)).unwrap();
+    let as_4242 = |sub: &str| {
+        let mut cmd = assert_cmd::Command::new("setpriv");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .timeout(RUN_TIMEOUT)
+            .args([
+                "--reuid=4242",
+                "--regid=4242",
+                "--clear-groups",
+                "--",
+                BIN,
+                sub,
+            ])
+            .arg("--state-dir")
+            .arg(&state)
+            .arg(env.vol.path());
+        let out = run(&mut cmd);
+        out.no_panic();
+        assert!(!out.stdout.contains("TOPSECRET") && !out.stderr.contains("TOPSECRET"));
+        out
+    };
+    let init = as_4242("init");
+    assert_eq!(init.code, 3, "{init}");
+    for out in [&init, &as_4242("readiness")] {
+        assert!(
+            out.stdout.starts_with("cannot determine: cannot read"),
+            "{out}"
+        );
+        assert!(
+            out.stdout.contains("secret.key: Permission denied"),
+            "{out}"
+        );
+    }
+    assert_eq!(as_4242("readiness").code, 3);
+    assert_eq!(as_4242("liveness").code, 0, "never a restart for this");
+    let _ = driftprobe; // the plain helper is used by other modules
+    tally(
+        "a key unreadable by permissions",
+        4,
+        0,
+        0,
+        "cannot determine (exit 3)",
+    );
+}
