@@ -137,13 +137,7 @@ struct Binaries {
 }
 
 fn preflight() -> Option<Binaries> {
-    let required = env::var("DRIFTPROBE_REQUIRE_E2E").is_ok_and(|v| v == "1");
-    let skip = |reason: String| {
-        if required {
-            panic!("docker e2e test required (DRIFTPROBE_REQUIRE_E2E=1) but {reason}");
-        }
-        eprintln!("SKIPPED docker e2e test: {reason} (set DRIFTPROBE_REQUIRE_E2E=1 to make this a failure)");
-    };
+    let skip = |reason: String| support::skip_e2e("docker e2e test", &reason);
 
     match Command::new("docker")
         .args(["info", "--format", "{{.ServerVersion}}"])

@@ -339,21 +339,6 @@ fn sixty_four_parallel_lazy_baselines() {
 // The state dir: shared dirs, the default dir, status writes nothing
 // ---------------------------------------------------------------------------
 
-/// The binary as another user (`setpriv`), clean env, timeout.
-fn as_uid(uid: u32) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new("setpriv");
-    cmd.env_clear();
-    if let Some(path) = std::env::var_os("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.timeout(RUN_TIMEOUT)
-        .arg(format!("--reuid={uid}"))
-        .arg(format!("--regid={uid}"))
-        .args(["--clear-groups", "--"])
-        .arg(BIN);
-    cmd
-}
-
 fn mode(p: &std::path::Path) -> u32 {
     fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
 }
@@ -450,13 +435,7 @@ fn default_state_dir_is_created_private_and_a_planted_one_refused() {
         echo "rc=$?"
         ls -A /tmp/driftprobe | wc -l
     "#;
-    let mut cmd = assert_cmd::Command::new("unshare");
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("BIN", BIN)
-        .timeout(RUN_TIMEOUT)
-        .args(["--mount", "--propagation", "private", "sh", "-c", script]);
-    let out = run(&mut cmd);
+    let out = sh_in_private_mounts(script);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 6, "{out}");
     // `unshare --mount` without a PID namespace looks like a shared PID

@@ -4,7 +4,7 @@
 //! (liveness passing on "cannot determine") nor fail readiness on a config
 //! that matches.
 
-use crate::support::{driftprobe, run, Out, TestEnv, BIN, RUN_TIMEOUT};
+use crate::support::{as_uid, driftprobe, run, Out, TestEnv};
 use crate::{tally, Tmpfs};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -106,20 +106,6 @@ fn a_state_dir_gone_read_only_does_not_change_the_verdict() {
     );
 }
 
-/// The binary as another user (setpriv), clean env.
-fn as_uid(uid: u32, args: &[&std::ffi::OsStr]) -> Out {
-    let mut cmd = assert_cmd::Command::new("setpriv");
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .timeout(RUN_TIMEOUT)
-        .args([&format!("--reuid={uid}"), &format!("--regid={uid}")])
-        .args(["--clear-groups", "--", BIN])
-        .args(args);
-    let out = run(&mut cmd);
-    out.no_panic();
-    out
-}
-
 #[test]
 fn a_state_dir_of_another_user_is_refused_clearly() {
     use std::os::unix::fs::PermissionsExt;
@@ -132,15 +118,13 @@ fn a_state_dir_of_another_user_is_refused_clearly() {
     fs::create_dir(&theirs).unwrap();
     fs::set_permissions(&theirs, fs::Permissions::from_mode(0o700)).unwrap();
     let probe = |sub: &str, dir: &Path| {
-        as_uid(
-            4242,
-            &[
-                sub.as_ref(),
-                "--state-dir".as_ref(),
-                dir.as_os_str(),
-                env.vol.path().as_os_str(),
-            ],
-        )
+        let out = run(as_uid(4242)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(dir)
+            .arg(env.vol.path()));
+        out.no_panic();
+        out
     };
     let out = probe("readiness", &theirs);
     assert_eq!(out.code, 3, "{out}");

@@ -4,7 +4,7 @@
 //! is hashed, a key we may not read. Each ends in a clear line and a safe
 //! code, never a panic, never file contents on the output.
 
-use crate::support::{driftprobe, run, Out, TestEnv, BIN, RUN_TIMEOUT};
+use crate::support::{as_uid, driftprobe, run, sh_in_private_mounts, Out, TestEnv};
 use crate::{tally, Tmpfs};
 use std::ffi::OsStr;
 use std::fs;
@@ -83,13 +83,7 @@ fn a_state_dir_planted_in_a_sticky_tmp_by_another_user() {
         setpriv --reuid=4242 --regid=4242 --clear-groups ln -s /etc /tmp/driftprobe
         /proc/self/fd/3 readiness --grace 0 /etc/hostname; echo "rc=$?"
     "#;
-    let mut cmd = assert_cmd::Command::new("unshare");
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("BIN", BIN)
-        .timeout(RUN_TIMEOUT)
-        .args(["--mount", "--propagation", "private", "sh", "-c", script]);
-    let out = run(&mut cmd);
+    let out = sh_in_private_mounts(script);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 10, "{out}");
     for pair in lines[..8].chunks(2) {
@@ -325,22 +319,11 @@ fn a_key_we_may_not_read() {
     fs::create_dir(&state).unwrap();
     std::os::unix::fs::chown(&state, Some(4242), Some(4242)).unwrap();
     let as_4242 = |sub: &str| {
-        let mut cmd = assert_cmd::Command::new("setpriv");
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .timeout(RUN_TIMEOUT)
-            .args([
-                "--reuid=4242",
-                "--regid=4242",
-                "--clear-groups",
-                "--",
-                BIN,
-                sub,
-            ])
+        let out = run(as_uid(4242)
+            .arg(sub)
             .arg("--state-dir")
             .arg(&state)
-            .arg(env.vol.path());
-        let out = run(&mut cmd);
+            .arg(env.vol.path()));
         out.no_panic();
         assert!(!out.stdout.contains("TOPSECRET") && !out.stderr.contains("TOPSECRET"));
         out

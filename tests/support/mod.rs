@@ -52,6 +52,38 @@ fn clean_env(cmd: &mut Command) {
     cmd.timeout(RUN_TIMEOUT);
 }
 
+/// The built binary run as another user (`setpriv`, no supplementary
+/// groups), clean env, timeout: append the subcommand and its arguments.
+pub fn as_uid(uid: u32) -> Command {
+    let mut cmd = Command::new("setpriv");
+    clean_env(&mut cmd);
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args(["--clear-groups", "--", BIN]);
+    cmd
+}
+
+/// `sh -c script` in a private mount namespace (`unshare --mount`), so that
+/// what it mounts or plants (a `/tmp/driftprobe` of another user, say) is
+/// gone afterwards; the script finds the binary in `$BIN`.
+pub fn sh_in_private_mounts(script: &str) -> Out {
+    let mut cmd = Command::new("unshare");
+    clean_env(&mut cmd);
+    cmd.env("BIN", BIN)
+        .args(["--mount", "--propagation", "private", "sh", "-c", script]);
+    run(&mut cmd)
+}
+
+/// An end-to-end test whose tool or daemon is missing: it skips, saying
+/// why, unless `DRIFTPROBE_REQUIRE_E2E=1` (set by .ci/run), which makes the
+/// skip a failure.
+pub fn skip_e2e(test: &str, reason: &str) {
+    if std::env::var("DRIFTPROBE_REQUIRE_E2E").is_ok_and(|v| v == "1") {
+        panic!("{test} required (DRIFTPROBE_REQUIRE_E2E=1) but {reason}");
+    }
+    eprintln!("SKIPPED {test}: {reason} (set DRIFTPROBE_REQUIRE_E2E=1 to make this a failure)");
+}
+
 /// Result of one run of the binary.
 #[derive(Debug, Clone)]
 pub struct Out {
