@@ -115,7 +115,10 @@ impl fmt::Display for DigestError {
                 path.display()
             ),
             DigestError::TooManyFiles => {
-                write!(f, "more than {MAX_FILES} files under the watched paths")
+                write!(
+                    f,
+                    "more than {MAX_FILES} files under the watched paths: watch the config dirs only, or leave some out with --exclude"
+                )
             }
         }
     }

@@ -141,6 +141,7 @@ fn a_tree_of_100000_files_is_refused_clearly() {
                 .starts_with("cannot determine: more than 20000 files under the watched paths"),
             "{out}"
         );
+        assert!(out.stdout.contains("--exclude"), "the fix is named: {out}");
     }
     assert_eq!(readiness.code, 3, "{readiness}");
     assert_eq!(
