@@ -158,7 +158,7 @@ fn a_tree_of_100000_files_is_refused_clearly() {
         3,
         0,
         0,
-        "refused: cannot determine (exit 3)",
+        "refused: cannot determine (readiness exit 3, liveness passes)",
     );
 }
 
@@ -349,6 +349,6 @@ fn a_key_we_may_not_read() {
         4,
         0,
         0,
-        "cannot determine (exit 3)",
+        "cannot determine (readiness exit 3, liveness passes)",
     );
 }
