@@ -84,12 +84,13 @@ impl Proc {
     pub fn init_pid(&self) -> i32 {
         let mnt_ns = |pid: &str| fs::read_link(self.root.join(pid).join("ns/mnt")).ok();
         let cgroup = |pid: &str| fs::read(self.root.join(pid).join("cgroup")).ok();
-        let (our_ns, our_cgroup) = (mnt_ns("self"), cgroup("self"));
+        // Our cgroup only when a namespace link cannot be read (rarely).
+        let (our_ns, our_cgroup) = (mnt_ns("self"), std::cell::OnceCell::new());
         let same_container = |pid: &str| -> Option<bool> {
             if let (Some(ours), Some(theirs)) = (&our_ns, mnt_ns(pid)) {
                 return Some(*ours == theirs);
             }
-            match (&our_cgroup, cgroup(pid)) {
+            match (our_cgroup.get_or_init(|| cgroup("self")), cgroup(pid)) {
                 (Some(ours), Some(theirs)) => Some(*ours == theirs),
                 _ => None,
             }
@@ -197,7 +198,14 @@ impl Proc {
 
     pub fn read(&self, rel: &str) -> Result<String, StateError> {
         let path = self.root.join(rel);
-        fs::read_to_string(&path).map_err(|e| StateError::Proc {
+        // /proc files report size 0: without room for a whole line up
+        // front, read_to_string reads them in chunks from 32 bytes up.
+        let read = || -> io::Result<String> {
+            let mut s = String::with_capacity(4096);
+            File::open(&path)?.read_to_string(&mut s)?;
+            Ok(s)
+        };
+        read().map_err(|e| StateError::Proc {
             reason: plain_io(&e),
             path,
         })
@@ -841,7 +849,10 @@ fn load(dir: &OwnedFd, name: &str) -> Loaded {
     if meta.permissions().mode() & 0o022 != 0 {
         return Loaded::Unusable("the state file is writable by others; ignored".into());
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file and one byte more (to see it end): the
+    // `take` wrapper hides the size, and growing from 32 bytes up costs
+    // a read and a copy per doubling.
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_STATE_BYTES) as usize + 1);
     if let Err(e) = file.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes) {
         return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e)));
     }
