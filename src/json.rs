@@ -339,6 +339,21 @@ impl Parser<'_> {
 
     fn string(&mut self) -> Result<String> {
         self.pos += 1; // the opening quote
+                       // The common case, a string without escapes: one scan, one copy.
+        let start = self.pos;
+        let plain = self.bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+        if let Some(len) = plain {
+            if self.bytes[start + len] == b'"' {
+                let text = &self.bytes[start..start + len];
+                self.pos = start + len + 1;
+                return match std::str::from_utf8(text) {
+                    Ok(t) => Ok(t.to_owned()),
+                    Err(_) => Err(self.err("string is not UTF-8")),
+                };
+            }
+        }
         let mut out: Vec<u8> = Vec::new();
         loop {
             let Some(b) = self.peek() else {
