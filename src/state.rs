@@ -783,7 +783,8 @@ impl Locked {
     /// symlink), fsync, rename, fsync the directory; all relative to the
     /// directory's descriptor.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let json = json::pretty(&state.to_json());
+        // Compact: only programs read it (`status` shows it to people).
+        let json = json::compact(&state.to_json());
         let dir = self.dir.as_raw_fd();
         let tmp_path = self.path.with_file_name(&self.tmp);
         let fail = |p: &Path, e: Errno| io_err(p, &io::Error::from(e));
@@ -1521,7 +1522,19 @@ mod tests {
         };
         assert_eq!(st.validations[0].1.command, "/bin/true");
         assert_eq!(st.drift.as_ref().map(|d| d.held), Some(false));
+        // Every field kept, in serde's order: pretty-printed, it is the
+        // same file byte for byte.
         assert_eq!(format!("{}\n", json::pretty(&st.to_json())), old);
+        // What a save writes now (compact) is the same document without
+        // the whitespace, which serde_json (older builds) reads too.
+        let saved = json::compact(&st.to_json());
+        assert!(!saved.contains('\n'));
+        assert_eq!(json::parse(saved.as_bytes()), json::parse(old.as_bytes()));
+        let serde: serde_json::Value = serde_json::from_str(&saved).unwrap();
+        assert_eq!(
+            serde,
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
         // Every optional field set survives a round trip.
         let mut full = *st;
         full.drift = Some(Drift {
@@ -1561,7 +1574,7 @@ mod tests {
             from_digest: "a".into(),
             to_digest: "b".into(),
         }];
-        let text = json::pretty(&full.to_json());
+        let text = json::compact(&full.to_json());
         match parse(text.as_bytes()) {
             Loaded::Found(back) => assert_eq!(*back, full),
             other => panic!("{other:?}"),
