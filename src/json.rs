@@ -248,16 +248,18 @@ impl Parser<'_> {
                 }
                 self.pos += 1;
                 let close = if open == b'[' { b']' } else { b'}' };
-                let mut items = Vec::new();
-                let mut pairs = Vec::new();
                 self.ws();
                 if self.eat(close) {
                     return Ok(if open == b'[' {
-                        Value::Arr(items)
+                        Value::Arr(Vec::new())
                     } else {
-                        Value::Obj(pairs)
+                        Value::Obj(Vec::new())
                     });
                 }
+                // Room for the state's objects (at most 7 keys) up front:
+                // one allocation, where growing from empty takes two.
+                let mut items = Vec::new();
+                let mut pairs = Vec::with_capacity(if open == b'{' { 8 } else { 0 });
                 loop {
                     self.ws();
                     if open == b'[' {
