@@ -13,6 +13,7 @@
 //! This module knows nothing of what the documents mean: state.rs and
 //! status.rs map their types to and from [`Value`].
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Deeper nesting than this is not ours (the state file needs 4 levels).
@@ -27,8 +28,12 @@ pub enum Value {
     Str(String),
     Arr(Vec<Value>),
     /// Keys in document order (duplicates are kept; [`Value::get`] refuses them).
-    Obj(Vec<(String, Value)>),
+    Obj(Vec<(Key, Value)>),
 }
+
+/// An object's key: a name the program knows (written by [`obj`], or
+/// read by [`parse_known`]) is borrowed, not allocated.
+pub type Key = Cow<'static, str>;
 
 /// Why a document or a field is unusable: "line 3, column 7: …" or
 /// "field `drift.since`: …".
@@ -56,7 +61,7 @@ impl Value {
         };
         let mut found = None;
         for (k, v) in pairs {
-            if k == key {
+            if *k == *key {
                 if found.is_some() {
                     return Err(field_err(key, "given twice"));
                 }
@@ -177,13 +182,29 @@ pub fn strings(items: &[String]) -> Value {
 }
 
 /// An object from (key, value) pairs, in order.
-pub fn obj(pairs: Vec<(&str, Value)>) -> Value {
-    Value::Obj(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+pub fn obj(pairs: Vec<(&'static str, Value)>) -> Value {
+    Value::Obj(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Cow::Borrowed(k), v))
+            .collect(),
+    )
 }
 
 /// Parses one JSON document; whitespace around it is allowed, nothing else.
 pub fn parse(bytes: &[u8]) -> Result<Value> {
-    let mut p = Parser { bytes, pos: 0 };
+    parse_known(bytes, &[])
+}
+
+/// [`parse`], with the object keys a document is expected to hold: those
+/// are borrowed from `known` instead of allocated (a state file of 1,000
+/// files holds 20,000 keys). Put the most frequent first.
+pub fn parse_known(bytes: &[u8], known: &'static [&'static str]) -> Result<Value> {
+    let mut p = Parser {
+        bytes,
+        pos: 0,
+        known,
+    };
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -196,6 +217,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value> {
 struct Parser<'a> {
     bytes: &'a [u8],
     pos: usize,
+    known: &'static [&'static str],
 }
 
 impl Parser<'_> {
@@ -268,7 +290,7 @@ impl Parser<'_> {
                         if self.peek() != Some(b'"') {
                             return Err(self.err("expected a key in quotes"));
                         }
-                        let key = self.string()?;
+                        let key = self.key()?;
                         self.ws();
                         if !self.eat(b':') {
                             return Err(self.err("expected ':'"));
@@ -340,22 +362,41 @@ impl Parser<'_> {
         Ok(n)
     }
 
-    fn string(&mut self) -> Result<String> {
-        self.pos += 1; // the opening quote
-                       // The common case, a string without escapes: one scan, one copy.
-        let start = self.pos;
-        let plain = self.bytes[start..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
-        if let Some(len) = plain {
-            if self.bytes[start + len] == b'"' {
-                let text = &self.bytes[start..start + len];
+    /// An object key: one of `known` when it is, without allocating.
+    fn key(&mut self) -> Result<Key> {
+        let start = self.pos + 1;
+        if let Some(len) = self.plain_len(start) {
+            let text = &self.bytes[start..start + len];
+            if let Some(k) = self.known.iter().find(|k| k.as_bytes() == text) {
                 self.pos = start + len + 1;
-                return match std::str::from_utf8(text) {
-                    Ok(t) => Ok(t.to_owned()),
-                    Err(_) => Err(self.err("string is not UTF-8")),
-                };
+                return Ok(Cow::Borrowed(k));
             }
+        }
+        self.string().map(Cow::Owned)
+    }
+
+    /// The length of the string from `start` (past its opening quote) when
+    /// it is closed and holds no escape or control character.
+    fn plain_len(&self, start: usize) -> Option<usize> {
+        let rest = self.bytes.get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        (rest[len] == b'"').then_some(len)
+    }
+
+    fn string(&mut self) -> Result<String> {
+        // Past the opening quote. The common case, a string without
+        // escapes: one scan, one copy.
+        self.pos += 1;
+        let start = self.pos;
+        if let Some(len) = self.plain_len(start) {
+            let text = &self.bytes[start..start + len];
+            self.pos = start + len + 1;
+            return match std::str::from_utf8(text) {
+                Ok(t) => Ok(t.to_owned()),
+                Err(_) => Err(self.err("string is not UTF-8")),
+            };
         }
         let mut out: Vec<u8> = Vec::new();
         loop {
@@ -544,6 +585,16 @@ mod tests {
         let text = compact(&v);
         assert_eq!(text, r#"{"list":[1,{}],"empty":[],"o":{"k":"a b"}}"#);
         assert_eq!(parse(text.as_bytes()), Ok(v));
+    }
+
+    #[test]
+    fn known_keys_are_borrowed_and_read_the_same() {
+        let text = br#"{"a":1,"b":{"a":"x"},"c\u0041":[{"b":2}]}"#;
+        let v = parse_known(text, &["a", "b"]).unwrap();
+        assert_eq!(Ok(v.clone()), parse(text));
+        let Value::Obj(pairs) = &v else { panic!() };
+        assert!(matches!(pairs[0].0, Cow::Borrowed("a")));
+        assert!(matches!(&pairs[2].0, Cow::Owned(k) if k == "cA"));
     }
 
     #[test]

@@ -863,6 +863,19 @@ fn load(dir: &OwnedFd, name: &str) -> Loaded {
     parse(&bytes)
 }
 
+/// Every key of the state file, the ones repeated per file first: the
+/// parser borrows these instead of allocating each (see `json::parse_known`).
+#[rustfmt::skip]
+const KEYS: &[&str] = &[
+    "path", "sha256", "size", "dev", "ino", "mtime_ns", "ctime_ns",
+    "format", "version", "container", "boot_id", "pid1_start_ticks", "paths",
+    "baseline", "digest", "recorded_at", "source", "files", "drift", "since",
+    "since_boot", "unproven", "held", "cache", "validations", "ok", "at",
+    "output", "transient", "command", "reloads", "signal", "pid", "target",
+    "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
+    "name", "validating", "until", "until_boot", "pgid", "leader_start",
+];
+
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
 pub fn parse(bytes: &[u8]) -> Loaded {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -870,7 +883,7 @@ pub fn parse(bytes: &[u8]) -> Loaded {
     }
     let corrupt =
         |e: json::Error| Loaded::Unusable(format!("the state file is corrupt ({e}); ignored"));
-    let doc = match json::parse(bytes) {
+    let doc = match json::parse_known(bytes, KEYS) {
         Ok(v @ Value::Obj(_)) => v,
         Ok(_) => return corrupt(json::Error("not an object".into())),
         Err(e) => return corrupt(e),
@@ -1579,6 +1592,18 @@ mod tests {
             Loaded::Found(back) => assert_eq!(*back, full),
             other => panic!("{other:?}"),
         }
+        // Every key it writes is one the parser borrows (KEYS).
+        fn keys_known(v: &Value) {
+            match v {
+                Value::Obj(pairs) => pairs.iter().for_each(|(k, v)| {
+                    assert!(KEYS.contains(&&**k), "{k} is not in KEYS");
+                    keys_known(v);
+                }),
+                Value::Arr(items) => items.iter().for_each(keys_known),
+                _ => {}
+            }
+        }
+        keys_known(&full.to_json());
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn to_serde(v: &Value) -> serde_json::Value {
         Value::Obj(pairs) => serde_json::Value::Object(
             pairs
                 .iter()
-                .map(|(k, v)| (k.clone(), to_serde(v)))
+                .map(|(k, v)| (k.to_string(), to_serde(v)))
                 .collect(),
         ),
     }
