@@ -199,10 +199,12 @@ impl Proc {
     pub fn read(&self, rel: &str) -> Result<String, StateError> {
         let path = self.root.join(rel);
         // /proc files report size 0: without room for a whole line up
-        // front, read_to_string reads them in chunks from 32 bytes up.
+        // front, read_to_string reads them in chunks from 32 bytes up. And
+        // File's own read_to_string asks fstat and lseek for a size hint
+        // that /proc does not give: `take` (no limit) reads plainly.
         let read = || -> io::Result<String> {
             let mut s = String::with_capacity(4096);
-            File::open(&path)?.read_to_string(&mut s)?;
+            File::open(&path)?.take(u64::MAX).read_to_string(&mut s)?;
             Ok(s)
         };
         read().map_err(|e| StateError::Proc {
