@@ -71,81 +71,57 @@ impl Value {
         Ok(found)
     }
 
-    /// Takes the value of `key` out of an object (leaving null), so that
-    /// decoding moves strings instead of copying them; checked as [`get`].
-    ///
-    /// [`get`]: Value::get
-    pub fn take(&mut self, key: &str) -> Result<Option<Value>> {
-        let Value::Obj(pairs) = self else {
-            return Err(field_err(key, "not inside an object"));
-        };
-        let mut found = None;
-        for (i, (k, _)) in pairs.iter().enumerate() {
-            if *k == *key {
-                if found.is_some() {
-                    return Err(field_err(key, "given twice"));
-                }
-                found = Some(i);
-            }
-        }
-        Ok(found.map(|i| std::mem::replace(&mut pairs[i].1, Value::Null)))
-    }
-
-    /// The value of a required `key`, taken out.
-    pub fn req(&mut self, key: &str) -> Result<Value> {
-        self.take(key)?.ok_or_else(|| field_err(key, "missing"))
+    /// The value of a required `key`.
+    pub fn req(&self, key: &str) -> Result<&Value> {
+        self.get(key)?.ok_or_else(|| field_err(key, "missing"))
     }
 
     /// `key` decoded with `f`, or `None` when absent or null.
-    pub fn opt<T>(
-        &mut self,
-        key: &str,
-        f: impl FnOnce(Value, &str) -> Result<T>,
-    ) -> Result<Option<T>> {
-        match self.take(key)? {
+    pub fn opt<T>(&self, key: &str, f: impl Fn(&Value, &str) -> Result<T>) -> Result<Option<T>> {
+        match self.get(key)? {
             None | Some(Value::Null) => Ok(None),
             Some(v) => f(v, key).map(Some),
         }
     }
 
-    pub fn str(self, name: &str) -> Result<String> {
+    pub fn str(&self, name: &str) -> Result<String> {
         match self {
-            Value::Str(s) => Ok(s),
+            Value::Str(s) => Ok(s.clone()),
             _ => Err(field_err(name, "expected a string")),
         }
     }
 
-    pub fn bool(self, name: &str) -> Result<bool> {
+    pub fn bool(&self, name: &str) -> Result<bool> {
         match self {
-            Value::Bool(b) => Ok(b),
+            Value::Bool(b) => Ok(*b),
             _ => Err(field_err(name, "expected true or false")),
         }
     }
 
-    fn int<T: TryFrom<i128>>(self, name: &str) -> Result<T> {
+    fn int<T: TryFrom<i128>>(&self, name: &str) -> Result<T> {
         match self {
-            Value::Int(n) => T::try_from(n).map_err(|_| field_err(name, "number out of range")),
+            Value::Int(n) => T::try_from(*n).map_err(|_| field_err(name, "number out of range")),
             _ => Err(field_err(name, "expected an integer")),
         }
     }
 
-    pub fn i64(self, name: &str) -> Result<i64> {
+    pub fn i64(&self, name: &str) -> Result<i64> {
         self.int(name)
     }
-    pub fn u64(self, name: &str) -> Result<u64> {
+    pub fn u64(&self, name: &str) -> Result<u64> {
         self.int(name)
     }
-    pub fn i32(self, name: &str) -> Result<i32> {
+    pub fn i32(&self, name: &str) -> Result<i32> {
         self.int(name)
     }
-    pub fn u32(self, name: &str) -> Result<u32> {
+    pub fn u32(&self, name: &str) -> Result<u32> {
         self.int(name)
     }
 
     /// Each element decoded with `f`.
-    pub fn list<T>(self, name: &str, f: impl Fn(Value, &str) -> Result<T>) -> Result<Vec<T>> {
+    pub fn list<T>(&self, name: &str, f: impl Fn(&Value, &str) -> Result<T>) -> Result<Vec<T>> {
         match self {
-            Value::Arr(items) => items.into_iter().map(|v| f(v, name)).collect(),
+            Value::Arr(items) => items.iter().map(|v| f(v, name)).collect(),
             _ => Err(field_err(name, "expected a list")),
         }
     }
@@ -154,11 +130,11 @@ impl Value {
 /// `key` decoded with `f` where absent means `T::default()` (serde's
 /// `#[serde(default)]`).
 pub fn or_default<T: Default>(
-    obj: &mut Value,
+    obj: &Value,
     key: &str,
-    f: impl FnOnce(Value, &str) -> Result<T>,
+    f: impl Fn(&Value, &str) -> Result<T>,
 ) -> Result<T> {
-    match obj.take(key)? {
+    match obj.get(key)? {
         None => Ok(T::default()),
         Some(v) => f(v, key),
     }

@@ -911,7 +911,7 @@ pub fn parse(bytes: &[u8]) -> Loaded {
         Ok(Some(_)) => return corrupt(json::Error("field `version`: expected an integer".into())),
         Err(e) => return corrupt(e),
     }
-    match State::from_json(doc) {
+    match State::from_json(&doc) {
         Ok(s) => Loaded::Found(Box::new(s)),
         Err(e) => corrupt(e),
     }
@@ -932,7 +932,7 @@ fn list<T>(items: &[T], f: impl Fn(&T) -> Value) -> Value {
     Value::Arr(items.iter().map(f).collect())
 }
 
-fn string_list(v: Value, name: &str) -> json::Result<Vec<String>> {
+fn string_list(v: &Value, name: &str) -> json::Result<Vec<String>> {
     v.list(name, Value::str)
 }
 
@@ -945,7 +945,7 @@ pub fn entry_json(e: &Entry) -> Value {
     ])
 }
 
-fn entry_from(mut v: Value, _: &str) -> json::Result<Entry> {
+fn entry_from(v: &Value, _: &str) -> json::Result<Entry> {
     Ok(Entry {
         path: v.req("path")?.str("path")?,
         sha256: v.req("sha256")?.str("sha256")?,
@@ -972,7 +972,7 @@ fn cached_json(c: &CachedFile) -> Value {
     ])
 }
 
-fn cached_from(mut v: Value, _: &str) -> json::Result<CachedFile> {
+fn cached_from(v: &Value, _: &str) -> json::Result<CachedFile> {
     Ok(CachedFile {
         path: v.req("path")?.str("path")?,
         dev: v.req("dev")?.u64("dev")?,
@@ -992,7 +992,7 @@ impl ContainerId {
         ])
     }
 
-    fn from_json(mut v: Value, _: &str) -> json::Result<ContainerId> {
+    fn from_json(v: &Value, _: &str) -> json::Result<ContainerId> {
         Ok(ContainerId {
             boot_id: v.req("boot_id")?.str("boot_id")?,
             init_start_ticks: v.req("pid1_start_ticks")?.u64("pid1_start_ticks")?,
@@ -1010,7 +1010,7 @@ impl Baseline {
         ])
     }
 
-    fn from_json(mut v: Value, _: &str) -> json::Result<Baseline> {
+    fn from_json(v: &Value, _: &str) -> json::Result<Baseline> {
         Ok(Baseline {
             digest: v.req("digest")?.str("digest")?,
             recorded_at: v.req("recorded_at")?.i64("recorded_at")?,
@@ -1039,12 +1039,12 @@ impl Drift {
         obj(p)
     }
 
-    fn from_json(mut v: Value, _: &str) -> json::Result<Drift> {
+    fn from_json(v: &Value, _: &str) -> json::Result<Drift> {
         Ok(Drift {
             since: v.req("since")?.i64("since")?,
             since_boot: v.opt("since_boot", Value::i64)?,
             unproven: v.opt("unproven", Value::str)?,
-            held: or_default(&mut v, "held", Value::bool)?,
+            held: or_default(v, "held", Value::bool)?,
         })
     }
 }
@@ -1061,26 +1061,24 @@ impl Validation {
         obj(p)
     }
 
-    fn from_json(mut v: Value, _: &str) -> json::Result<Validation> {
+    fn from_json(v: &Value, _: &str) -> json::Result<Validation> {
         Ok(Validation {
             ok: v.req("ok")?.bool("ok")?,
             at: v.req("at")?.i64("at")?,
             output: v.req("output")?.str("output")?,
-            transient: or_default(&mut v, "transient", Value::bool)?,
-            command: or_default(&mut v, "command", Value::str)?,
+            transient: or_default(v, "transient", Value::bool)?,
+            command: or_default(v, "command", Value::str)?,
         })
     }
 }
 
 /// A `(digest, validation)` pair, written as a two-element list.
-fn validation_pair_from(v: Value, name: &str) -> json::Result<(String, Validation)> {
-    let pair = match v {
-        Value::Arr(pair) => <[Value; 2]>::try_from(pair).ok(),
-        _ => None,
-    };
-    match pair {
-        Some([digest, result]) => Ok((digest.str(name)?, Validation::from_json(result, name)?)),
-        None => Err(json::Error(format!(
+fn validation_pair_from(v: &Value, name: &str) -> json::Result<(String, Validation)> {
+    match v {
+        Value::Arr(pair) if pair.len() == 2 => {
+            Ok((pair[0].str(name)?, Validation::from_json(&pair[1], name)?))
+        }
+        _ => Err(json::Error(format!(
             "field `{name}`: expected [digest, result]"
         ))),
     }
@@ -1098,7 +1096,7 @@ impl Reload {
         ])
     }
 
-    fn from_json(mut v: Value, _: &str) -> json::Result<Reload> {
+    fn from_json(v: &Value, _: &str) -> json::Result<Reload> {
         Ok(Reload {
             at: v.req("at")?.i64("at")?,
             signal: v.req("signal")?.str("signal")?,
@@ -1122,7 +1120,7 @@ impl EnvDrift {
         obj(p)
     }
 
-    fn from_json(mut v: Value, _: &str) -> json::Result<EnvDrift> {
+    fn from_json(v: &Value, _: &str) -> json::Result<EnvDrift> {
         Ok(EnvDrift {
             name: v.req("name")?.str("name")?,
             since: v.req("since")?.i64("since")?,
@@ -1153,7 +1151,7 @@ impl Validating {
         obj(p)
     }
 
-    fn from_json(mut v: Value, _: &str) -> json::Result<Validating> {
+    fn from_json(v: &Value, _: &str) -> json::Result<Validating> {
         Ok(Validating {
             digest: v.req("digest")?.str("digest")?,
             until: v.req("until")?.i64("until")?,
@@ -1211,7 +1209,7 @@ impl State {
     }
 
     /// Reads a state document (format and version already checked).
-    pub fn from_json(mut v: Value) -> json::Result<State> {
+    pub fn from_json(v: &Value) -> json::Result<State> {
         Ok(State {
             format: v.req("format")?.str("format")?,
             version: v.req("version")?.u32("version")?,
@@ -1219,14 +1217,12 @@ impl State {
             paths: string_list(v.req("paths")?, "paths")?,
             baseline: v.opt("baseline", Baseline::from_json)?,
             drift: v.opt("drift", Drift::from_json)?,
-            cache: or_default(&mut v, "cache", |c, n| c.list(n, cached_from))?,
-            validations: or_default(&mut v, "validations", |c, n| {
-                c.list(n, validation_pair_from)
-            })?,
-            reloads: or_default(&mut v, "reloads", |c, n| c.list(n, Reload::from_json))?,
-            warnings: or_default(&mut v, "warnings", string_list)?,
-            warnings_pending: or_default(&mut v, "warnings_pending", Value::bool)?,
-            env_drift: or_default(&mut v, "env_drift", |c, n| c.list(n, EnvDrift::from_json))?,
+            cache: or_default(v, "cache", |c, n| c.list(n, cached_from))?,
+            validations: or_default(v, "validations", |c, n| c.list(n, validation_pair_from))?,
+            reloads: or_default(v, "reloads", |c, n| c.list(n, Reload::from_json))?,
+            warnings: or_default(v, "warnings", string_list)?,
+            warnings_pending: or_default(v, "warnings_pending", Value::bool)?,
+            env_drift: or_default(v, "env_drift", |c, n| c.list(n, EnvDrift::from_json))?,
             validating: v.opt("validating", Validating::from_json)?,
         })
     }
