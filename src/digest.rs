@@ -474,16 +474,16 @@ impl Walk<'_> {
                     if !name.as_bytes().starts_with(b"..")
                         && (!mounts_only || entry.file_type().is_ok_and(|t| t.is_dir()))
                     {
-                        names.push(name);
+                        names.push((name, entry));
                     }
                 }
                 Err(e) if is_gone(&e) => return self.vanished(&dir, in_payload),
                 Err(e) => return Err(fatal(&dir, e)),
             }
         }
-        names.sort_unstable();
+        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         self.ancestors.push(id);
-        for name in names {
+        for (name, entry) in names {
             let escaped = escape_name(name.as_bytes());
             let child_rel = if rel.is_empty() {
                 escaped
@@ -494,14 +494,24 @@ impl Walk<'_> {
             if self.walker.excludes.iter().any(|g| g.is_match(&child_rel)) {
                 continue;
             }
-            self.child(index, &path, &child_rel, in_payload)?;
+            self.child(index, &path, &entry, &child_rel, in_payload)?;
         }
         self.ancestors.pop();
         Ok(())
     }
 
-    fn child(&mut self, index: usize, path: &Path, rel: &str, in_payload: bool) -> Step {
-        let lmeta = match fs::symlink_metadata(path) {
+    /// `entry` is `path`'s entry in the directory being listed: its lstat
+    /// is taken relative to that directory, not by looking up every
+    /// component of `path` again.
+    fn child(
+        &mut self,
+        index: usize,
+        path: &Path,
+        entry: &fs::DirEntry,
+        rel: &str,
+        in_payload: bool,
+    ) -> Step {
+        let lmeta = match entry.metadata() {
             Ok(m) => m,
             Err(e) if is_gone(&e) => return self.vanished(path, in_payload),
             Err(e) => return Err(fatal(path, e)),

@@ -221,7 +221,7 @@ impl Look<'_> {
         warnings: &mut Vec<String>,
     ) -> Result<Step, Failure> {
         let (args, reaction, opened, locked) = (self.args, self.reaction, self.opened, self.locked);
-        let (previous, note) = opened.previous(locked.load());
+        let (mut previous, note) = opened.previous(locked.load());
         let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
         let mut snap = opened.snapshot(cache)?;
         // Wall time to record and show; elapsed time on the boot clock.
@@ -229,8 +229,16 @@ impl Look<'_> {
         let now = clock.wall;
         warnings.extend(note.iter().map(|n| format!("driftprobe: {n}")));
 
-        let mut st = match previous.clone() {
-            Some(s) => s,
+        // The new state starts as the previous one, but with the cache the
+        // walk just made: the old cache (thousands of strings in a large
+        // tree) is not copied only to be replaced.
+        let mut st = match previous.as_mut() {
+            Some(p) => {
+                let cache = std::mem::take(&mut p.cache);
+                let copy = p.clone();
+                p.cache = cache;
+                copy
+            }
             None => first_look(opened, &snap, clock)?,
         };
         st.cache = std::mem::take(&mut snap.cache);

@@ -84,12 +84,13 @@ impl Proc {
     pub fn init_pid(&self) -> i32 {
         let mnt_ns = |pid: &str| fs::read_link(self.root.join(pid).join("ns/mnt")).ok();
         let cgroup = |pid: &str| fs::read(self.root.join(pid).join("cgroup")).ok();
-        let (our_ns, our_cgroup) = (mnt_ns("self"), cgroup("self"));
+        // Our cgroup only when a namespace link cannot be read (rarely).
+        let (our_ns, our_cgroup) = (mnt_ns("self"), std::cell::OnceCell::new());
         let same_container = |pid: &str| -> Option<bool> {
             if let (Some(ours), Some(theirs)) = (&our_ns, mnt_ns(pid)) {
                 return Some(*ours == theirs);
             }
-            match (&our_cgroup, cgroup(pid)) {
+            match (our_cgroup.get_or_init(|| cgroup("self")), cgroup(pid)) {
                 (Some(ours), Some(theirs)) => Some(*ours == theirs),
                 _ => None,
             }
@@ -197,7 +198,16 @@ impl Proc {
 
     pub fn read(&self, rel: &str) -> Result<String, StateError> {
         let path = self.root.join(rel);
-        fs::read_to_string(&path).map_err(|e| StateError::Proc {
+        // /proc files report size 0: without room for a whole line up
+        // front, read_to_string reads them in chunks from 32 bytes up. And
+        // File's own read_to_string asks fstat and lseek for a size hint
+        // that /proc does not give: `take` (no limit) reads plainly.
+        let read = || -> io::Result<String> {
+            let mut s = String::with_capacity(4096);
+            File::open(&path)?.take(u64::MAX).read_to_string(&mut s)?;
+            Ok(s)
+        };
+        read().map_err(|e| StateError::Proc {
             reason: plain_io(&e),
             path,
         })
@@ -775,7 +785,8 @@ impl Locked {
     /// symlink), fsync, rename, fsync the directory; all relative to the
     /// directory's descriptor.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
-        let json = json::pretty(&state.to_json());
+        // Compact: only programs read it (`status` shows it to people).
+        let json = json::compact(&state.to_json());
         let dir = self.dir.as_raw_fd();
         let tmp_path = self.path.with_file_name(&self.tmp);
         let fail = |p: &Path, e: Errno| io_err(p, &io::Error::from(e));
@@ -841,7 +852,10 @@ fn load(dir: &OwnedFd, name: &str) -> Loaded {
     if meta.permissions().mode() & 0o022 != 0 {
         return Loaded::Unusable("the state file is writable by others; ignored".into());
     }
-    let mut bytes = Vec::new();
+    // Room for the whole file and one byte more (to see it end): the
+    // `take` wrapper hides the size, and growing from 32 bytes up costs
+    // a read and a copy per doubling.
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_STATE_BYTES) as usize + 1);
     if let Err(e) = file.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes) {
         return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e)));
     }
@@ -851,6 +865,19 @@ fn load(dir: &OwnedFd, name: &str) -> Loaded {
     parse(&bytes)
 }
 
+/// Every key of the state file, the ones repeated per file first: the
+/// parser borrows these instead of allocating each (see `json::parse_known`).
+#[rustfmt::skip]
+const KEYS: &[&str] = &[
+    "path", "sha256", "size", "dev", "ino", "mtime_ns", "ctime_ns",
+    "format", "version", "container", "boot_id", "pid1_start_ticks", "paths",
+    "baseline", "digest", "recorded_at", "source", "files", "drift", "since",
+    "since_boot", "unproven", "held", "cache", "validations", "ok", "at",
+    "output", "transient", "command", "reloads", "signal", "pid", "target",
+    "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
+    "name", "validating", "until", "until_boot", "pgid", "leader_start",
+];
+
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
 pub fn parse(bytes: &[u8]) -> Loaded {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
@@ -858,7 +885,7 @@ pub fn parse(bytes: &[u8]) -> Loaded {
     }
     let corrupt =
         |e: json::Error| Loaded::Unusable(format!("the state file is corrupt ({e}); ignored"));
-    let doc = match json::parse(bytes) {
+    let doc = match json::parse_known(bytes, KEYS) {
         Ok(v @ Value::Obj(_)) => v,
         Ok(_) => return corrupt(json::Error("not an object".into())),
         Err(e) => return corrupt(e),
@@ -1510,7 +1537,19 @@ mod tests {
         };
         assert_eq!(st.validations[0].1.command, "/bin/true");
         assert_eq!(st.drift.as_ref().map(|d| d.held), Some(false));
+        // Every field kept, in serde's order: pretty-printed, it is the
+        // same file byte for byte.
         assert_eq!(format!("{}\n", json::pretty(&st.to_json())), old);
+        // What a save writes now (compact) is the same document without
+        // the whitespace, which serde_json (older builds) reads too.
+        let saved = json::compact(&st.to_json());
+        assert!(!saved.contains('\n'));
+        assert_eq!(json::parse(saved.as_bytes()), json::parse(old.as_bytes()));
+        let serde: serde_json::Value = serde_json::from_str(&saved).unwrap();
+        assert_eq!(
+            serde,
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
         // Every optional field set survives a round trip.
         let mut full = *st;
         full.drift = Some(Drift {
@@ -1550,11 +1589,23 @@ mod tests {
             from_digest: "a".into(),
             to_digest: "b".into(),
         }];
-        let text = json::pretty(&full.to_json());
+        let text = json::compact(&full.to_json());
         match parse(text.as_bytes()) {
             Loaded::Found(back) => assert_eq!(*back, full),
             other => panic!("{other:?}"),
         }
+        // Every key it writes is one the parser borrows (KEYS).
+        fn keys_known(v: &Value) {
+            match v {
+                Value::Obj(pairs) => pairs.iter().for_each(|(k, v)| {
+                    assert!(KEYS.contains(&&**k), "{k} is not in KEYS");
+                    keys_known(v);
+                }),
+                Value::Arr(items) => items.iter().for_each(keys_known),
+                _ => {}
+            }
+        }
+        keys_known(&full.to_json());
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn to_serde(v: &Value) -> serde_json::Value {
         Value::Obj(pairs) => serde_json::Value::Object(
             pairs
                 .iter()
-                .map(|(k, v)| (k.clone(), to_serde(v)))
+                .map(|(k, v)| (k.to_string(), to_serde(v)))
                 .collect(),
         ),
     }
@@ -134,7 +134,7 @@ proptest! {
 
     /// Whatever serde_json writes (integers only), we read back the same,
     /// and what we write serde_json reads the same, byte for byte as its
-    /// own pretty printer.
+    /// own printers (pretty and compact).
     #[test]
     fn json_agrees_with_serde_json(doc in json_doc()) {
         for text in [serde_json::to_string(&doc).unwrap(), serde_json::to_string_pretty(&doc).unwrap()] {
@@ -142,6 +142,7 @@ proptest! {
             prop_assert_eq!(&to_serde(&ours), &doc);
             let written = json::pretty(&ours);
             prop_assert_eq!(&written, &serde_json::to_string_pretty(&doc).unwrap());
+            prop_assert_eq!(&json::compact(&ours), &serde_json::to_string(&doc).unwrap());
         }
     }
 
@@ -152,7 +153,7 @@ proptest! {
         let bytes = apply(FIXTURE.to_vec(), &e);
         match state::parse(&bytes) {
             Loaded::Found(st) => {
-                let again = json::pretty(&st.to_json());
+                let again = json::compact(&st.to_json());
                 match state::parse(again.as_bytes()) {
                     Loaded::Found(back) => prop_assert_eq!(back, st),
                     other => prop_assert!(false, "{other:?}"),
