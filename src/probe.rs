@@ -425,7 +425,7 @@ impl Look<'_> {
                 );
                 match &reaction.response {
                 Response::Fail => (Code::Drift, overdue),
-                Response::Reload(..) | Response::Adopt if !env_drift.is_empty() => (
+                Response::Reload(..) | Response::Http(..) | Response::Adopt if !env_drift.is_empty() => (
                     Code::Drift,
                     format!("{overdue}; a reload cannot change environment variables, only a restart can"),
                 ),

@@ -446,3 +446,31 @@ fn bad_reload_options_are_usage_errors_before_any_drift() {
         assert!(out.stderr.contains(why), "{args:?}: {out}");
     }
 }
+
+/// An env var that differs from its file cannot be reloaded over HTTP any
+/// more than by a signal: no request, and liveness fails so that a restart
+/// picks up the new value.
+#[test]
+fn env_drift_is_not_reloaded_over_http() {
+    let server = Fake::start(Behaviour::Answer(Duration::ZERO, OK));
+    let env = TestEnv::new();
+    env.vol.write(&[("log_level", "info")]);
+    let app = Proc::spawn(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .env("LOG_LEVEL", "info"),
+    );
+    let pid = app.pid().to_string();
+    let env_opt = format!("LOG_LEVEL={}", env.vol.path().join("log_level").display());
+    env.init();
+    env.vol.write(&[("log_level", "debug")]);
+    for _ in 0..2 {
+        let out = reload_probe(&env, &server.url(), &["--env", &env_opt, "--pid", &pid]);
+        out.drift()
+            .contains("LOG_LEVEL")
+            .contains("a reload cannot change environment variables");
+        not_reloaded(&out);
+        no_values(&out, &["info", "debug"]);
+    }
+    assert!(server.heads().is_empty(), "{:?}", server.heads());
+}
