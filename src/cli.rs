@@ -249,14 +249,12 @@ pub struct ProbeArgs {
     /// What to do once drift outlasts the grace window.
     #[arg(long, value_enum, env = "DRIFTPROBE_ON_DRIFT", default_value = "fail")]
     pub on_drift: OnDrift,
-    /// Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...).
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "DRIFTPROBE_SIGNAL",
-        default_value = "HUP"
-    )]
-    pub signal: String,
+    /// Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default:
+    /// HUP].
+    // No clap default: a --signal given without --on-drift reload is
+    // warned about, so the probe must see whether it was given.
+    #[arg(long, value_name = "NAME", env = "DRIFTPROBE_SIGNAL")]
+    pub signal: Option<String>,
     /// --on-drift reload by an HTTP request instead of a signal:
     /// http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS).
     #[arg(

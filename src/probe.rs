@@ -79,22 +79,43 @@ enum Response {
 struct Reaction {
     response: Response,
     validator: Option<Vec<String>>,
+    /// Options given that this probe does not use, for stderr.
+    warnings: Vec<String>,
 }
 
 fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
-    let response = match args.on_drift {
-        OnDrift::Fail => Response::Fail,
-        OnDrift::Adopt => Response::Adopt,
-        OnDrift::Reload => match &args.reload_url {
-            Some(url) => Response::Http(
-                action::HttpReload::new(url, &args.reload_method, args.reload_timeout)
-                    .map_err(Failure::Usage)?,
-            ),
-            None => Response::Reload(
-                action::parse_signal(&args.signal).map_err(Failure::Usage)?,
-                app_target(args),
-            ),
-        },
+    // The reload options are checked whenever they are given, used only
+    // with --on-drift reload. Given without it they are a warning, not an
+    // error: pod env vars (DRIFTPROBE_RELOAD_URL, DRIFTPROBE_SIGNAL) reach
+    // the readiness probe too, which rightly has no --on-drift reload.
+    let http = match &args.reload_url {
+        Some(url) => Some(
+            action::HttpReload::new(url, &args.reload_method, args.reload_timeout)
+                .map_err(Failure::Usage)?,
+        ),
+        None => None,
+    };
+    let signal =
+        action::parse_signal(args.signal.as_deref().unwrap_or("HUP")).map_err(Failure::Usage)?;
+    let mut warnings = Vec::new();
+    let response = match (args.on_drift, http) {
+        (OnDrift::Reload, Some(http)) => Response::Http(http),
+        (OnDrift::Reload, None) => Response::Reload(signal, app_target(args)),
+        (on_drift, _) => {
+            let unused = [
+                ("--reload-url", args.reload_url.is_some()),
+                ("--signal", args.signal.is_some()),
+            ];
+            for (flag, _) in unused.iter().filter(|(_, given)| *given) {
+                warnings.push(format!(
+                    "driftprobe: warning: {flag} is ignored without --on-drift reload"
+                ));
+            }
+            match on_drift {
+                OnDrift::Adopt => Response::Adopt,
+                _ => Response::Fail,
+            }
+        }
     };
     let validator = match &args.validate {
         Some(v) if !v.trim().is_empty() => {
@@ -113,6 +134,7 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
     Ok(Reaction {
         response,
         validator,
+        warnings,
     })
 }
 
@@ -131,7 +153,7 @@ fn app_target(args: &ProbeArgs) -> Target {
 fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failure> {
     let reaction = reaction(args)?;
     let opened = baseline::open(&args.watch)?;
-    let mut warnings = Vec::new();
+    let mut warnings = reaction.warnings.clone();
     let mut answer = None;
     let mut called = Called::Not;
     let mut validated = false;

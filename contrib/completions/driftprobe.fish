@@ -55,7 +55,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l stagg
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-drift -d 'What to do once drift outlasts the grace window' -r -f -a "fail\t'Fail the probe (liveness: the kubelet restarts the container)'
 reload\t'Signal the app to reload, adopt the new config as baseline, pass'
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
@@ -79,7 +79,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l stag
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-drift -d 'What to do once drift outlasts the grace window' -r -f -a "fail\t'Fail the probe (liveness: the kubelet restarts the container)'
 reload\t'Signal the app to reload, adopt the new config as baseline, pass'
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r

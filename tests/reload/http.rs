@@ -474,3 +474,78 @@ fn env_drift_is_not_reloaded_over_http() {
     }
     assert!(server.heads().is_empty(), "{:?}", server.heads());
 }
+
+/// The reload options are checked whenever they are given, not only with
+/// `--on-drift reload`; given without it (a pod env var shared by both
+/// probes) they are a warning, never a reason to fail.
+#[test]
+fn reload_options_without_on_drift_reload_are_checked_and_warned_about() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    for (sub, args, why) in [
+        (
+            "liveness",
+            vec!["--reload-url", "https://nope/"],
+            "https is not supported",
+        ),
+        (
+            "readiness",
+            vec!["--reload-url", "http://prometheus/"],
+            "resolves no host names",
+        ),
+        (
+            "liveness",
+            vec!["--on-drift", "adopt", "--reload-url", "127.0.0.1:9090"],
+            "expected http://",
+        ),
+        (
+            "liveness",
+            vec![
+                "--reload-url",
+                "http://127.0.0.1/",
+                "--reload-method",
+                "post it",
+            ],
+            "--reload-method",
+        ),
+        ("readiness", vec!["--signal", "BOGUS"], "unknown signal"),
+    ] {
+        let out = env.on_vol(sub, &args);
+        out.no_panic();
+        assert_eq!(out.code, 2, "{sub} {args:?}: {out}");
+        assert!(out.stderr.contains(why), "{sub} {args:?}: {out}");
+    }
+    for (sub, args, flag) in [
+        (
+            "readiness",
+            vec!["--reload-url", "http://127.0.0.1:9/"],
+            "--reload-url",
+        ),
+        (
+            "liveness",
+            vec!["--on-drift", "adopt", "--reload-url", "http://127.0.0.1:9/"],
+            "--reload-url",
+        ),
+        ("liveness", vec!["--signal", "USR1"], "--signal"),
+    ] {
+        let out = env.on_vol(sub, &args);
+        out.expect(0, "ok:");
+        assert!(
+            out.stderr.contains(&format!(
+                "warning: {flag} is ignored without --on-drift reload"
+            )),
+            "{sub} {args:?}: {out}"
+        );
+    }
+    // The same from the pod's environment.
+    let mut cmd = env.cmd("readiness");
+    cmd.env("DRIFTPROBE_RELOAD_URL", "http://127.0.0.1:9/")
+        .arg(env.vol.path());
+    let out = run(&mut cmd);
+    out.expect(0, "ok:");
+    assert!(out.stderr.contains("--reload-url is ignored"), "{out}");
+    // Nothing to warn about when the reload options are not given.
+    let out = env.on_vol("readiness", &[]);
+    assert!(out.stderr.is_empty(), "{out}");
+}
