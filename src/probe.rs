@@ -11,7 +11,7 @@
 
 use crate::action::{self, Target};
 use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
-use crate::cli::{OnDrift, OnError, ProbeArgs};
+use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
 use crate::state::{Drift, Reload, State};
@@ -431,11 +431,11 @@ impl Look<'_> {
                 let hold = hold.unwrap_or(Hold::Validating);
                 let within_grace = matches!(plain, Verdict::Drifting { .. });
                 let code = match (self.kind, args.on_invalid) {
-                    (Kind::Liveness, _) | (Kind::Readiness, OnError::Pass) => Code::Healthy,
+                    (Kind::Liveness, _) | (Kind::Readiness, OnInvalid::Pass) => Code::Healthy,
                     (Kind::Readiness, _) if hold == Hold::Validating && within_grace => {
                         Code::Healthy
                     }
-                    (Kind::Readiness, OnError::Fail) => Code::Drift,
+                    (Kind::Readiness, OnInvalid::Fail) => Code::Drift,
                 };
                 (code, hold.line(&what, since))
             }
