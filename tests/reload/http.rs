@@ -123,6 +123,28 @@ fn reload_probe(env: &TestEnv, url: &str, extra: &[&str]) -> Out {
     env.on_vol("liveness", &args)
 }
 
+/// A reload probe (`--reload-timeout 5s`) in a thread, returned once the
+/// server got its request: the answer is still to come.
+fn reload_under_way(env: &TestEnv, server: &Fake) -> std::thread::JoinHandle<Out> {
+    let mut cmd = env.cmd("liveness");
+    cmd.args([
+        "--grace",
+        "0",
+        "--on-drift",
+        "reload",
+        "--reload-timeout",
+        "5s",
+    ])
+    .args(["--reload-url", &server.url()])
+    .arg(env.vol.path());
+    let slow = std::thread::spawn(move || Out::from_output(cmd.output().unwrap()));
+    assert!(
+        wait_until(Duration::from_secs(5), || !server.heads().is_empty()),
+        "the reload request was not made"
+    );
+    slow
+}
+
 /// The baseline is still `d1` and no reload was recorded.
 #[track_caller]
 fn baseline_kept(env: &TestEnv, d1: &str) {
@@ -219,24 +241,7 @@ fn the_method_is_configurable() {
 fn files_that_change_during_the_request_are_asked_about_again() {
     let server = Fake::start(Behaviour::Answer(Duration::from_millis(1_000), OK));
     let (env, d1, _) = drifted_env();
-    let slow = {
-        let mut cmd = env.cmd("liveness");
-        cmd.args([
-            "--grace",
-            "0",
-            "--on-drift",
-            "reload",
-            "--reload-timeout",
-            "5s",
-        ])
-        .args(["--reload-url", &server.url()])
-        .arg(env.vol.path());
-        std::thread::spawn(move || Out::from_output(cmd.output().unwrap()))
-    };
-    assert!(
-        wait_until(Duration::from_secs(5), || !server.heads().is_empty()),
-        "the reload request was not made"
-    );
+    let slow = reload_under_way(&env, &server);
     env.vol.write(&[("app.conf", "v3\n")]);
     let d3 = env.digest();
     let out = slow.join().unwrap();
@@ -388,24 +393,7 @@ fn a_connect_that_hangs_times_out() {
 fn a_slow_reload_does_not_hold_the_lock() {
     let server = Fake::start(Behaviour::Answer(Duration::from_millis(2_500), OK));
     let (env, _, _) = drifted_env();
-    let slow = {
-        let mut cmd = env.cmd("liveness");
-        cmd.args([
-            "--grace",
-            "0",
-            "--on-drift",
-            "reload",
-            "--reload-timeout",
-            "5s",
-        ])
-        .args(["--reload-url", &server.url()])
-        .arg(env.vol.path());
-        std::thread::spawn(move || Out::from_output(cmd.output().unwrap()))
-    };
-    assert!(
-        wait_until(Duration::from_secs(5), || !server.heads().is_empty()),
-        "the reload request was not made"
-    );
+    let slow = reload_under_way(&env, &server);
     let start = Instant::now();
     let other = env.on_vol("readiness", &["--grace", "1h"]);
     assert!(
