@@ -66,6 +66,17 @@ fn a_full_state_disk_does_not_change_the_verdict() {
     let out = on(&env, &state, "liveness", "1h");
     assert!(out.stderr.contains("No space left on device"), "{out}");
     assert!(out.stderr.contains("not remembered"), "{out}");
+    // A temp file that could not be written is not left holding space.
+    let left: Vec<_> = fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "temp files left on the full disk: {left:?}"
+    );
     // Not remembered, yet not forgotten: the drift is dated by the
     // kubelet's write, so a 2 s grace window ends 2 s after it.
     std::thread::sleep(std::time::Duration::from_millis(2_100));
