@@ -271,19 +271,12 @@ impl Look<'_> {
         if st.baseline.is_some() {
             let base = st.baseline.as_ref().map(|b| b.digest.as_str());
             st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), clock);
-            let first_seen = previous.as_ref().is_some_and(|p| p.drift.is_none());
-            if first_seen && st.drift.is_some() && locked.save(&st).is_err() {
-                // A drift that cannot be remembered (state dir full or
-                // read-only) would start its grace window again at every
-                // probe: date it from the files instead. The kubelet's
-                // swap is the newest ctime in the tree, never before the
-                // drift began, so the window can only end late, not early.
-                st.drift = st
-                    .drift
-                    .take()
-                    .map(|d| dated_by_ctime(d, snap.newest_change_ns));
-            }
         }
+        // Dated by the files instead if it cannot be saved (below).
+        let first_seen = st.drift.is_some() && previous.as_ref().is_some_and(|p| p.drift.is_none());
+        // Without a recorded baseline a look that cannot be saved has
+        // nothing to stand on.
+        let baseline_recorded = previous.as_ref().is_some_and(|p| p.baseline.is_some());
         // Environment variables the app started with vs the files they
         // came from: each probe updates only the variables it was given.
         // When they cannot be read, the files are still judged and the drift
@@ -377,6 +370,38 @@ impl Look<'_> {
             st.validating = None;
         }
 
+        // What this look learned is saved before it is judged and acted
+        // on: one save, and only when something changed (an unchanged
+        // tree costs no write).
+        let mut unsaved = None;
+        if Some(&st) != previous.as_ref() {
+            match locked.save(&st) {
+                Ok(()) => {}
+                // A full or read-only state dir: the verdict comes from the
+                // recorded baseline and stands; only this look is not
+                // remembered.
+                Err(e) if baseline_recorded => {
+                    warnings.push(format!(
+                        "driftprobe: warning: {e}; judged by the recorded baseline, but this look is not remembered"
+                    ));
+                    if first_seen {
+                        // A drift that cannot be remembered would start its
+                        // grace window again at every probe: date it from
+                        // the files instead. The kubelet's swap is the
+                        // newest ctime in the tree, never before the drift
+                        // began, so the window can only end late, not
+                        // early.
+                        let start = time::ticks_to_boot_ms(opened.container.init_start_ticks);
+                        st.drift = st
+                            .drift
+                            .take()
+                            .map(|d| dated_by_ctime(d, snap.newest_change_ns, Some(start)));
+                    }
+                    unsaved = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let drift = verdict::combine(st.drift.as_ref(), env_since);
         // The hostname is read only when a stagger asks for it.
         let offset = if args.stagger.is_zero() {
@@ -405,6 +430,8 @@ impl Look<'_> {
 
         // Set when the reload request is to be sent (after saving).
         let mut call = false;
+        // Set when the response changed the state (a new baseline).
+        let mut adopted = false;
         let (code, line) = match verdict {
             Verdict::Healthy => {
                 let b = st.baseline.as_ref();
@@ -453,7 +480,10 @@ impl Look<'_> {
                 ),
                 Response::Reload(signal, target) => {
                     match reload(&proc_root, *signal, target, &mut st, &snap, now) {
-                        Ok(done) => (Code::Healthy, format!("reloaded: {what}: {done}")),
+                        Ok(done) => {
+                            adopted = true;
+                            (Code::Healthy, format!("reloaded: {what}: {done}"))
+                        }
                         Err(why) => (Code::Drift, format!("{overdue}; reload failed: {why}")),
                     }
                 }
@@ -464,6 +494,7 @@ impl Look<'_> {
                     }
                     Called::Answered(digest, Ok(said)) if *digest == snap.digest => {
                         let target = http.url.to_string();
+                        adopted = true;
                         let was = record_reload(&mut st, &http.method, 0, target, &snap, now);
                         (
                             Code::Healthy,
@@ -478,7 +509,11 @@ impl Look<'_> {
                         format!("{overdue}; the files changed again during the reload request: asking again on the next probe"),
                     ),
                 },
+                // Adopting changes nothing in the app: when it cannot be
+                // remembered (warned on stderr) the next probe adopts again,
+                // harmlessly.
                 Response::Adopt => {
+                    adopted = true;
                     adopt(&mut st, &snap, now, "adopt");
                     (
                         Code::Healthy,
@@ -489,17 +524,12 @@ impl Look<'_> {
             }
         };
 
-        if Some(&st) != previous.as_ref() {
+        // The new baseline; a failure to save it was a failure to save
+        // the look as well, already warned about.
+        if adopted && unsaved.is_none() {
             if let Err(e) = locked.save(&st) {
-                // A full or read-only state dir: the verdict came from the
-                // recorded baseline and stands; only this look is not
-                // remembered. Without a recorded baseline there is nothing
-                // to stand on.
-                if previous.as_ref().is_none_or(|p| p.baseline.is_none()) {
-                    return Err(e.into());
-                }
                 warnings.push(format!(
-                    "driftprobe: warning: {e}; judged by the recorded baseline, but this look is not remembered"
+                    "driftprobe: warning: {e}; the new baseline is not remembered"
                 ));
             }
         }
@@ -607,13 +637,27 @@ impl Hold {
 }
 
 /// `d` moved back to `newest_change_ns` (a ctime) when that is earlier,
-/// on both clocks.
-fn dated_by_ctime(mut d: Drift, newest_change_ns: Option<i64>) -> Drift {
+/// on both clocks. The distance is measured on the wall clock, which may
+/// have stepped forward since the change: on the boot clock the start is
+/// kept from going further back than `floor_boot` (the container's start,
+/// before which the baseline did not exist to drift from), so a step
+/// cannot end the window before the container even ran for it.
+fn dated_by_ctime(
+    mut d: Drift,
+    newest_change_ns: Option<i64>,
+    floor_boot: Option<Millis>,
+) -> Drift {
     if let Some(changed) = newest_change_ns.map(|ns| ns.div_euclid(1_000_000)) {
         let back = d.since.saturating_sub(changed);
         if back > 0 {
             d.since = changed;
-            d.since_boot = d.since_boot.map(|b| b.saturating_sub(back));
+            d.since_boot = d.since_boot.map(|b| {
+                let moved = b.saturating_sub(back);
+                match floor_boot {
+                    Some(floor) if floor <= b => moved.max(floor),
+                    _ => moved.max(0),
+                }
+            });
         }
     }
     d
@@ -809,11 +853,22 @@ mod tests {
             },
             None,
         );
-        let moved = dated_by_ctime(d.clone(), Some((T0 - 20_000) * 1_000_000 + 5));
+        let moved = dated_by_ctime(d.clone(), Some((T0 - 20_000) * 1_000_000 + 5), Some(10_000));
         assert_eq!((moved.since, moved.since_boot), (T0 - 20_000, Some(30_000)));
         // A ctime after the first look (clock stepped) moves nothing.
-        assert_eq!(dated_by_ctime(d.clone(), Some((T0 + 1) * 1_000_000)), d);
-        assert_eq!(dated_by_ctime(d.clone(), None), d);
+        assert_eq!(
+            dated_by_ctime(d.clone(), Some((T0 + 1) * 1_000_000), Some(10_000)),
+            d
+        );
+        assert_eq!(dated_by_ctime(d.clone(), None, Some(10_000)), d);
+        // The wall clock stepped forward an hour between the change and
+        // the look: on the boot clock the drift starts no earlier than the
+        // container (10 s after boot), not an hour before the look.
+        let stepped = dated_by_ctime(d.clone(), Some((T0 - 3_600_000) * 1_000_000), Some(10_000));
+        assert_eq!(stepped.since_boot, Some(10_000));
+        // Without the container's start: never before boot.
+        let stepped = dated_by_ctime(d.clone(), Some((T0 - 3_600_000) * 1_000_000), None);
+        assert_eq!(stepped.since_boot, Some(0));
     }
 
     #[test]

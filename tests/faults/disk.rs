@@ -171,3 +171,51 @@ fn a_state_dir_of_another_user_is_refused_clearly() {
         "refused clearly / private subdir",
     );
 }
+
+/// The state file is written once per look that changed something: a
+/// drift's first look (when its grace window starts) is one save, not a
+/// trial save and then the real one; an unchanged look writes nothing.
+#[test]
+fn a_drift_onset_is_saved_once() {
+    if std::process::Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        crate::support::skip_e2e("a_drift_onset_is_saved_once", "strace is not installed");
+        return;
+    }
+    let env = TestEnv::new();
+    env.vol.write(&[("app.yaml", "v: 1\n")]);
+    env.init();
+    let log = env.path("strace.log");
+    let saves = |grace: &str| {
+        let out = std::process::Command::new("strace")
+            .args(["-f", "-qq", "-e", "trace=rename,renameat,renameat2", "-o"])
+            .arg(&log)
+            .arg(crate::support::BIN)
+            .arg("liveness")
+            .arg("--state-dir")
+            .arg(&env.state_dir)
+            .args(["--grace", grace])
+            .arg(env.vol.path())
+            .env_clear()
+            .output()
+            .unwrap();
+        let out = Out::from_output(out);
+        out.no_panic();
+        let renames = fs::read_to_string(&log).unwrap_or_default();
+        let n = renames.lines().filter(|l| l.contains(".json")).count();
+        (out, n, renames)
+    };
+    let (out, n, log_text) = saves("1h");
+    out.ok();
+    assert_eq!(n, 0, "an unchanged look writes nothing: {log_text}");
+    env.vol.write(&[("app.yaml", "v: 2\n")]);
+    let (out, n, log_text) = saves("1h");
+    out.expect(0, "drift:");
+    assert_eq!(n, 1, "one save at the drift's onset: {log_text}");
+    let (out, n, log_text) = saves("1h");
+    out.expect(0, "drift:");
+    assert_eq!(n, 0, "the drift is remembered, nothing new: {log_text}");
+}
