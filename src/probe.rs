@@ -356,7 +356,19 @@ impl Look<'_> {
                         pgid: None,
                         leader_start: None,
                     });
-                    locked.save(&st)?;
+                    // The marker only keeps a concurrent probe from running
+                    // the same validator at the same time: a state dir that
+                    // cannot hold it (full, read-only) costs that, not the
+                    // verdict, once a baseline is recorded.
+                    if let Err(e) = locked.save(&st) {
+                        if !baseline_recorded {
+                            return Err(e.into());
+                        }
+                        warnings.push(format!(
+                            "driftprobe: warning: {e}; validating without a marker (another probe may validate \
+                             the same config meanwhile, and the answer is not remembered)"
+                        ));
+                    }
                     return Ok(Step::Validate(snap.digest.clone()));
                 }
             }

@@ -172,6 +172,48 @@ fn a_state_dir_of_another_user_is_refused_clearly() {
     );
 }
 
+/// `--validate` writes a "being validated" marker before running the
+/// validator. A state dir that cannot hold it must not turn every drift
+/// into "cannot determine" (liveness would pass on it forever): the
+/// validator runs without the marker and the verdict stands.
+#[test]
+fn a_read_only_state_dir_does_not_stop_validation() {
+    let (env, fs_, state) = baseline_on_tmpfs("1m");
+    fs_.remount("ro");
+    let probe = |sub: &str, grace: &str, validate: &str| {
+        let mut cmd = driftprobe();
+        cmd.arg(sub)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--grace", grace, "--validate", validate])
+            .arg(env.vol.path());
+        let out = run(&mut cmd);
+        out.no_panic();
+        out
+    };
+    probe("liveness", "0s", "true").ok();
+    env.vol.write(&[("app.yaml", "v: 2\n")]);
+    for sub in ["liveness", "readiness"] {
+        let out = probe(sub, "0s", "true");
+        assert_eq!(
+            out.code, 1,
+            "{sub}: a valid drift past grace must fail: {out}"
+        );
+        assert!(out.stdout.starts_with("drift:"), "{sub}: {out}");
+        assert!(out.stderr.contains("validating without a marker"), "{out}");
+        probe(sub, "1h", "true").expect(0, "drift:");
+        // A config the validator rejects is held, not "cannot determine".
+        probe(sub, "0s", "false").expect(0, "invalid:");
+    }
+    tally(
+        "state dir read-only, --validate",
+        7,
+        0,
+        0,
+        "validated without the marker",
+    );
+}
+
 /// The state file is written once per look that changed something: a
 /// drift's first look (when its grace window starts) is one save, not a
 /// trial save and then the real one; an unchanged look writes nothing.
