@@ -385,10 +385,11 @@ impl Look<'_> {
         // What this look learned is saved before it is judged and acted
         // on: one save, and only when something changed (an unchanged
         // tree costs no write).
+        let mut saved = false;
         let mut unsaved = None;
         if Some(&st) != previous.as_ref() {
             match locked.save(&st) {
-                Ok(()) => {}
+                Ok(()) => saved = true,
                 // A full or read-only state dir: the verdict comes from the
                 // recorded baseline and stands; only this look is not
                 // remembered.
@@ -409,7 +410,7 @@ impl Look<'_> {
                             .take()
                             .map(|d| dated_by_ctime(d, snap.newest_change_ns, Some(start)));
                     }
-                    unsaved = Some(e);
+                    unsaved = Some(e.to_string());
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -440,6 +441,20 @@ impl Look<'_> {
             )
         };
 
+        // A reload must be remembered: one that is not would be sent again
+        // at every probe (a SIGHUP or POST each period, each printing
+        // "reloaded"). So it is made only once this look is known to be
+        // saved; a state dir that cannot be written turns it into a plain
+        // drift: after the grace window liveness fails and the kubelet
+        // restarts the container onto the new config, the safe fallback.
+        let reload_due = matches!(verdict, Verdict::Overdue { .. })
+            && env_drift.is_empty()
+            && matches!(self.called, Called::Not)
+            && matches!(reaction.response, Response::Reload(..) | Response::Http(_));
+        let cannot_remember = match reload_due {
+            true => remember(locked, &st, unsaved.as_deref(), saved).err(),
+            false => None,
+        };
         // Set when the reload request is to be sent (after saving).
         let mut call = false;
         // Set when the response changed the state (a new baseline).
@@ -489,6 +504,14 @@ impl Look<'_> {
                 Response::Reload(..) | Response::Http(..) | Response::Adopt if !env_drift.is_empty() => (
                     Code::Drift,
                     format!("{overdue}; a reload cannot change environment variables, only a restart can"),
+                ),
+                Response::Reload(..) | Response::Http(_) if cannot_remember.is_some() => (
+                    Code::Drift,
+                    format!(
+                        "{overdue}; not reloaded, the state dir cannot be written ({}): a reload that is not \
+                         remembered would be repeated at every probe",
+                        cannot_remember.as_deref().unwrap_or_default()
+                    ),
                 ),
                 Response::Reload(signal, target) => {
                     match reload(&proc_root, *signal, target, &mut st, &snap, now) {
@@ -645,6 +668,18 @@ impl Hold {
                 format!("validating: {what} since {since} is being validated, keeping the running config meanwhile")
             }
         }
+    }
+}
+
+/// Whether this look's state is saved, or can be: `unsaved` is why its
+/// save failed; a look that had nothing new to save (`saved` false) writes
+/// the same state again to find out (one more write per reload, not per
+/// probe).
+fn remember(locked: &Locked, st: &State, unsaved: Option<&str>, saved: bool) -> Result<(), String> {
+    match unsaved {
+        Some(why) => Err(why.to_string()),
+        None if saved => Ok(()),
+        None => locked.save(st).map_err(|e| e.to_string()),
     }
 }
 

@@ -214,6 +214,121 @@ fn a_read_only_state_dir_does_not_stop_validation() {
     );
 }
 
+/// A reload that cannot be remembered would be repeated at every probe:
+/// with a read-only state dir the probe does not reload at all and reports
+/// the drift as a drift (grace applies; liveness then restarts).
+#[test]
+fn a_read_only_state_dir_never_reloads() {
+    use std::process::{Command, Stdio};
+    let (env, fs_, state) = baseline_on_tmpfs("1m");
+    let hups = env.path("hups");
+    // Killed and reaped on drop, also when an assertion fails.
+    struct App(std::process::Child);
+    impl Drop for App {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let app = App(Command::new("sh")
+        .args([
+            "-c",
+            &format!(
+                "trap 'echo got >> {}' HUP; while :; do sleep 0.05; done",
+                hups.display()
+            ),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let pid = app.0.id().to_string();
+    // Wait for the handler (SigCgt bit 1): without it the probe refuses to
+    // signal, and the test would pass for the wrong reason.
+    let handles_hup = || {
+        fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & 1 != 0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !handles_hup() {
+        assert!(std::time::Instant::now() < deadline, "no HUP handler");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let count = || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        fs::read_to_string(&hups)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    let reload = |grace: &str| {
+        let mut cmd = driftprobe();
+        cmd.arg("liveness")
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--grace", grace, "--on-drift", "reload", "--signal", "HUP"])
+            .args(["--pid", &pid])
+            .arg(env.vol.path());
+        let out = run(&mut cmd);
+        out.no_panic();
+        out
+    };
+    fs_.remount("ro");
+    env.vol.write(&[("app.yaml", "v: 2\n")]);
+    reload("1h").expect(0, "drift:");
+    for _ in 0..3 {
+        let out = reload("0s");
+        assert_eq!(out.code, 1, "{out}");
+        assert!(out.stdout.starts_with("drift:"), "{out}");
+        assert!(
+            out.stdout
+                .contains("not reloaded, the state dir cannot be written"),
+            "{out}"
+        );
+        assert!(!out.stdout.contains("reloaded:"), "{out}");
+    }
+    assert_eq!(count(), 0, "no reload that cannot be remembered");
+    // The same over HTTP: no request is made.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/-/reload", listener.local_addr().unwrap());
+    let mut cmd = driftprobe();
+    cmd.arg("liveness")
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--grace", "0", "--on-drift", "reload", "--reload-url", &url])
+        .arg(env.vol.path());
+    let out = run(&mut cmd);
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stdout
+            .contains("not reloaded, the state dir cannot be written"),
+        "{out}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a reload request was made: {out}"
+    );
+    // Writable again: exactly one reload, remembered.
+    fs_.remount("rw");
+    reload("0s").expect(0, "reloaded:");
+    reload("0s").ok();
+    assert_eq!(count(), 1);
+    drop(app);
+    tally(
+        "state dir read-only, --on-drift reload",
+        6,
+        0,
+        0,
+        "no reload until it can be remembered",
+    );
+}
+
 /// The state file is written once per look that changed something: a
 /// drift's first look (when its grace window starts) is one save, not a
 /// trial save and then the real one; an unchanged look writes nothing.
