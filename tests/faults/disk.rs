@@ -322,7 +322,7 @@ fn a_read_only_state_dir_never_reloads() {
     drop(app);
     tally(
         "state dir read-only, --on-drift reload",
-        6,
+        7,
         0,
         0,
         "no reload until it can be remembered",
