@@ -42,7 +42,8 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0        healthy, drift inside the grace window, or the command did its job
   1        drift past the grace window (liveness, readiness); any drift (status)
-  2        usage error: unknown option, bad duration, glob or signal name
+  2        usage error: unknown option, bad duration, glob or signal name, bad
+           --reload-url or --reload-method, --validate command not in PATH
   3        cannot determine (unreadable path or /proc, unusable state dir, lock
            timeout); liveness passes instead unless --on-error fail
   126/127  run: CMD cannot be executed / was not found";
@@ -225,11 +226,22 @@ pub enum OnError {
     Fail,
 }
 
+/// Readiness while a new config fails --validate (not an `OnError`: an
+/// invalid config is a verdict, exit 1, not "cannot determine", exit 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnInvalid {
+    /// Exit 0: keep serving on the running config (the reason is printed).
+    Pass,
+    /// Exit 1: the pod leaves its Services until the config is fixed.
+    Fail,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OnDrift {
     /// Fail the probe (liveness: the kubelet restarts the container).
     Fail,
-    /// Signal the app to reload, adopt the new config as baseline, pass.
+    /// Signal the app to reload (or call --reload-url), adopt the new
+    /// config as baseline, pass.
     Reload,
     /// Adopt the new config as baseline and pass (apps that reload by
     /// themselves; with --validate, readiness still guards bad configs).
@@ -254,14 +266,12 @@ pub struct ProbeArgs {
     /// What to do once drift outlasts the grace window.
     #[arg(long, value_enum, env = "DRIFTPROBE_ON_DRIFT", default_value = "fail")]
     pub on_drift: OnDrift,
-    /// Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...).
-    #[arg(
-        long,
-        value_name = "NAME",
-        env = "DRIFTPROBE_SIGNAL",
-        default_value = "HUP"
-    )]
-    pub signal: String,
+    /// Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default:
+    /// HUP].
+    // No clap default: a --signal given without --on-drift reload is
+    // warned about, so the probe must see whether it was given.
+    #[arg(long, value_name = "NAME", env = "DRIFTPROBE_SIGNAL")]
+    pub signal: Option<String>,
     /// --on-drift reload by an HTTP request instead of a signal:
     /// http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS).
     #[arg(
@@ -317,7 +327,7 @@ pub struct ProbeArgs {
         env = "DRIFTPROBE_ON_INVALID",
         default_value = "pass"
     )]
-    pub on_invalid: OnError,
+    pub on_invalid: OnInvalid,
     /// Environment variable NAME the app started with must equal the
     /// content of PATH (the same ConfigMap key mounted as a file); repeatable.
     #[arg(long = "env", value_name = "NAME=PATH", env = "DRIFTPROBE_ENV", value_delimiter = ',', value_parser = parse_env_pair)]
@@ -656,6 +666,21 @@ mod tests {
         assert_eq!(p.reload_timeout, Duration::from_millis(500));
         let err = probe(&["--reload-url", "http://127.0.0.1/", "--signal", "HUP"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn on_invalid_help_shows_the_exit_codes_it_returns() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        let readiness = cli.find_subcommand_mut("readiness").unwrap();
+        let help = readiness.render_long_help().to_string();
+        let on_invalid = &help[help.find("--on-invalid").unwrap()..];
+        let on_invalid = &on_invalid[..on_invalid.find("\n      --").unwrap()];
+        assert!(on_invalid.contains("fail: Exit 1"), "{on_invalid}");
+        assert!(!on_invalid.contains("Exit 3"), "{on_invalid}");
+        assert!(help.contains("--reload-url"), "{help}");
+        let reload = &help[help.find("reload: ").unwrap()..];
+        assert!(reload[..120].contains("--reload-url"), "{reload}");
     }
 
     #[test]

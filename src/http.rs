@@ -18,11 +18,11 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::time::{Duration, Instant};
 
-/// At most this much of an answer is read: the status line, the headers
-/// and the start of the body (for the reason of a failure).
+/// At most this much of an answer is read, looking for the end of the
+/// status line: nothing after it is read.
 const MAX_ANSWER: usize = 4096;
-/// At most this many characters of a reason are shown.
-const REASON_CHARS: usize = 100;
+/// At most this many characters of a reason phrase are shown.
+const REASON_CHARS: usize = 60;
 
 /// A parsed `http://` URL with an IP address to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,10 +195,13 @@ impl std::fmt::Display for Url {
     }
 }
 
-/// Sends `METHOD url` (no body, `Connection: close`) and reads the answer,
-/// all within `timeout`. What happened, to be read after "METHOD URL":
-/// `Ok("answered 200")` for a 2xx; otherwise `Err` with the status code,
-/// reason and first line of the body, or why there was no HTTP answer.
+/// Sends `METHOD url` (no body, `Connection: close`) and reads the status
+/// line of the answer, all within `timeout`. What happened, to be read
+/// after "METHOD URL": `Ok("answered 200")` for a 2xx; otherwise `Err` with
+/// the status code and reason phrase, or why there was no HTTP answer.
+///
+/// Never the body: an app's error page may quote its config, which can be
+/// a Secret, and the probe's line ends up in the pod's events.
 pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
     let late = || format!("gave no answer within {}", format_duration(timeout));
@@ -214,13 +217,19 @@ pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, Str
         url.target, url.host,
     );
     let mut stream = connect(url, timeout).map_err(failed)?;
+    // What the connect left of the deadline, not the whole timeout again.
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(late());
+    }
+    set_timeout(&stream, libc::SO_SNDTIMEO, left).map_err(failed)?;
     stream.write_all(head.as_bytes()).map_err(failed)?;
-    // Read until a 2xx status line is in (its body does not matter), the
-    // end of the answer (the server closes after it: Connection: close),
-    // MAX_ANSWER bytes, or the deadline.
+    // Read until the status line is in: nothing after it matters, and a
+    // server that ignores `Connection: close` must not hold the probe to
+    // the deadline. Or MAX_ANSWER bytes, the end, or the deadline.
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
-    while buf.len() < MAX_ANSWER && status_line(&buf).is_none_or(|(code, _)| code / 100 != 2) {
+    while buf.len() < MAX_ANSWER && status_line(&buf).is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -235,20 +244,11 @@ pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, Str
     }
     match status_line(&buf) {
         Some((code, _)) if code / 100 == 2 => Ok(format!("answered {code}")),
-        Some((code, reason)) => {
-            // A failure's body often says why (Prometheus: "failed to
-            // reload config: ..."): its first line follows the reason.
-            let said = format!("answered {code} {reason}");
-            let said = said.trim_end();
-            let body = one_line(find(&buf, b"\r\n\r\n").map_or(&[][..], |i| &buf[i + 4..]));
-            Err(match body.is_empty() || body == reason {
-                true => said.to_string(),
-                false => format!("{said}: {body}"),
-            })
-        }
+        Some((code, reason)) => Err(format!("answered {code} {reason}").trim_end().to_string()),
         None if Instant::now() >= deadline => Err(late()),
         None if buf.is_empty() => Err("closed the connection without an answer".into()),
-        None => Err(format!("answered, but not in HTTP: {}", one_line(&buf))),
+        // Not even its first line is shown: it is not known what it holds.
+        None => Err("answered, but not with an HTTP/1.x status line".into()),
     }
 }
 
@@ -274,16 +274,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// The first line of `bytes` that says something (not blank, not a hex
-/// chunk size), control characters replaced, cut to `REASON_CHARS`
-/// characters: never more than one short line.
+/// The first line of `bytes`, trimmed, control characters replaced, cut
+/// to `REASON_CHARS` characters: never more than one short line.
 fn one_line(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let line = text
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.bytes().all(|b| b.is_ascii_hexdigit()))
-        .unwrap_or("");
+    let line = text.lines().next().unwrap_or("").trim();
     let mut out: String = line
         .chars()
         .take(REASON_CHARS)
@@ -379,10 +374,12 @@ mod tests {
         let long = format!("HTTP/1.0 404 {}\n", "x".repeat(500));
         let (_, reason) = status_line(long.as_bytes()).unwrap();
         assert_eq!(reason.chars().count(), REASON_CHARS + 1);
-        // A chunk size line is skipped, control characters replaced.
+        // Control characters replaced; a reason made of hex digits kept.
         assert_eq!(
-            one_line(b"\r\n1a\r\nnot ready\x1b[1m yet\r\n0\r\n"),
-            "not ready?[1m yet"
+            answer(b"HTTP/1.1 503 not ready\x1b[1m yet\r\n"),
+            Some("503 not ready?[1m yet".into())
         );
+        assert_eq!(answer(b"HTTP/1.1 400 Bad\r\n"), Some("400 Bad".into()));
+        assert_eq!(answer(b"HTTP/1.1 418 cafe\r\n"), Some("418 cafe".into()));
     }
 }

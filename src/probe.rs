@@ -11,7 +11,7 @@
 
 use crate::action::{self, Target};
 use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
-use crate::cli::{OnDrift, OnError, ProbeArgs};
+use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
 use crate::state::{Drift, Reload, State};
@@ -79,22 +79,43 @@ enum Response {
 struct Reaction {
     response: Response,
     validator: Option<Vec<String>>,
+    /// Options given that this probe does not use, for stderr.
+    warnings: Vec<String>,
 }
 
 fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
-    let response = match args.on_drift {
-        OnDrift::Fail => Response::Fail,
-        OnDrift::Adopt => Response::Adopt,
-        OnDrift::Reload => match &args.reload_url {
-            Some(url) => Response::Http(
-                action::HttpReload::new(url, &args.reload_method, args.reload_timeout)
-                    .map_err(Failure::Usage)?,
-            ),
-            None => Response::Reload(
-                action::parse_signal(&args.signal).map_err(Failure::Usage)?,
-                app_target(args),
-            ),
-        },
+    // The reload options are checked whenever they are given, used only
+    // with --on-drift reload. Given without it they are a warning, not an
+    // error: pod env vars (DRIFTPROBE_RELOAD_URL, DRIFTPROBE_SIGNAL) reach
+    // the readiness probe too, which rightly has no --on-drift reload.
+    let http = match &args.reload_url {
+        Some(url) => Some(
+            action::HttpReload::new(url, &args.reload_method, args.reload_timeout)
+                .map_err(Failure::Usage)?,
+        ),
+        None => None,
+    };
+    let signal =
+        action::parse_signal(args.signal.as_deref().unwrap_or("HUP")).map_err(Failure::Usage)?;
+    let mut warnings = Vec::new();
+    let response = match (args.on_drift, http) {
+        (OnDrift::Reload, Some(http)) => Response::Http(http),
+        (OnDrift::Reload, None) => Response::Reload(signal, app_target(args)),
+        (on_drift, _) => {
+            let unused = [
+                ("--reload-url", args.reload_url.is_some()),
+                ("--signal", args.signal.is_some()),
+            ];
+            for (flag, _) in unused.iter().filter(|(_, given)| *given) {
+                warnings.push(format!(
+                    "driftprobe: warning: {flag} is ignored without --on-drift reload"
+                ));
+            }
+            match on_drift {
+                OnDrift::Adopt => Response::Adopt,
+                _ => Response::Fail,
+            }
+        }
     };
     let validator = match &args.validate {
         Some(v) if !v.trim().is_empty() => {
@@ -113,6 +134,7 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
     Ok(Reaction {
         response,
         validator,
+        warnings,
     })
 }
 
@@ -131,7 +153,7 @@ fn app_target(args: &ProbeArgs) -> Target {
 fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failure> {
     let reaction = reaction(args)?;
     let opened = baseline::open(&args.watch)?;
-    let mut warnings = Vec::new();
+    let mut warnings = reaction.warnings.clone();
     let mut answer = None;
     let mut called = Called::Not;
     let mut validated = false;
@@ -257,19 +279,12 @@ impl Look<'_> {
         if st.baseline.is_some() {
             let base = st.baseline.as_ref().map(|b| b.digest.as_str());
             st.drift = verdict::track(base, &snap.digest, st.drift.as_ref(), clock);
-            let first_seen = previous.as_ref().is_some_and(|p| p.drift.is_none());
-            if first_seen && st.drift.is_some() && locked.save(&st).is_err() {
-                // A drift that cannot be remembered (state dir full or
-                // read-only) would start its grace window again at every
-                // probe: date it from the files instead. The kubelet's
-                // swap is the newest ctime in the tree, never before the
-                // drift began, so the window can only end late, not early.
-                st.drift = st
-                    .drift
-                    .take()
-                    .map(|d| dated_by_ctime(d, snap.newest_change_ns));
-            }
         }
+        // Dated by the files instead if it cannot be saved (below).
+        let first_seen = st.drift.is_some() && previous.as_ref().is_some_and(|p| p.drift.is_none());
+        // Without a recorded baseline a look that cannot be saved has
+        // nothing to stand on.
+        let baseline_recorded = previous.as_ref().is_some_and(|p| p.baseline.is_some());
         // Environment variables the app started with vs the files they
         // came from: each probe updates only the variables it was given.
         // When they cannot be read, the files are still judged and the drift
@@ -349,7 +364,19 @@ impl Look<'_> {
                         pgid: None,
                         leader_start: None,
                     });
-                    locked.save(&st)?;
+                    // The marker only keeps a concurrent probe from running
+                    // the same validator at the same time: a state dir that
+                    // cannot hold it (full, read-only) costs that, not the
+                    // verdict, once a baseline is recorded.
+                    if let Err(e) = locked.save(&st) {
+                        if !baseline_recorded {
+                            return Err(e.into());
+                        }
+                        warnings.push(format!(
+                            "driftprobe: warning: {e}; validating without a marker (another probe may validate \
+                             the same config meanwhile, and the answer is not remembered)"
+                        ));
+                    }
                     return Ok(Step::Validate(snap.digest.clone()));
                 }
             }
@@ -363,6 +390,39 @@ impl Look<'_> {
             st.validating = None;
         }
 
+        // What this look learned is saved before it is judged and acted
+        // on: one save, and only when something changed (an unchanged
+        // tree costs no write).
+        let mut saved = false;
+        let mut unsaved = None;
+        if Some(&st) != previous.as_ref() {
+            match locked.save(&st) {
+                Ok(()) => saved = true,
+                // A full or read-only state dir: the verdict comes from the
+                // recorded baseline and stands; only this look is not
+                // remembered.
+                Err(e) if baseline_recorded => {
+                    warnings.push(format!(
+                        "driftprobe: warning: {e}; judged by the recorded baseline, but this look is not remembered"
+                    ));
+                    if first_seen {
+                        // A drift that cannot be remembered would start its
+                        // grace window again at every probe: date it from
+                        // the files instead. The kubelet's swap is the
+                        // newest ctime in the tree, never before the drift
+                        // began, so the window can only end late, not
+                        // early.
+                        let start = time::ticks_to_boot_ms(opened.container.init_start_ticks);
+                        st.drift = st
+                            .drift
+                            .take()
+                            .map(|d| dated_by_ctime(d, snap.newest_change_ns, Some(start)));
+                    }
+                    unsaved = Some(e.to_string());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let drift = verdict::combine(st.drift.as_ref(), env_since);
         // The hostname is read only when a stagger asks for it.
         let offset = if args.stagger.is_zero() {
@@ -389,8 +449,24 @@ impl Look<'_> {
             )
         };
 
+        // A reload must be remembered: one that is not would be sent again
+        // at every probe (a SIGHUP or POST each period, each printing
+        // "reloaded"). So it is made only once this look is known to be
+        // saved; a state dir that cannot be written turns it into a plain
+        // drift: after the grace window liveness fails and the kubelet
+        // restarts the container onto the new config, the safe fallback.
+        let reload_due = matches!(verdict, Verdict::Overdue { .. })
+            && env_drift.is_empty()
+            && matches!(self.called, Called::Not)
+            && matches!(reaction.response, Response::Reload(..) | Response::Http(_));
+        let cannot_remember = match reload_due {
+            true => remember(locked, &st, unsaved.as_deref(), saved).err(),
+            false => None,
+        };
         // Set when the reload request is to be sent (after saving).
         let mut call = false;
+        // Set when the response changed the state (a new baseline).
+        let mut adopted = false;
         let (code, line) = match verdict {
             Verdict::Healthy => {
                 let b = st.baseline.as_ref();
@@ -417,11 +493,11 @@ impl Look<'_> {
                 let hold = hold.unwrap_or(Hold::Validating);
                 let within_grace = matches!(plain, Verdict::Drifting { .. });
                 let code = match (self.kind, args.on_invalid) {
-                    (Kind::Liveness, _) | (Kind::Readiness, OnError::Pass) => Code::Healthy,
+                    (Kind::Liveness, _) | (Kind::Readiness, OnInvalid::Pass) => Code::Healthy,
                     (Kind::Readiness, _) if hold == Hold::Validating && within_grace => {
                         Code::Healthy
                     }
-                    (Kind::Readiness, OnError::Fail) => Code::Drift,
+                    (Kind::Readiness, OnInvalid::Fail) => Code::Drift,
                 };
                 (code, hold.line(&what, since))
             }
@@ -433,13 +509,24 @@ impl Look<'_> {
                 );
                 match &reaction.response {
                 Response::Fail => (Code::Drift, overdue),
-                Response::Reload(..) | Response::Adopt if !env_drift.is_empty() => (
+                Response::Reload(..) | Response::Http(..) | Response::Adopt if !env_drift.is_empty() => (
                     Code::Drift,
                     format!("{overdue}; a reload cannot change environment variables, only a restart can"),
                 ),
+                Response::Reload(..) | Response::Http(_) if cannot_remember.is_some() => (
+                    Code::Drift,
+                    format!(
+                        "{overdue}; not reloaded, the state dir cannot be written ({}): a reload that is not \
+                         remembered would be repeated at every probe",
+                        cannot_remember.as_deref().unwrap_or_default()
+                    ),
+                ),
                 Response::Reload(signal, target) => {
                     match reload(&proc_root, *signal, target, &mut st, &snap, now) {
-                        Ok(done) => (Code::Healthy, format!("reloaded: {what}: {done}")),
+                        Ok(done) => {
+                            adopted = true;
+                            (Code::Healthy, format!("reloaded: {what}: {done}"))
+                        }
                         Err(why) => (Code::Drift, format!("{overdue}; reload failed: {why}")),
                     }
                 }
@@ -450,6 +537,7 @@ impl Look<'_> {
                     }
                     Called::Answered(digest, Ok(said)) if *digest == snap.digest => {
                         let target = http.url.to_string();
+                        adopted = true;
                         let was = record_reload(&mut st, &http.method, 0, target, &snap, now);
                         (
                             Code::Healthy,
@@ -464,7 +552,11 @@ impl Look<'_> {
                         format!("{overdue}; the files changed again during the reload request: asking again on the next probe"),
                     ),
                 },
+                // Adopting changes nothing in the app: when it cannot be
+                // remembered (warned on stderr) the next probe adopts again,
+                // harmlessly.
                 Response::Adopt => {
+                    adopted = true;
                     adopt(&mut st, &snap, now, "adopt");
                     (
                         Code::Healthy,
@@ -475,17 +567,12 @@ impl Look<'_> {
             }
         };
 
-        if Some(&st) != previous.as_ref() {
+        // The new baseline; a failure to save it was a failure to save
+        // the look as well, already warned about.
+        if adopted && unsaved.is_none() {
             if let Err(e) = locked.save(&st) {
-                // A full or read-only state dir: the verdict came from the
-                // recorded baseline and stands; only this look is not
-                // remembered. Without a recorded baseline there is nothing
-                // to stand on.
-                if previous.as_ref().is_none_or(|p| p.baseline.is_none()) {
-                    return Err(e.into());
-                }
                 warnings.push(format!(
-                    "driftprobe: warning: {e}; judged by the recorded baseline, but this look is not remembered"
+                    "driftprobe: warning: {e}; the new baseline is not remembered"
                 ));
             }
         }
@@ -592,14 +679,40 @@ impl Hold {
     }
 }
 
+/// Whether this look's state is saved, or can be: `unsaved` is why its
+/// save failed; a look that had nothing new to save (`saved` false) writes
+/// the same state again to find out (one more write per reload, not per
+/// probe).
+fn remember(locked: &Locked, st: &State, unsaved: Option<&str>, saved: bool) -> Result<(), String> {
+    match unsaved {
+        Some(why) => Err(why.to_string()),
+        None if saved => Ok(()),
+        None => locked.save(st).map_err(|e| e.to_string()),
+    }
+}
+
 /// `d` moved back to `newest_change_ns` (a ctime) when that is earlier,
-/// on both clocks.
-fn dated_by_ctime(mut d: Drift, newest_change_ns: Option<i64>) -> Drift {
+/// on both clocks. The distance is measured on the wall clock, which may
+/// have stepped forward since the change: on the boot clock the start is
+/// kept from going further back than `floor_boot` (the container's start,
+/// before which the baseline did not exist to drift from), so a step
+/// cannot end the window before the container even ran for it.
+fn dated_by_ctime(
+    mut d: Drift,
+    newest_change_ns: Option<i64>,
+    floor_boot: Option<Millis>,
+) -> Drift {
     if let Some(changed) = newest_change_ns.map(|ns| ns.div_euclid(1_000_000)) {
         let back = d.since.saturating_sub(changed);
         if back > 0 {
             d.since = changed;
-            d.since_boot = d.since_boot.map(|b| b.saturating_sub(back));
+            d.since_boot = d.since_boot.map(|b| {
+                let moved = b.saturating_sub(back);
+                match floor_boot {
+                    Some(floor) if floor <= b => moved.max(floor),
+                    _ => moved.max(0),
+                }
+            });
         }
     }
     d
@@ -795,11 +908,22 @@ mod tests {
             },
             None,
         );
-        let moved = dated_by_ctime(d.clone(), Some((T0 - 20_000) * 1_000_000 + 5));
+        let moved = dated_by_ctime(d.clone(), Some((T0 - 20_000) * 1_000_000 + 5), Some(10_000));
         assert_eq!((moved.since, moved.since_boot), (T0 - 20_000, Some(30_000)));
         // A ctime after the first look (clock stepped) moves nothing.
-        assert_eq!(dated_by_ctime(d.clone(), Some((T0 + 1) * 1_000_000)), d);
-        assert_eq!(dated_by_ctime(d.clone(), None), d);
+        assert_eq!(
+            dated_by_ctime(d.clone(), Some((T0 + 1) * 1_000_000), Some(10_000)),
+            d
+        );
+        assert_eq!(dated_by_ctime(d.clone(), None, Some(10_000)), d);
+        // The wall clock stepped forward an hour between the change and
+        // the look: on the boot clock the drift starts no earlier than the
+        // container (10 s after boot), not an hour before the look.
+        let stepped = dated_by_ctime(d.clone(), Some((T0 - 3_600_000) * 1_000_000), Some(10_000));
+        assert_eq!(stepped.since_boot, Some(10_000));
+        // Without the container's start: never before boot.
+        let stepped = dated_by_ctime(d.clone(), Some((T0 - 3_600_000) * 1_000_000), None);
+        assert_eq!(stepped.since_boot, Some(0));
     }
 
     #[test]

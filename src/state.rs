@@ -735,11 +735,11 @@ fn planted(uid: u32) -> String {
     format!("owned by uid {uid}, not us; refusing (another user may have planted it)")
 }
 
-/// Why a state dir could not be opened with O_DIRECTORY|O_NOFOLLOW.
 /// What to do about a state dir this user cannot use.
 const NOT_WRITABLE_HINT: &str =
     " (not usable by this user: mount an emptyDir and pass --state-dir)";
 
+/// Why a state dir could not be opened with O_DIRECTORY|O_NOFOLLOW.
 fn describe_open_error(e: Errno, lstat: io::Result<fs::Metadata>) -> String {
     match (e, lstat) {
         (Errno::ELOOP | Errno::ENOTDIR, Ok(m)) if m.file_type().is_symlink() => {
@@ -805,13 +805,24 @@ impl Locked {
         .map_err(|e| fail(&tmp_path, e))?;
         // SAFETY: openat just returned this descriptor; nothing else owns it.
         let mut f = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
-        f.write_all(json.as_bytes())
+        // A temp file that cannot be completed (ENOSPC) goes at once: left
+        // in place it would hold space on a full disk until the next save.
+        let drop_tmp = || {
+            let _ = unlinkat(Some(dir), self.tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        };
+        let written = f
+            .write_all(json.as_bytes())
             .and_then(|()| f.write_all(b"\n"))
-            .and_then(|()| f.sync_all())
-            .map_err(|e| io_err(&tmp_path, &e))?;
+            .and_then(|()| f.sync_all());
         drop(f);
-        renameat(Some(dir), self.tmp.as_str(), Some(dir), self.name.as_str())
-            .map_err(|e| fail(&self.path, e))?;
+        written.map_err(|e| {
+            drop_tmp();
+            io_err(&tmp_path, &e)
+        })?;
+        renameat(Some(dir), self.tmp.as_str(), Some(dir), self.name.as_str()).map_err(|e| {
+            drop_tmp();
+            fail(&self.path, e)
+        })?;
         let _ = nix::unistd::fsync(dir);
         Ok(())
     }

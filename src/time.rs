@@ -42,6 +42,20 @@ pub fn boot_now() -> Option<Millis> {
     })
 }
 
+/// `ticks` clock ticks after boot (a `starttime` from /proc/PID/stat) as
+/// milliseconds on CLOCK_BOOTTIME, rounded down.
+pub fn ticks_to_boot_ms(ticks: u64) -> Millis {
+    // SAFETY: sysconf has no preconditions.
+    let hz = match unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } {
+        hz if hz > 0 => hz,
+        _ => 100,
+    };
+    i64::try_from(ticks)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000)
+        / hz
+}
+
 /// One moment as both clocks read it: the wall clock to show and to fall
 /// back on, the boot clock to measure with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

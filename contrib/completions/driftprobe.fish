@@ -53,9 +53,9 @@ fail\t'Exit 3 (the kubelet counts it as a failure)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l lock-timeout -d 'How long to wait for a concurrent probe holding the state lock' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l stagger -d 'Spread restarts/reloads of replicas: add a per-pod offset in [0, DURATION) to the grace window, derived from the hostname' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-drift -d 'What to do once drift outlasts the grace window' -r -f -a "fail\t'Fail the probe (liveness: the kubelet restarts the container)'
-reload\t'Signal the app to reload, adopt the new config as baseline, pass'
+reload\t'Signal the app to reload (or call --reload-url), adopt the new config as baseline, pass'
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
@@ -64,8 +64,8 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l pidfi
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l process -d 'Signal the oldest process with this name (from /proc/*/comm)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l validate -d 'Command that checks a new config before it is restarted or reloaded into (split on whitespace, quotes respected, no shell); run once per new digest' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute). Keep the probe\'s timeoutSeconds above it' -r
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
-fail\t'Exit 3 (the kubelet counts it as a failure)'"
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0: keep serving on the running config (the reason is printed)'
+fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -77,9 +77,9 @@ fail\t'Exit 3 (the kubelet counts it as a failure)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l lock-timeout -d 'How long to wait for a concurrent probe holding the state lock' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l stagger -d 'Spread restarts/reloads of replicas: add a per-pod offset in [0, DURATION) to the grace window, derived from the hostname' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-drift -d 'What to do once drift outlasts the grace window' -r -f -a "fail\t'Fail the probe (liveness: the kubelet restarts the container)'
-reload\t'Signal the app to reload, adopt the new config as baseline, pass'
+reload\t'Signal the app to reload (or call --reload-url), adopt the new config as baseline, pass'
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
@@ -88,8 +88,8 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l pidf
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l process -d 'Signal the oldest process with this name (from /proc/*/comm)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l validate -d 'Command that checks a new config before it is restarted or reloaded into (split on whitespace, quotes respected, no shell); run once per new digest' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute). Keep the probe\'s timeoutSeconds above it' -r
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
-fail\t'Exit 3 (the kubelet counts it as a failure)'"
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0: keep serving on the running config (the reason is printed)'
+fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -s h -l help -d 'Print help (see more with \'--help\')'
