@@ -8,7 +8,7 @@
 #   2. hashing throughput on a 500 MiB file vs openssl and sha256sum,
 #   3. an unchanged 1,000-file / 100 MiB tree: stat cache vs --full,
 #   4. peak RSS of rows 1 and 2, 5. binary size, 6. scaling to 10,000 files.
-# Takes about two minutes on 2 CPUs after the build; needs ~700 MB in $TMPDIR.
+# Takes about 30 s on 2 CPUs after the build; needs ~700 MB in $TMPDIR.
 #
 #   bench/run.sh             # the full run
 #   bench/run.sh --readme    # also writes the table into README.md
@@ -42,7 +42,7 @@ if [ -z "${DRIFTPROBE:-}" ] || [ -z "${FLOOR:-}" ]; then
     scripts/static-build.sh >&2
     # The floor gets exactly the flags of the one documented static build.
     eval "$(grep '^export RUSTFLAGS=' scripts/static-build.sh)"
-    cargo build --release --locked --target "$TARGET" --example exec_floor >&2
+    cargo build --release --locked --no-default-features --target "$TARGET" --example exec_floor >&2
     DRIFTPROBE="$OUT/driftprobe"
     FLOOR="$OUT/examples/exec_floor"
     case "$(file -b "$FLOOR")" in
