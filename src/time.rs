@@ -97,8 +97,11 @@ impl Stamp {
     }
 }
 
-/// A wall-clock time alone (state written before the boot clock was kept,
-/// or tests): elapsed time falls back on the wall clock.
+/// A wall-clock time alone, for tests of the wall-clock fallback (state
+/// written before the boot clock was kept is read with `boot: None`
+/// explicitly): test-only, so that no probe can judge by the wall clock by
+/// passing a bare time.
+#[cfg(test)]
 impl From<Millis> for Stamp {
     fn from(wall: Millis) -> Stamp {
         Stamp { wall, boot: None }
