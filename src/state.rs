@@ -1097,8 +1097,14 @@ fn validation_pair_from(v: &Value, name: &str) -> json::Result<(String, Validati
 
 impl Reload {
     fn to_json(&self) -> Value {
+        self.to_json_at(self.at.into())
+    }
+
+    /// The record with `at` as given: ms in the state file, an RFC 3339
+    /// time in `status --json`.
+    pub fn to_json_at(&self, at: Value) -> Value {
         obj(vec![
-            ("at", self.at.into()),
+            ("at", at),
             ("signal", (&self.signal).into()),
             ("pid", self.pid.into()),
             ("target", (&self.target).into()),

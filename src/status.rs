@@ -28,7 +28,7 @@ pub struct StatusJson {
     pub skipped: Vec<Skipped>,
     pub missing: Vec<String>,
     pub validations: Vec<ValidationJson>,
-    pub reloads: Vec<ReloadJson>,
+    pub reloads: Vec<Reload>,
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
     pub stagger_offset_ms: Option<u64>,
@@ -64,16 +64,6 @@ pub struct ValidationJson {
     pub transient: bool,
     pub at: String,
     pub output: String,
-}
-
-#[derive(Debug)]
-pub struct ReloadJson {
-    pub at: String,
-    pub signal: String,
-    pub pid: i32,
-    pub target: String,
-    pub from_digest: String,
-    pub to_digest: String,
 }
 
 impl StatusJson {
@@ -148,16 +138,7 @@ impl StatusJson {
                 Value::Arr(
                     self.reloads
                         .iter()
-                        .map(|r| {
-                            obj(vec![
-                                ("at", (&r.at).into()),
-                                ("signal", (&r.signal).into()),
-                                ("pid", r.pid.into()),
-                                ("target", (&r.target).into()),
-                                ("from_digest", (&r.from_digest).into()),
-                                ("to_digest", (&r.to_digest).into()),
-                            ])
-                        })
+                        .map(|r| r.to_json_at((&rfc3339(r.at)).into()))
                         .collect(),
                 ),
             ),
@@ -185,17 +166,6 @@ fn validation_json(digest: &str, v: &Validation) -> ValidationJson {
         transient: v.transient,
         at: rfc3339(v.at),
         output: v.output.clone(),
-    }
-}
-
-fn reload_json(r: &Reload) -> ReloadJson {
-    ReloadJson {
-        at: rfc3339(r.at),
-        signal: r.signal.clone(),
-        pid: r.pid,
-        target: r.target.clone(),
-        from_digest: r.from_digest.clone(),
-        to_digest: r.to_digest.clone(),
     }
 }
 
@@ -265,7 +235,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
         skipped: snap.skipped,
         missing: snap.missing,
         validations,
-        reloads: st.reloads.iter().map(reload_json).collect(),
+        reloads: st.reloads.clone(),
         warnings: st.warnings.clone(),
         notes,
         stagger_offset_ms: stagger.map(|s| {
@@ -349,7 +319,7 @@ fn human(s: &StatusJson) -> String {
         };
         out.push(format!(
             "reloaded:   {} {how}, {} -> {}",
-            r.at,
+            rfc3339(r.at),
             short(&r.from_digest),
             short(&r.to_digest)
         ));

@@ -233,6 +233,9 @@ fn the_method_is_configurable() {
     let v = json(&env.on_vol("status", &["--json"]));
     assert_eq!(v["validations"][0]["ok"], true, "{v}");
     assert_eq!(v["reloads"][0]["signal"], "PUT", "{v}");
+    // status shows times as RFC 3339 (the state file keeps ms).
+    let at = v["reloads"][0]["at"].as_str().unwrap_or_default();
+    assert!(at.starts_with("20") && at.ends_with('Z'), "{v}");
 }
 
 /// The files change again while the app is being asked: the answer was for
