@@ -11,7 +11,7 @@ const V3: [(&str, &str); 2] = [("app.yaml", "v: 3\n"), ("nested/x", "x1")];
 
 #[test]
 fn namespace_helper_gives_new_pid1() {
-    let ns = PidNamespace::start();
+    let ns = Ns::pid();
     let stat = ns.proc1_stat();
     assert!(
         stat.starts_with("1 (sleep)"),
@@ -30,7 +30,7 @@ fn restart_rebaselines_drifted_config() {
     // The container gets restarted after the config change: its PID 1 starts
     // after the files were written (whole-second precision).
     sleep_past_second();
-    let ns = PidNamespace::start();
+    let ns = Ns::pid();
     ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
     ns.on_vol(&env, "readiness", &["--grace", "0"]).ok();
     ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
@@ -52,7 +52,7 @@ fn init_in_new_instance_records_new_baseline() {
     env.liveness("0").drift();
     // New instance: init is not a no-op there, even though a state file from
     // the previous instance exists.
-    let ns = PidNamespace::start();
+    let ns = Ns::pid();
     let out = ns.on_vol(&env, "init", &[]);
     out.no_panic();
     assert_eq!(out.code, 0, "{out}");
@@ -87,7 +87,7 @@ fn lazy_baseline_refused_when_config_changed_after_start() {
     // probe ran: the probe cannot prove what the app read at start.
     let env = TestEnv::new();
     env.vol.write(&V1);
-    let ns = PidNamespace::start();
+    let ns = Ns::pid();
     sleep_past_second();
     env.vol.write(&V2);
     ns.on_vol(&env, "liveness", &["--grace", "0"])
@@ -100,7 +100,7 @@ fn lazy_baseline_in_fresh_namespace() {
     let env = TestEnv::new();
     env.vol.write(&V1);
     sleep_past_second();
-    let ns = PidNamespace::start();
+    let ns = Ns::pid();
     // No init: files are older than PID 1, so the first probe records the
     // baseline lazily.
     ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();

@@ -197,7 +197,7 @@ fn corrupt_state_rebaselines_in_fresh_instance() {
     let env = env_v1();
     fs::write(env.state_file(), b"{garbage").unwrap();
     sleep_past_second();
-    let ns = PidNamespace::start();
+    let ns = Ns::pid();
     // Files are older than this instance's PID 1: re-baseline is provable.
     ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
     assert_valid_state(&env);
@@ -317,7 +317,7 @@ fn sixty_four_parallel_lazy_baselines() {
     let env = Arc::new(TestEnv::new());
     env.vol.write(&V1);
     sleep_past_second();
-    let ns = Arc::new(PidNamespace::start());
+    let ns = Arc::new(Ns::pid());
     let handles: Vec<_> = (0..64)
         .map(|i| {
             let (env, ns) = (env.clone(), ns.clone());
@@ -486,7 +486,7 @@ struct App {
 }
 
 impl App {
-    fn start(ns: &PidNamespace) -> App {
+    fn start(ns: &Ns) -> App {
         let mut nsenter = std::process::Command::new("nsenter")
             .arg("--target")
             .arg(ns.init_pid.to_string())
@@ -558,7 +558,7 @@ fn shared_process_namespace_keys_state_to_the_app() {
     let env = TestEnv::new();
     // The pod's pause (PID 1) starts before the config is written, the app
     // after: only the app's start time can prove a lazy baseline.
-    let pod = PidNamespace::start();
+    let pod = Ns::pid();
     sleep_past_second();
     env.vol.write(&V1);
     sleep_past_second();

@@ -87,7 +87,7 @@ fn pid1_without_a_handler_fails_instead_of_pretending() {
     let env = TestEnv::new();
     env.vol.write(&V1);
     // PID 1 is `sleep 600`: no handler for anything.
-    let ns = PidNamespace::start();
+    let ns = Ns::pid();
     assert!(!catches(ns.init_pid, SIGHUP));
     let init = ns.on_vol(&env, "init", &[]);
     assert_eq!(init.code, 0, "{init}");

@@ -8,14 +8,14 @@
 //! old dir, no write at all when the payload is unchanged.
 //!
 //! [`TestEnv`] owns a temp dir with one such volume and a per-test state dir,
-//! and runs the binary as [`Out`] (exit code + stdout + stderr). [`PidNamespace`]
-//! gives the probe a fresh PID 1 (a "restarted container") via `unshare`.
+//! and runs the binary as [`Out`] (exit code + stdout + stderr). [`Ns`]
+//! runs it in new namespaces via `unshare`: [`Ns::pid`] gives the probe a
+//! fresh PID 1 (a "restarted container").
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, UNIX_EPOCH};
@@ -362,83 +362,125 @@ pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
 // A fresh PID namespace = a restarted container
 // ---------------------------------------------------------------------------
 
-/// `unshare --pid --fork --mount-proc --kill-child sleep 600`: a PID namespace
-/// whose PID 1 (the `sleep`) started now. Probes run inside it via
-/// `nsenter --target <sleep> --pid --mount`, so they see the new PID 1's
-/// start time in /proc/1/stat, like a probe exec in a restarted container.
-/// Everything else (files, boot id, state dir) is shared with the host.
-pub struct PidNamespace {
+/// `unshare FLAGS --fork --kill-child ARGV...`: a namespace whose first
+/// process runs ARGV. `init_pid` is that process's host PID (PID 1 when
+/// `--pid` is among the flags). Probes run inside with `nsenter`.
+pub struct Ns {
     unshare: std::process::Child,
-    /// Host PID of the namespace's PID 1.
     pub init_pid: u32,
+    nsenter_flags: Vec<&'static str>,
 }
 
-impl PidNamespace {
-    pub fn start() -> PidNamespace {
+impl Ns {
+    /// Starts the namespace and waits until its first process has exec'd
+    /// `comm` (so /proc is remounted and the program is running).
+    pub fn start(flags: &[&'static str], argv: &[&str], comm: &str) -> Ns {
         let mut unshare = std::process::Command::new("unshare")
-            .args([
-                "--pid",
-                "--fork",
-                "--mount-proc",
-                "--kill-child",
-                "sleep",
-                "600",
-            ])
+            .args(flags)
+            .args(["--fork", "--kill-child"])
+            .args(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawn unshare (util-linux) for a new PID namespace");
+            .expect("spawn unshare (util-linux)");
         let pid = unshare.id();
         let children = format!("/proc/{pid}/task/{pid}/children");
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        let init_pid = loop {
             if let Some(status) = unshare.try_wait().expect("try_wait unshare") {
                 let mut err = String::new();
                 if let Some(mut e) = unshare.stderr.take() {
-                    let _ = io::Read::read_to_string(&mut e, &mut err);
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
                 }
-                panic!("unshare --pid --fork --mount-proc failed ({status}): {err} (needs root or user namespaces)");
+                panic!("unshare {flags:?} {argv:?} failed ({status}): {err} (needs root)");
             }
             let kids = fs::read_to_string(&children).unwrap_or_default();
             if let Some(child) = kids.split_whitespace().next() {
-                let init_pid: u32 = child.parse().expect("child pid");
-                // Wait until the child has exec'd sleep and /proc is remounted
-                // (nsenter --mount then sees the namespace's own /proc).
-                let comm = fs::read_to_string(format!("/proc/{init_pid}/comm")).unwrap_or_default();
-                if comm.trim() == "sleep" {
-                    return PidNamespace { unshare, init_pid };
+                let child: u32 = child.parse().expect("child pid");
+                let c = fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                if c.trim() == comm {
+                    break child;
                 }
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "PID namespace did not come up"
+                "namespace did not come up"
             );
             std::thread::sleep(Duration::from_millis(5));
+        };
+        let mut nsenter_flags = Vec::new();
+        for (u, n) in [
+            ("--pid", "--pid"),
+            ("--mount", "--mount"),
+            ("--mount-proc", "--mount"),
+            ("--uts", "--uts"),
+        ] {
+            if flags.contains(&u) && !nsenter_flags.contains(&n) {
+                nsenter_flags.push(n);
+            }
+        }
+        Ns {
+            unshare,
+            init_pid,
+            nsenter_flags,
         }
     }
 
-    /// The binary, run inside the namespace, clean env, timeout.
-    pub fn driftprobe(&self) -> Command {
-        let mut cmd = Command::new("nsenter");
-        clean_env(&mut cmd);
+    /// `nsenter --target INIT <ns flags> -- driftprobe`, clean env, timeout.
+    pub fn driftprobe(&self) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new("nsenter");
+        cmd.env_clear();
+        if let Some(path) = std::env::var_os("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.timeout(RUN_TIMEOUT);
         cmd.arg("--target")
             .arg(self.init_pid.to_string())
-            .args(["--pid", "--mount", "--"])
+            .args(&self.nsenter_flags)
+            .arg("--")
             .arg(BIN);
         cmd
+    }
+
+    /// `driftprobe SUB --state-dir STATE ARGS...` inside the namespace.
+    pub fn run<S: AsRef<OsStr>>(&self, env: &TestEnv, sub: &str, args: &[S]) -> Out {
+        let mut cmd = self.driftprobe();
+        cmd.env("DRIFTPROBE_STATE_DIR", &env.state_dir)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(&env.state_dir)
+            .args(args);
+        run(&mut cmd)
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        // The unshare process this test started; --kill-child takes its child.
+        let _ = self.unshare.kill();
+        let _ = self.unshare.wait();
+    }
+}
+
+impl Ns {
+    /// `unshare --pid --fork --mount-proc --kill-child sleep 600`: a PID
+    /// namespace whose PID 1 (the `sleep`) started now. Probes run inside it
+    /// via `nsenter --target <sleep> --pid --mount`, so they see the new PID
+    /// 1's start time in /proc/1/stat, like a probe exec in a restarted
+    /// container. Everything else (files, boot id, state dir) is shared
+    /// with the host.
+    pub fn pid() -> Ns {
+        Ns::start(&["--pid", "--mount-proc"], &["sleep", "600"], "sleep")
     }
 
     /// Like [`TestEnv::on_vol`], inside the namespace.
     pub fn on_vol(&self, env: &TestEnv, sub: &str, opts: &[&str]) -> Out {
         let target = self.init_pid.to_string();
-        env.on_vol_via(
-            &[
-                "nsenter", "--target", &target, "--pid", "--mount", "--", BIN,
-            ],
-            sub,
-            opts,
-        )
+        let mut wrapper = vec!["nsenter", "--target", &target];
+        wrapper.extend(&self.nsenter_flags);
+        wrapper.extend(["--", BIN]);
+        env.on_vol_via(&wrapper, sub, opts)
     }
 
     /// `/proc/1/stat` as seen inside the namespace.
@@ -446,19 +488,11 @@ impl PidNamespace {
         let out = std::process::Command::new("nsenter")
             .arg("--target")
             .arg(self.init_pid.to_string())
-            .args(["--pid", "--mount", "--", "cat", "/proc/1/stat"])
+            .args(&self.nsenter_flags)
+            .args(["--", "cat", "/proc/1/stat"])
             .output()
             .expect("nsenter cat");
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-impl Drop for PidNamespace {
-    fn drop(&mut self) {
-        // Only processes this helper started: the unshare child (and, via
-        // --kill-child, its sleep).
-        let _ = self.unshare.kill();
-        let _ = self.unshare.wait();
     }
 }
 
