@@ -2,8 +2,8 @@
 //! from the clap definition in [`crate::cli`] by clap_complete and
 //! clap_mangen. Both sit behind the `completions` cargo feature, on by
 //! default: the in-container probe is built without it
-//! (`scripts/static-build.sh`, `--no-default-features`) to stay under
-//! 1.5 MiB; there the two commands do not exist, and `cli::parse` says
+//! (`scripts/static-build.sh`, `--no-default-features`) to stay small;
+//! there the two commands do not exist, and `cli::parse` says
 //! where the files are.
 //! The generated files are also committed (contrib/completions/, doc/man/);
 //! a test keeps them equal to what this module prints.
