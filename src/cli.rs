@@ -6,8 +6,10 @@
 
 use crate::glob::Glob;
 use crate::time::parse_duration;
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -146,21 +148,15 @@ pub enum Command {
 // doc comment would replace its command's about text.
 #[derive(Debug, Args)]
 pub struct FilesArgs {
-    /// Watched files or directories (ConfigMap/Secret mount points).
-    #[arg(
-        value_name = "PATH",
-        required = true,
-        env = "DRIFTPROBE_PATHS",
-        value_delimiter = ':'
-    )]
+    /// Watched files or directories (ConfigMap/Secret mount points);
+    /// DRIFTPROBE_PATHS is a `:`-separated list.
+    // No value_delimiter: an argument is one value (`/data/cv:1` is one
+    // path); only the variable is a list, split in `try_parse_from`.
+    #[arg(value_name = "PATH", required = true, env = "DRIFTPROBE_PATHS")]
     pub paths: Vec<PathBuf>,
-    /// Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable.
-    #[arg(
-        long = "exclude",
-        value_name = "GLOB",
-        env = "DRIFTPROBE_EXCLUDE",
-        value_delimiter = ','
-    )]
+    /// Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable;
+    /// DRIFTPROBE_EXCLUDE is a `,`-separated list.
+    #[arg(long = "exclude", value_name = "GLOB", env = "DRIFTPROBE_EXCLUDE")]
     pub excludes: Vec<String>,
 }
 
@@ -178,7 +174,7 @@ pub struct WatchArgs {
     )]
     pub state_dir: PathBuf,
     /// Hash every file, bypassing the stat cache.
-    #[arg(long, env = "DRIFTPROBE_FULL")]
+    #[arg(long, env = "DRIFTPROBE_FULL", value_parser = parse_bool)]
     pub full: bool,
 }
 
@@ -187,7 +183,7 @@ pub struct InitArgs {
     #[command(flatten)]
     pub watch: WatchArgs,
     /// Record a new baseline even if this container already has one.
-    #[arg(long, env = "DRIFTPROBE_FORCE")]
+    #[arg(long, env = "DRIFTPROBE_FORCE", value_parser = parse_bool)]
     pub force: bool,
 }
 
@@ -254,7 +250,7 @@ pub struct ProbeArgs {
     pub watch: WatchArgs,
     /// What "cannot determine" exits with [default: pass for liveness, so a
     /// broken probe never restarts healthy pods; fail for readiness].
-    #[arg(long, value_enum, env = "DRIFTPROBE_ON_ERROR")]
+    #[arg(long, value_enum, ignore_case = true, env = "DRIFTPROBE_ON_ERROR")]
     pub on_error: Option<OnError>,
     /// How long to wait for a concurrent probe holding the state lock.
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_LOCK_TIMEOUT", default_value = "800ms", value_parser = parse_duration)]
@@ -264,7 +260,13 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_STAGGER", default_value = "0s", value_parser = parse_duration)]
     pub stagger: Duration,
     /// What to do once drift outlasts the grace window.
-    #[arg(long, value_enum, env = "DRIFTPROBE_ON_DRIFT", default_value = "fail")]
+    #[arg(
+        long,
+        value_enum,
+        ignore_case = true,
+        env = "DRIFTPROBE_ON_DRIFT",
+        default_value = "fail"
+    )]
     pub on_drift: OnDrift,
     /// Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default:
     /// HUP].
@@ -324,13 +326,15 @@ pub struct ProbeArgs {
     #[arg(
         long,
         value_enum,
+        ignore_case = true,
         env = "DRIFTPROBE_ON_INVALID",
         default_value = "pass"
     )]
     pub on_invalid: OnInvalid,
     /// Environment variable NAME the app started with must equal the
-    /// content of PATH (the same ConfigMap key mounted as a file); repeatable.
-    #[arg(long = "env", value_name = "NAME=PATH", env = "DRIFTPROBE_ENV", value_delimiter = ',', value_parser = parse_env_pair)]
+    /// content of PATH (the same ConfigMap key mounted as a file); repeatable;
+    /// DRIFTPROBE_ENV is a `,`-separated list.
+    #[arg(long = "env", value_name = "NAME=PATH", env = "DRIFTPROBE_ENV", value_parser = parse_env_pair)]
     pub env: Vec<(String, PathBuf)>,
 }
 
@@ -339,7 +343,7 @@ pub struct StatusArgs {
     #[command(flatten)]
     pub watch: WatchArgs,
     /// Machine-readable output (schema in the README).
-    #[arg(long, env = "DRIFTPROBE_JSON")]
+    #[arg(long, env = "DRIFTPROBE_JSON", value_parser = parse_bool)]
     pub json: bool,
     /// Show this pod's offset for the probes' --stagger window.
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_STAGGER", value_parser = parse_duration)]
@@ -351,7 +355,7 @@ pub struct DigestArgs {
     #[command(flatten)]
     pub files: FilesArgs,
     /// Print the per-file manifest as JSON.
-    #[arg(long, env = "DRIFTPROBE_JSON")]
+    #[arg(long, env = "DRIFTPROBE_JSON", value_parser = parse_bool)]
     pub json: bool,
 }
 
@@ -373,7 +377,7 @@ pub enum Shell {
 #[cfg(feature = "completions")]
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
-    #[arg(value_enum, value_name = "SHELL")]
+    #[arg(value_enum, ignore_case = true, value_name = "SHELL")]
     pub shell: Shell,
 }
 
@@ -400,7 +404,89 @@ pub fn parse() -> Cli {
         );
         std::process::exit(2);
     }
-    Cli::parse()
+    // An empty DRIFTPROBE_* variable is unset (`DRIFTPROBE_FULL=` in a pod
+    // spec must not be a usage error at every probe). Still one thread.
+    for (name, value) in std::env::vars_os() {
+        if value.is_empty() && name.as_bytes().starts_with(b"DRIFTPROBE_") {
+            std::env::remove_var(name);
+        }
+    }
+    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+}
+
+/// Parses a command line. Only the list variables (`DRIFTPROBE_PATHS`
+/// split on `:`, `DRIFTPROBE_EXCLUDE` and `DRIFTPROBE_ENV` on `,`) are
+/// split: an argument is always one value, whatever it holds.
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let Some((_, sub)) = matches.subcommand() else {
+        return Ok(cli);
+    };
+    let (files, env) = match &mut cli.command {
+        Command::Init(a) => (&mut a.watch.files, None),
+        Command::Run(a) => (&mut a.watch.files, None),
+        Command::Liveness(a) => (&mut a.probe.watch.files, Some(&mut a.probe.env)),
+        Command::Readiness(a) => (&mut a.probe.watch.files, Some(&mut a.probe.env)),
+        Command::Status(a) => (&mut a.watch.files, None),
+        Command::Digest(a) => (&mut a.files, None),
+        _ => return Ok(cli),
+    };
+    if let Some(list) = from_variable(sub, "paths", b':') {
+        files.paths = list.into_iter().map(PathBuf::from).collect();
+    }
+    if let Some(list) = from_variable(sub, "excludes", b',') {
+        files.excludes = list
+            .into_iter()
+            .map(|g| g.to_string_lossy().into_owned())
+            .collect();
+    }
+    if let Some((env, list)) = env.and_then(|e| Some((e, from_variable(sub, "env", b',')?))) {
+        *env = list
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                parse_env_pair(&p.to_string_lossy()).map_err(|e| {
+                    clap::Error::raw(
+                        clap::error::ErrorKind::ValueValidation,
+                        format!("DRIFTPROBE_ENV: {e}\n"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(cli)
+}
+
+/// The pieces of argument `id`'s value split on `sep`, if it came from its
+/// environment variable (`None` if it came from the command line).
+fn from_variable(m: &ArgMatches, id: &str, sep: u8) -> Option<Vec<OsString>> {
+    if m.value_source(id) != Some(ValueSource::EnvVariable) {
+        return None;
+    }
+    let mut pieces = Vec::new();
+    for raw in m.get_raw(id)? {
+        for piece in raw.as_bytes().split(|b| *b == sep) {
+            pieces.push(std::ffi::OsStr::from_bytes(piece).to_owned());
+        }
+    }
+    Some(pieces)
+}
+
+/// A boolean as people write it in a pod spec: 1/0, true/false, yes/no,
+/// on/off, any case; empty is false.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!(
+            "{s:?} is not a boolean (use 1/0, true/false, yes/no or on/off)"
+        )),
+    }
 }
 
 /// A process id: a positive number.
@@ -589,6 +675,53 @@ mod tests {
     }
 
     #[test]
+    fn an_argument_is_one_value() {
+        let cli = try_parse_from([
+            "driftprobe",
+            "liveness",
+            "--exclude",
+            "a,b",
+            "--env",
+            "X=/p/a,b",
+            "/data/cv:1",
+        ])
+        .unwrap();
+        let Command::Liveness(args) = cli.command else {
+            panic!("not liveness")
+        };
+        assert_eq!(args.probe.watch.files.paths, [PathBuf::from("/data/cv:1")]);
+        assert_eq!(args.probe.watch.files.excludes, ["a,b"]);
+        assert_eq!(args.probe.env, [("X".to_string(), PathBuf::from("/p/a,b"))]);
+    }
+
+    #[test]
+    fn booleans_as_people_write_them() {
+        for t in ["1", "true", "TRUE", "yes", "Yes", "on", "ON", " 1 "] {
+            assert_eq!(parse_bool(t), Ok(true), "{t}");
+        }
+        for f in ["", "0", "false", "False", "no", "NO", "off", "Off"] {
+            assert_eq!(parse_bool(f), Ok(false), "{f}");
+        }
+        for bad in ["ture", "2", "y", "enabled"] {
+            assert!(parse_bool(bad).is_err(), "{bad}");
+        }
+        let cli = try_parse_from([
+            "driftprobe",
+            "readiness",
+            "--on-error",
+            "FAIL",
+            "--full",
+            "/x",
+        ])
+        .unwrap();
+        let Command::Readiness(args) = cli.command else {
+            panic!("not readiness")
+        };
+        assert_eq!(args.probe.on_error, Some(OnError::Fail));
+        assert!(args.probe.watch.full);
+    }
+
+    #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
     }
@@ -607,8 +740,7 @@ mod tests {
         assert_eq!(absolute(Path::new("/")), Path::new("/"));
         let cwd = std::env::current_dir().unwrap();
         assert_eq!(absolute(Path::new("./x/")), cwd.join("x"));
-        let cli =
-            Cli::try_parse_from(["driftprobe", "init", "/etc/config/.", "/etc/config/"]).unwrap();
+        let cli = try_parse_from(["driftprobe", "init", "/etc/config/.", "/etc/config/"]).unwrap();
         let Command::Init(args) = cli.command else {
             panic!("not init")
         };
@@ -619,7 +751,7 @@ mod tests {
 
     #[test]
     fn parses_a_probe_line_from_a_pod_spec() {
-        let cli = Cli::try_parse_from([
+        let cli = try_parse_from([
             "driftprobe",
             "liveness",
             "--grace",
@@ -652,7 +784,7 @@ mod tests {
             let mut full = vec!["driftprobe", "liveness", "--on-drift", "reload"];
             full.extend_from_slice(argv);
             full.push("/x");
-            Cli::try_parse_from(full).map(|cli| match cli.command {
+            try_parse_from(full).map(|cli| match cli.command {
                 Command::Liveness(args) => args.probe,
                 _ => panic!("not liveness"),
             })
@@ -685,8 +817,8 @@ mod tests {
 
     #[test]
     fn run_takes_the_command_after_double_dash() {
-        let cli = Cli::try_parse_from(["driftprobe", "run", "/etc/config", "--", "app", "--flag"])
-            .unwrap();
+        let cli =
+            try_parse_from(["driftprobe", "run", "/etc/config", "--", "app", "--flag"]).unwrap();
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
@@ -703,7 +835,7 @@ mod tests {
             vec!["driftprobe", "liveness"],
             vec!["driftprobe", "run", "/x"],
         ] {
-            let err = Cli::try_parse_from(&argv).unwrap_err();
+            let err = try_parse_from(&argv).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{argv:?}");
         }
     }

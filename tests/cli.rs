@@ -11,4 +11,5 @@ mod cli {
     mod restart;
     mod state;
     mod torn;
+    mod values;
 }

@@ -36,17 +36,17 @@ complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "install" -d '
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh or fish)'
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "man" -d 'Print the man page of driftprobe, or of one COMMAND (roff)'
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l force -d 'Record a new baseline even if this container already has one'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l grace -d 'How long drift may last before the probe fails (e.g. 5m)' -r
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-error -d 'What "cannot determine" exits with [default: pass for liveness, so a broken probe never restarts healthy pods; fail for readiness]' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
 fail\t'Exit 3 (the kubelet counts it as a failure)'"
@@ -66,11 +66,11 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l valid
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute). Keep the probe\'s timeoutSeconds above it' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0: keep serving on the running config (the reason is printed)'
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l grace -d 'How long drift may last before the probe fails' -r
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-error -d 'What "cannot determine" exits with [default: pass for liveness, so a broken probe never restarts healthy pods; fail for readiness]' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
 fail\t'Exit 3 (the kubelet counts it as a failure)'"
@@ -90,16 +90,16 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l vali
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute). Keep the probe\'s timeoutSeconds above it' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0: keep serving on the running config (the reason is printed)'
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l stagger -d 'Show this pod\'s offset for the probes\' --stagger window' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l json -d 'Machine-readable output (schema in the README)'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l json -d 'Print the per-file manifest as JSON'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'
