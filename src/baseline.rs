@@ -13,6 +13,7 @@ use crate::Report;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
@@ -276,11 +277,15 @@ fn copy_self(dest: &Path) -> Result<u64, String> {
     }
     fs::create_dir_all(&parent)
         .map_err(|e| format!("cannot create {}: {}", parent.display(), plain_io(&e)))?;
-    let tmp = parent.join(format!(
-        ".{}.tmp.{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    // Unique: in an init container the pid is 1 at every run, and a run
+    // killed mid-copy leaves its temp file behind.
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    clear_stale_copies(&parent, &prefix);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let tmp = parent.join(format!("{prefix}{}.{nanos:x}", std::process::id()));
     let write = || -> io::Result<()> {
         let mut f = fs::OpenOptions::new()
             .write(true)
@@ -298,4 +303,32 @@ fn copy_self(dest: &Path) -> Result<u64, String> {
         return Err(plain_io(&e));
     }
     Ok(bytes.len() as u64)
+}
+
+/// A temp file an install left behind is stale once nobody has written it
+/// for this long (a copy takes milliseconds).
+const STALE_COPY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temp files (`.NAME.tmp.*`) of installs killed mid-copy, once
+/// stale: a concurrent install's fresh one is left alone. Best effort.
+fn clear_stale_copies(dir: &Path, prefix: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if !entry.file_name().as_bytes().starts_with(prefix.as_bytes()) {
+            continue;
+        }
+        // Not followed: a symlink is removed, never what it points to.
+        let stale = entry.metadata().is_ok_and(|m| {
+            !m.is_dir()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= STALE_COPY)
+        });
+        if stale {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }

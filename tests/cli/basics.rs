@@ -318,3 +318,45 @@ fn install_copies_binary() {
     let out = run(assert_cmd::Command::new(&dest).args(["digest", "--help"]));
     assert_eq!(out.code, 0, "installed copy runs: {out}");
 }
+
+/// An init container is PID 1 at every run: a copy killed mid-write left
+/// `.driftprobe.tmp.1` behind, and the next `install` (PID 1 again) must
+/// neither fail on it nor leave it there. A fresh temp file (another
+/// install under way) is left alone.
+#[test]
+fn install_as_pid_1_survives_a_leftover_temp_file() {
+    let env = TestEnv::new();
+    let dir = env.path("probe");
+    fs::create_dir_all(&dir).unwrap();
+    let stale = dir.join(".driftprobe.tmp.1");
+    fs::write(&stale, "half a binary").unwrap();
+    let st = std::process::Command::new("touch")
+        .args(["-h", "-d", "2 hours ago"])
+        .arg(&stale)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let fresh = dir.join(".driftprobe.tmp.7.1234");
+    fs::write(&fresh, "being written").unwrap();
+    let dest = dir.join("driftprobe");
+    for round in 0..2 {
+        let mut cmd = assert_cmd::Command::new("unshare");
+        cmd.env_clear()
+            .args(["--pid", "--fork", "--mount-proc", BIN, "install"])
+            .arg(&dest)
+            .timeout(RUN_TIMEOUT);
+        let out = run(&mut cmd);
+        out.no_panic();
+        assert_eq!(out.code, 0, "round {round}: {out}");
+        assert!(out.stdout.starts_with("installed driftprobe"), "{out}");
+    }
+    assert_eq!(fs::read(&dest).unwrap(), fs::read(BIN).unwrap());
+    assert!(!stale.exists(), "the stale temp file is cleared");
+    assert!(fresh.exists(), "a fresh temp file is left alone");
+    let mut left: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, [".driftprobe.tmp.7.1234", "driftprobe"]);
+}
