@@ -317,9 +317,11 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "CMD", env = "DRIFTPROBE_VALIDATE")]
     pub validate: Option<String>,
     /// Kill the validator after this long (no answer: held, asked again
-    /// after a minute). Keep the probe's timeoutSeconds above it.
-    #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_VALIDATE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub validate_timeout: Duration,
+    /// after a minute) [default: what is left of 800ms since the probe
+    /// started, inside the kubelet's default timeoutSeconds: 1]. Keep the
+    /// probe's timeoutSeconds above it.
+    #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_VALIDATE_TIMEOUT", value_parser = parse_duration)]
+    pub validate_timeout: Option<Duration>,
     /// Readiness while the new config is invalid; liveness always holds.
     /// `pass` keeps serving the old config; `fail` takes the pod out of its
     /// Services (a bad edit reaches every replica: all of them).

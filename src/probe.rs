@@ -20,7 +20,7 @@ use crate::time::{self, clock_time, format_duration, Millis};
 use crate::verdict::{self, Changes, Verdict};
 use crate::Report;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Keep this many validation results and reload records in the state.
 const KEEP_VALIDATIONS: usize = 16;
@@ -31,6 +31,12 @@ const VALIDATE_RETRY_MS: i64 = 60_000;
 const REVALIDATE_MS: i64 = 600_000;
 /// How long past its own timeout a validation marker is honoured.
 const MARKER_SLACK: Duration = Duration::from_secs(2);
+/// Without `--validate-timeout` the validator gets what is left of this
+/// much time from the probe's start: inside the kubelet's default
+/// `timeoutSeconds: 1`, so that the probe, not the kubelet, ends a slow
+/// validator and says so. At least `MIN_VALIDATE`.
+pub const PROBE_DEADLINE: Duration = Duration::from_millis(800);
+const MIN_VALIDATE: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -150,7 +156,18 @@ fn app_target(args: &ProbeArgs) -> Target {
     }
 }
 
+/// How long the validator may run: `--validate-timeout`, or what is left
+/// of [`PROBE_DEADLINE`] since the probe `started`.
+fn validate_timeout(args: &ProbeArgs, started: Instant) -> Duration {
+    args.validate_timeout.unwrap_or_else(|| {
+        PROBE_DEADLINE
+            .saturating_sub(started.elapsed())
+            .max(MIN_VALIDATE)
+    })
+}
+
 fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failure> {
+    let probe_start = Instant::now();
     let reaction = reaction(args)?;
     let opened = baseline::open(&args.watch)?;
     let mut warnings = reaction.warnings.clone();
@@ -171,6 +188,7 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
             opened: &opened,
             locked: &locked,
             called: &called,
+            started: probe_start,
         };
         let may_validate = !validated;
         match look.run(answer.take(), may_validate, &mut warnings)? {
@@ -183,7 +201,8 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
                 validated = true;
                 let argv = reaction.validator.as_deref().unwrap_or(&[]);
                 let mut started = |pid| note_validator(&opened, args, &digest, pid);
-                let verdict = action::validate(argv, args.validate_timeout, &mut started);
+                let timeout = validate_timeout(args, probe_start);
+                let verdict = action::validate(argv, timeout, &mut started);
                 answer = Some((digest, verdict));
             }
             Step::Call(digest) => {
@@ -212,6 +231,8 @@ struct Look<'a> {
     opened: &'a Opened,
     locked: &'a Locked,
     called: &'a Called,
+    /// When this probe started (the default validator timeout).
+    started: Instant,
 }
 
 enum Step {
@@ -337,12 +358,45 @@ impl Look<'_> {
         let files_differ = st.baseline.as_ref().is_none_or(|b| b.digest != snap.digest);
         if reaction.validator.is_some() && st.drift.is_some() && files_differ {
             let command = reaction.validator.as_deref().unwrap_or(&[]).join(" ");
+            let mark = marker(&st, &snap.digest, clock, &opened.proc);
             match settled_validation(&st, &snap.digest, &command, now) {
                 Some(v) if v.ok => {}
                 Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.output.clone())),
                 Some(v) => hold = Some(Hold::Rejected(v.output.clone())),
-                None if !may_validate || validation_under_way(&st, &snap.digest, clock) => {
-                    hold = Some(Hold::Validating)
+                None if !may_validate => hold = Some(Hold::Validating),
+                None if mark == Marker::UnderWay => hold = Some(Hold::Validating),
+                None if mark == Marker::Abandoned => {
+                    // The probe that ran the validator is gone (the kubelet
+                    // killed it at timeoutSeconds) or overdue: no answer
+                    // will come. A verdict, not "validating:" forever:
+                    // timed out, asked again after a while.
+                    if let Some(Validating {
+                        pgid: Some(pgid),
+                        leader_start: Some(start),
+                        ..
+                    }) = st.validating.take()
+                    {
+                        action::kill_stale_validator(&proc_root, pgid, start);
+                    }
+                    let program = reaction.validator.as_deref().unwrap_or(&[]);
+                    let output = format!(
+                        "validator {} timed out: the probe running it was killed or overdue before it answered \
+                         (keep the probe's timeoutSeconds above --validate-timeout)",
+                        program.first().map(String::as_str).unwrap_or("?")
+                    );
+                    hold = Some(Hold::NoAnswer(output.clone()));
+                    st.validations.push((
+                        snap.digest.clone(),
+                        Validation {
+                            ok: false,
+                            at: now,
+                            output,
+                            transient: true,
+                            command,
+                        },
+                    ));
+                    let extra = st.validations.len().saturating_sub(KEEP_VALIDATIONS);
+                    st.validations.drain(..extra);
                 }
                 None => {
                     // A validator left behind by a probe the kubelet killed
@@ -355,14 +409,16 @@ impl Look<'_> {
                     {
                         action::kill_stale_validator(&proc_root, pgid, start);
                     }
+                    let timeout = validate_timeout(args, self.started);
+                    let owner = opened.proc.me();
                     st.validating = Some(Validating {
                         digest: snap.digest.clone(),
-                        until: time::after(now, args.validate_timeout + MARKER_SLACK),
-                        until_boot: clock
-                            .boot
-                            .map(|b| time::after(b, args.validate_timeout + MARKER_SLACK)),
+                        until: time::after(now, timeout + MARKER_SLACK),
+                        until_boot: clock.boot.map(|b| time::after(b, timeout + MARKER_SLACK)),
                         pgid: None,
                         leader_start: None,
+                        owner: owner.map(|o| o.0),
+                        owner_start: owner.map(|o| o.1),
                     });
                     // The marker only keeps a concurrent probe from running
                     // the same validator at the same time: a state dir that
@@ -635,18 +691,39 @@ fn note_validator(opened: &Opened, args: &ProbeArgs, digest: &str, pid: i32) {
     }
 }
 
-/// Is another probe running the validator on `digest` right now? A probe
-/// killed mid-validation (kubelet timeout) leaves its marker behind: it
-/// expires with that validator's own timeout, on the boot clock (a wall
+/// What the state's validation marker says about `digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    /// No marker for this digest: validate.
+    None,
+    /// Another probe is running the validator on it right now.
+    UnderWay,
+    /// A probe started the validator on it and will never answer: it is
+    /// gone (the kubelet kills a probe at timeoutSeconds, not the
+    /// validator, which runs in its own process group) or overdue.
+    Abandoned,
+}
+
+/// Reads the validation marker. A marker is under way while its probe
+/// runs and until that validator's own timeout (on the boot clock: a wall
 /// clock stepped back must not keep it alive for as long as the step).
-fn validation_under_way(st: &State, digest: &str, now: time::Stamp) -> bool {
-    st.validating.as_ref().is_some_and(|v| {
-        v.digest == digest
-            && match (v.until_boot, now.boot) {
-                (Some(until), Some(boot)) => boot < until,
-                _ => now.wall < v.until,
-            }
-    })
+fn marker(st: &State, digest: &str, now: time::Stamp, proc: &crate::state::Proc) -> Marker {
+    let Some(v) = st.validating.as_ref().filter(|v| v.digest == digest) else {
+        return Marker::None;
+    };
+    let in_time = match (v.until_boot, now.boot) {
+        (Some(until), Some(boot)) => boot < until,
+        _ => now.wall < v.until,
+    };
+    let owner_gone = match (v.owner, v.owner_start) {
+        (Some(pid), Some(start)) => proc.running(pid, start) == Some(false),
+        _ => false,
+    };
+    if in_time && !owner_gone {
+        Marker::UnderWay
+    } else {
+        Marker::Abandoned
+    }
 }
 
 /// Why a probe keeps the running config instead of acting on the new one.
@@ -871,6 +948,8 @@ mod tests {
             until_boot,
             pgid: None,
             leader_start: None,
+            owner: None,
+            owner_start: None,
         });
         st
     }
@@ -882,21 +961,42 @@ mod tests {
             wall,
             boot: Some(boot),
         };
-        assert!(validation_under_way(&st, "d", at(T0, 100_000)));
-        assert!(!validation_under_way(&st, "other", at(T0, 100_000)));
+        let proc = crate::state::Proc::default();
+        let under_way = |st: &State, d: &str, now| marker(st, d, now, &proc) == Marker::UnderWay;
+        assert!(under_way(&st, "d", at(T0, 100_000)));
+        assert_eq!(marker(&st, "other", at(T0, 100_000), &proc), Marker::None);
         // Wall clock stepped back a day after the killed probe left it:
         // still expires 12 s after it was set.
-        assert!(!validation_under_way(
-            &st,
-            "d",
-            at(T0 - 86_400_000, 113_000)
-        ));
+        assert!(!under_way(&st, "d", at(T0 - 86_400_000, 113_000)));
         // ... and a step forward does not end it early.
-        assert!(validation_under_way(&st, "d", at(T0 + 86_400_000, 101_000)));
+        assert!(under_way(&st, "d", at(T0 + 86_400_000, 101_000)));
         // Markers without the boot clock: wall time.
         let old = with_marker(T0 + 12_000, None);
-        assert!(validation_under_way(&old, "d", at(T0, 1)));
-        assert!(!validation_under_way(&old, "d", at(T0 + 13_000, 1)));
+        assert!(under_way(&old, "d", at(T0, 1)));
+        assert_eq!(
+            marker(&old, "d", at(T0 + 13_000, 1), &proc),
+            Marker::Abandoned
+        );
+    }
+
+    #[test]
+    fn a_marker_whose_probe_is_gone_is_abandoned_at_once() {
+        let proc = crate::state::Proc::default();
+        let now = Stamp {
+            wall: T0,
+            boot: Some(100_000),
+        };
+        let (me, start) = proc.me().expect("this process in /proc");
+        let mut st = with_marker(T0 + 12_000, Some(112_000));
+        let v = st.validating.as_mut().unwrap();
+        (v.owner, v.owner_start) = (Some(me), Some(start));
+        assert_eq!(marker(&st, "d", now, &proc), Marker::UnderWay);
+        // Same pid, another process (pid reused): gone.
+        st.validating.as_mut().unwrap().owner_start = Some(start + 1);
+        assert_eq!(marker(&st, "d", now, &proc), Marker::Abandoned);
+        // No such process.
+        st.validating.as_mut().unwrap().owner = Some(i32::MAX);
+        assert_eq!(marker(&st, "d", now, &proc), Marker::Abandoned);
     }
 
     #[test]

@@ -139,6 +139,30 @@ impl Proc {
         best.map(|(_, pid)| pid)
     }
 
+    /// This process as the proc root names it: its pid and start time.
+    pub fn me(&self) -> Option<(i32, u64)> {
+        let pid = fs::read_link(self.root.join("self"))
+            .ok()
+            .and_then(|l| l.to_str().and_then(|s| s.parse::<i32>().ok()))?;
+        Some((pid, self.start_ticks(pid).ok()?))
+    }
+
+    /// Is `pid` still the live (not zombie) process that started at
+    /// `start_ticks`? `None` when that cannot be told.
+    pub fn running(&self, pid: i32, start_ticks: u64) -> Option<bool> {
+        if pid <= 0 {
+            return Some(false);
+        }
+        let stat = match fs::read_to_string(self.root.join(format!("{pid}/stat"))) {
+            Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
+            Err(_) => return None,
+        };
+        let state = parse_stat_field(&stat, 3)?;
+        let start = parse_stat_field(&stat, 22)?.parse::<u64>().ok()?;
+        Some(start == start_ticks && !matches!(state, "Z" | "X" | "x"))
+    }
+
     /// Wall-clock time the container's entrypoint ([`Proc::init_pid`])
     /// started, never later than the truth.
     ///
@@ -383,6 +407,10 @@ pub struct Validating {
     /// the next probe can kill what a killed probe left running.
     pub pgid: Option<i32>,
     pub leader_start: Option<u64>,
+    /// The probe running the validator, and its start time: once it is
+    /// gone (the kubelet killed it at timeoutSeconds) no answer will come.
+    pub owner: Option<i32>,
+    pub owner_start: Option<u64>,
 }
 
 impl State {
@@ -887,6 +915,7 @@ const KEYS: &[&str] = &[
     "output", "transient", "command", "reloads", "signal", "pid", "target",
     "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
     "name", "validating", "until", "until_boot", "pgid", "leader_start",
+    "owner", "owner_start",
 ];
 
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
@@ -1165,6 +1194,13 @@ impl Validating {
             "leader_start",
             self.leader_start.into(),
         );
+        push_if(&mut p, self.owner.is_some(), "owner", self.owner.into());
+        push_if(
+            &mut p,
+            self.owner_start.is_some(),
+            "owner_start",
+            self.owner_start.into(),
+        );
         obj(p)
     }
 
@@ -1175,6 +1211,8 @@ impl Validating {
             until_boot: v.opt("until_boot", Value::i64)?,
             pgid: v.opt("pgid", Value::i32)?,
             leader_start: v.opt("leader_start", Value::u64)?,
+            owner: v.opt("owner", Value::i32)?,
+            owner_start: v.opt("owner_start", Value::u64)?,
         })
     }
 }
@@ -1588,6 +1626,8 @@ mod tests {
             until_boot: Some(2),
             pgid: Some(-1),
             leader_start: Some(u64::MAX),
+            owner: Some(7),
+            owner_start: Some(42),
         });
         full.cache = vec![CachedFile {
             path: "p\u{1}".into(),

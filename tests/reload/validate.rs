@@ -17,8 +17,15 @@ fn a_slow_validator_does_not_block_the_other_probe() {
     let validate = "sh -c 'sleep 2'";
     let slow = {
         let mut cmd = env.cmd("liveness");
-        cmd.args(["--grace", "0", "--validate", validate])
-            .arg(env.vol.path());
+        cmd.args([
+            "--grace",
+            "0",
+            "--validate",
+            validate,
+            "--validate-timeout",
+            "5s",
+        ])
+        .arg(env.vol.path());
         std::thread::spawn(move || cmd.output().unwrap())
     };
     // Let the slow probe take the lock, mark the validation and let go.
@@ -126,8 +133,15 @@ fn watching_a_validation_does_not_move_the_drift_start() {
     let validate = "sh -c 'sleep 1.5'";
     let slow = {
         let mut cmd = env.cmd("liveness");
-        cmd.args(["--grace", "1h", "--validate", validate])
-            .arg(env.vol.path());
+        cmd.args([
+            "--grace",
+            "1h",
+            "--validate",
+            validate,
+            "--validate-timeout",
+            "5s",
+        ])
+        .arg(env.vol.path());
         std::thread::spawn(move || cmd.output().unwrap())
     };
     std::thread::sleep(Duration::from_millis(400));
@@ -151,9 +165,35 @@ fn a_missing_validator_is_a_usage_error() {
     assert!(out.stderr.contains("ngnix-typo"), "{out}");
 }
 
+fn alive(pid: i32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, None | Some("Z"))
+}
+
+/// `driftprobe liveness OPTS VOL` SIGKILLed after `after` (the kubelet's
+/// timeoutSeconds), as the kubelet does: not its validator's process group.
+fn killed_probe(env: &TestEnv, opts: &[&str], after: &str) {
+    let mut killed = assert_cmd::Command::new("timeout");
+    killed
+        .args(["-s", "KILL", after])
+        .arg(BIN)
+        .args(["liveness", "--state-dir"])
+        .arg(&env.state_dir)
+        .args(opts)
+        .arg(env.vol.path());
+    let out = killed.output().unwrap();
+    // Killed: 137 from timeout(1), or a KILL status if timeout died too.
+    assert!(matches!(out.status.code(), Some(137) | None), "{out:?}");
+}
+
 /// The kubelet kills a probe that outlives timeoutSeconds, not the
-/// validator it started. The next probe that validates kills what the
-/// killed one left running (its process group) before starting anew.
+/// validator it started (its own process group). The next probe sees that
+/// the probe that marked the validation is gone: no answer will come, so
+/// it says so (`invalid:`, timed out) at once instead of "validating:"
+/// until the marker expires, and kills what the killed probe left running.
 #[test]
 fn a_validator_orphaned_by_a_killed_probe_is_cleaned_up() {
     let env = TestEnv::new();
@@ -168,41 +208,20 @@ fn a_validator_orphaned_by_a_killed_probe_is_cleaned_up() {
         "--validate",
         validate.as_str(),
         "--validate-timeout",
-        "1s",
+        "10s",
     ];
     // "timeoutSeconds" of 0.5s: the probe is SIGKILLed mid-validation.
-    let mut killed = assert_cmd::Command::new("timeout");
-    killed
-        .args(["-s", "KILL", "0.5"])
-        .arg(BIN)
-        .args(["liveness", "--state-dir"])
-        .arg(&env.state_dir)
-        .args(opts)
-        .arg(env.vol.path());
-    let out = killed.output().unwrap();
-    // Killed: 137 from timeout(1), or a KILL status if timeout died too.
-    assert!(matches!(out.status.code(), Some(137) | None), "{out:?}");
+    killed_probe(&env, &opts, "0.5");
     let orphan: i32 = std::fs::read_to_string(&bg)
         .expect("the validator started")
         .trim()
         .parse()
         .unwrap();
-    let alive = |pid: i32| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().next());
-        !matches!(state, None | Some("Z"))
-    };
     assert!(alive(orphan), "the orphaned validator should still run");
-    // Until the marker expires (1s + slack) other probes just hold.
-    env.on_vol("liveness", &opts).expect(0, "validating:");
-    std::thread::sleep(Duration::from_millis(3_200));
-    // This probe validates again (and times out: no answer, held) after
-    // killing the orphan.
     env.on_vol("liveness", &opts)
         .expect(0, "invalid:")
-        .contains("could not be validated");
+        .contains("could not be validated")
+        .contains("timed out");
     let deadline = Instant::now() + Duration::from_secs(3);
     while alive(orphan) {
         assert!(
@@ -210,6 +229,69 @@ fn a_validator_orphaned_by_a_killed_probe_is_cleaned_up() {
             "orphaned validator {orphan} survived"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+    // The answer is kept like any other "no answer": readiness with
+    // --on-invalid fail takes the pod out, status shows it.
+    let mut fail = opts.to_vec();
+    fail.extend(["--on-invalid", "fail"]);
+    env.on_vol("readiness", &fail)
+        .expect(1, "invalid:")
+        .contains("timed out");
+}
+
+/// What the real kubelet did: every probe killed at timeoutSeconds (1s)
+/// while the validator is given longer. Before, each killed probe left a
+/// "being validated" marker that made every other probe pass with
+/// `validating:`, and the next one to validate was killed again: the new
+/// config was held back forever, silently. Now no probe after a killed
+/// one says `validating:`.
+#[test]
+fn probes_killed_at_timeout_seconds_never_leave_validating_forever() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    let opts = [
+        "--grace",
+        "0",
+        "--validate",
+        "sleep 30",
+        "--validate-timeout",
+        "10s",
+    ];
+    killed_probe(&env, &opts, "0.5");
+    for _ in 0..3 {
+        let out = env.on_vol("liveness", &opts);
+        out.expect(0, "invalid:").contains("timed out");
+    }
+}
+
+/// Without --validate-timeout the validator gets what is left of the
+/// probe's own deadline (inside the kubelet's default timeoutSeconds of
+/// 1s): a validator that never finishes is killed by the probe, which
+/// answers in time that it timed out.
+#[test]
+fn the_default_validator_timeout_fits_the_default_probe_timeout() {
+    let env = TestEnv::new();
+    env.vol.write(&[("app.conf", "v1\n")]);
+    env.init();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    let bg = env.path("bg.pid");
+    let validate = format!("sh -c 'sleep 30 & echo $! > {}; wait'", bg.display());
+    let start = Instant::now();
+    let out = env.on_vol("liveness", &["--grace", "0", "--validate", &validate]);
+    let took = start.elapsed();
+    out.expect(0, "invalid:").contains("timed out");
+    assert!(took < Duration::from_millis(1_000), "took {took:?}: {out}");
+    let orphan: i32 = std::fs::read_to_string(&bg)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while alive(orphan) {
+        assert!(Instant::now() < deadline, "validator {orphan} survived");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
