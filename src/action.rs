@@ -5,6 +5,7 @@
 
 use crate::digest::plain_io;
 use crate::http::{self, Url};
+use crate::smallfile;
 use crate::state::{Proc, Validation};
 use crate::time;
 use nix::errno::Errno;
@@ -114,7 +115,7 @@ impl Target {
             Target::Pid(p) if *p > 0 => Ok(*p),
             Target::Pid(p) => Err(format!("--pid {p}: not a process id")),
             Target::Pidfile(path) => {
-                let text = fs::read_to_string(path).map_err(|e| {
+                let text = smallfile::read_to_string(path, smallfile::TINY).map_err(|e| {
                     format!("cannot read pidfile {}: {}", path.display(), plain_io(&e))
                 })?;
                 match text.trim().parse::<i32>() {
@@ -138,7 +139,8 @@ fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
         root: proc_root.to_path_buf(),
     }
     .oldest_process(|pid| {
-        let comm = fs::read(proc_root.join(format!("{pid}/comm"))).unwrap_or_default();
+        let comm = smallfile::read(&proc_root.join(format!("{pid}/comm")), smallfile::TINY)
+            .unwrap_or_default();
         comm.strip_suffix(b"\n").unwrap_or(&comm) == want
     })
     .ok_or_else(|| format!("no process named {name:?} in {}", proc_root.display()))
@@ -146,7 +148,7 @@ fn find_process(proc_root: &Path, name: &str) -> Result<i32, String> {
 
 /// The process name, for messages.
 pub fn comm(proc_root: &Path, pid: i32) -> String {
-    fs::read_to_string(proc_root.join(format!("{pid}/comm")))
+    smallfile::read_to_string(&proc_root.join(format!("{pid}/comm")), smallfile::TINY)
         .map(|s| s.trim_end().to_string())
         .unwrap_or_else(|_| "?".into())
 }
@@ -165,7 +167,9 @@ pub enum Disposition {
 
 /// How `pid` handles `sig`; `None` when unknown (the signal is sent anyway).
 pub fn disposition(proc_root: &Path, pid: i32, sig: Signal) -> Option<Disposition> {
-    let status = fs::read_to_string(proc_root.join(format!("{pid}/status"))).ok()?;
+    let status =
+        smallfile::read_to_string(&proc_root.join(format!("{pid}/status")), smallfile::SMALL)
+            .ok()?;
     let has = |field: &str| -> Option<bool> {
         let line = status.lines().find(|l| l.starts_with(field))?;
         let mask = u64::from_str_radix(line[field.len()..].trim(), 16).ok()?;
@@ -601,7 +605,7 @@ pub fn env_drift(
         return Ok(Vec::new());
     }
     let environ_path = proc_root.join(format!("{pid}/environ"));
-    let environ = fs::read(&environ_path).map_err(|e| {
+    let environ = smallfile::read(&environ_path, smallfile::LARGE).map_err(|e| {
         format!(
             "cannot read the environment the app started with ({}): {}",
             environ_path.display(),
@@ -614,7 +618,7 @@ pub fn env_drift(
             let rest = kv.strip_prefix(name.as_bytes())?;
             rest.strip_prefix(b"=")
         });
-        let current = match fs::read(path) {
+        let current = match smallfile::read(path, smallfile::ENV_VALUE) {
             Ok(c) => c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(format!("cannot read {}: {}", path.display(), plain_io(&e))),

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 /// Warnings for these watched roots, read from `mountinfo`
 /// (normally `/proc/self/mountinfo`).
 pub fn warnings(roots: &[PathBuf], mountinfo: &Path) -> Vec<String> {
-    let mounts = fs::read_to_string(mountinfo).unwrap_or_default();
+    let mounts =
+        crate::smallfile::read_to_string(mountinfo, crate::smallfile::LARGE).unwrap_or_default();
     let points: Vec<(String, String)> = mounts
         .lines()
         .filter_map(|l| {

@@ -918,12 +918,15 @@ fn adopt(st: &mut State, snap: &Snapshot, now: Millis, source: &str) {
 
 /// The pod name (the container's UTS hostname).
 pub fn hostname(proc_root: &Path) -> String {
-    std::fs::read_to_string(proc_root.join("sys/kernel/hostname"))
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_default()
+    crate::smallfile::read_to_string(
+        &proc_root.join("sys/kernel/hostname"),
+        crate::smallfile::TINY,
+    )
+    .map(|s| s.trim().to_string())
+    .ok()
+    .filter(|s| !s.is_empty())
+    .or_else(|| std::env::var("HOSTNAME").ok())
+    .unwrap_or_default()
 }
 
 #[cfg(test)]

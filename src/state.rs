@@ -20,6 +20,7 @@
 
 use crate::digest::{plain_io, CachedFile, Entry};
 use crate::json::{self, obj, or_default, strings, Value};
+use crate::smallfile;
 use crate::time::{Millis, Stamp};
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, Flock, FlockArg, OFlag};
@@ -83,7 +84,8 @@ impl Proc {
     /// when neither can be read, PID 1 it is.
     pub fn init_pid(&self) -> i32 {
         let mnt_ns = |pid: &str| fs::read_link(self.root.join(pid).join("ns/mnt")).ok();
-        let cgroup = |pid: &str| fs::read(self.root.join(pid).join("cgroup")).ok();
+        let cgroup =
+            |pid: &str| smallfile::read(&self.root.join(pid).join("cgroup"), smallfile::SMALL).ok();
         // Our cgroup only when a namespace link cannot be read (rarely).
         let (our_ns, our_cgroup) = (mnt_ns("self"), std::cell::OnceCell::new());
         let same_container = |pid: &str| -> Option<bool> {
@@ -121,7 +123,8 @@ impl Proc {
             if pid == me || !wanted(pid) {
                 continue;
             }
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            let Ok(stat) = smallfile::read_to_string(&entry.path().join("stat"), smallfile::TINY)
+            else {
                 continue;
             };
             // A zombie (exited, not reaped) or dead process is not running.
@@ -153,7 +156,10 @@ impl Proc {
         if pid <= 0 {
             return Some(false);
         }
-        let stat = match fs::read_to_string(self.root.join(format!("{pid}/stat"))) {
+        let stat = match smallfile::read_to_string(
+            &self.root.join(format!("{pid}/stat")),
+            smallfile::TINY,
+        ) {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(false),
             Err(_) => return None,
@@ -222,16 +228,8 @@ impl Proc {
 
     pub fn read(&self, rel: &str) -> Result<String, StateError> {
         let path = self.root.join(rel);
-        // /proc files report size 0: without room for a whole line up
-        // front, read_to_string reads them in chunks from 32 bytes up. And
-        // File's own read_to_string asks fstat and lseek for a size hint
-        // that /proc does not give: `take` (no limit) reads plainly.
-        let read = || -> io::Result<String> {
-            let mut s = String::with_capacity(4096);
-            File::open(&path)?.take(u64::MAX).read_to_string(&mut s)?;
-            Ok(s)
-        };
-        read().map_err(|e| StateError::Proc {
+        // Capped, never blocking: `smallfile`.
+        smallfile::read_to_string(&path, smallfile::LARGE).map_err(|e| StateError::Proc {
             reason: plain_io(&e),
             path,
         })

@@ -12,6 +12,7 @@ mod faults {
     mod disk;
     mod fuzz;
     mod hostile;
+    mod side_files;
 }
 
 use std::fs;
