@@ -106,6 +106,7 @@ impl Opened {
         let mut st = State::new(self.container.clone(), self.watch.names());
         st.warnings =
             crate::inspect::warnings(&self.watch.roots, &self.proc.root.join("self/mountinfo"));
+        st.warnings.extend(self.dir.exposure().map(str::to_string));
         st.warnings_pending = !st.warnings.is_empty();
         st
     }

@@ -521,6 +521,59 @@ pub struct StateDir {
     path: PathBuf,
     /// `None` when [`StateDir::existing`] found no state dir: no state yet.
     fd: Option<OwnedFd>,
+    /// Why another user could rename or remove the directory (and with it
+    /// the drift record), if one can: see [`rename_exposure`].
+    exposure: Option<String>,
+}
+
+/// Why `dir`, an entry of `parent` (mode `mode`, owner `owner`), could be
+/// renamed or removed by another user: a parent that others may write and
+/// that is not sticky (an emptyDir is 0777), or one another non-root user
+/// owns. Such a user can move our directory away before every probe, so
+/// the drift record vanishes and the grace window never ends. `None` when
+/// only we (and root) can.
+pub fn rename_exposure(
+    dir: &Path,
+    parent: &Path,
+    mode: u32,
+    owner: u32,
+    euid: u32,
+) -> Option<String> {
+    let sticky = mode & 0o1000 != 0;
+    let who = if mode & 0o002 != 0 && !sticky {
+        "anyone"
+    } else if mode & 0o020 != 0 && !sticky {
+        "its group"
+    } else if owner != euid && owner != 0 && mode & 0o200 != 0 {
+        "its owner"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "the state dir {} can be renamed or removed by another user: {} is writable by {who} (mode {:o}, owner uid \
+         {owner}){}, so the drift record could vanish before every probe; use a dir only this uid can write in, or \
+         a sticky one such as /dev/shm (--state-dir /dev/shm/driftprobe)",
+        dir.display(),
+        parent.display(),
+        mode & 0o7777,
+        if sticky { "" } else { " and not sticky" },
+    ))
+}
+
+/// [`rename_exposure`] of a directory used as it is: looked up in its
+/// parent. A mount point cannot be renamed (EBUSY): never exposed.
+fn direct_exposure(path: &Path, st: &nix::sys::stat::FileStat, euid: u32) -> Option<String> {
+    let parent = path.parent()?;
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    let meta = fs::metadata(parent).ok()?;
+    if meta.dev() != st.st_dev {
+        return None;
+    }
+    rename_exposure(path, parent, meta.mode(), meta.uid(), euid)
 }
 
 fn open_dir_at(at: Option<RawFd>, name: &Path) -> nix::Result<OwnedFd> {
@@ -560,9 +613,10 @@ impl StateDir {
             path: p.to_path_buf(),
             reason,
         };
-        let absent = |p: &Path| StateDir {
+        let absent = |p: &Path, exposure| StateDir {
             path: p.to_path_buf(),
             fd: None,
+            exposure,
         };
 
         let fd = match open_dir_at(None, path) {
@@ -593,7 +647,7 @@ impl StateDir {
         };
         let fd = match fd {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) if !create => return Ok(absent(path)),
+            Err(Errno::ENOENT) if !create => return Ok(absent(path, None)),
             Err(e) => {
                 return Err(err(
                     path,
@@ -611,18 +665,21 @@ impl StateDir {
             return Ok(StateDir {
                 path: path.to_path_buf(),
                 fd: Some(fd),
+                exposure: direct_exposure(path, &st, euid),
             });
         }
         if owned && st.st_mode & 0o022 == 0 {
             return Ok(StateDir {
                 path: path.to_path_buf(),
                 fd: Some(fd),
+                exposure: direct_exposure(path, &st, euid),
             });
         }
 
         // Not ours alone: use (or make) a private directory inside it.
         let name = format!("driftprobe-{euid}");
         let sub = path.join(&name);
+        let exposure = rename_exposure(&sub, path, st.st_mode, st.st_uid, euid);
         let parent = fd.as_raw_fd();
         let opened = match open_dir_at(Some(parent), Path::new(&name)) {
             Err(Errno::ENOENT) if create => {
@@ -647,7 +704,7 @@ impl StateDir {
         };
         let sub_fd = match opened {
             Ok(fd) => fd,
-            Err(Errno::ENOENT) if !create => return Ok(absent(&sub)),
+            Err(Errno::ENOENT) if !create => return Ok(absent(&sub, exposure)),
             Err(e) => {
                 let lstat = fstatat(Some(parent), name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW);
                 let reason = match lstat {
@@ -670,7 +727,13 @@ impl StateDir {
         Ok(StateDir {
             path: sub,
             fd: Some(sub_fd),
+            exposure,
         })
+    }
+
+    /// Why another user could rename or remove this directory, if one can.
+    pub fn exposure(&self) -> Option<&str> {
+        self.exposure.as_deref()
     }
 
     /// The directory actually used (maybe the private `driftprobe-<euid>`).
@@ -1670,6 +1733,29 @@ mod tests {
         assert_ne!(a, key(&["/b".into()], &[]));
         assert_ne!(a, key(&["/a".into()], &["*.bak".into()]));
         assert!(a.starts_with("watch-") && a.len() == 22);
+    }
+
+    #[test]
+    fn a_parent_others_may_write_exposes_the_state_dir() {
+        let d = Path::new("/e/driftprobe-7");
+        let p = Path::new("/e");
+        // emptyDir: root's, 0777, not sticky.
+        let e = rename_exposure(d, p, 0o40777, 0, 7).unwrap();
+        assert!(
+            e.contains("writable by anyone (mode 777, owner uid 0) and not sticky"),
+            "{e}"
+        );
+        assert!(rename_exposure(d, p, 0o40775, 0, 7)
+            .unwrap()
+            .contains("its group"));
+        // Sticky (/tmp, /dev/shm), or only root or we can write: safe.
+        assert_eq!(rename_exposure(d, p, 0o41777, 0, 7), None);
+        assert_eq!(rename_exposure(d, p, 0o40755, 0, 7), None);
+        assert_eq!(rename_exposure(d, p, 0o40700, 7, 7), None);
+        // Another user's dir: its owner may rename, sticky or not.
+        assert!(rename_exposure(d, p, 0o41777, 8, 7)
+            .unwrap()
+            .contains("its owner"));
     }
 
     #[test]

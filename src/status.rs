@@ -236,7 +236,14 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
         missing: snap.missing,
         validations,
         reloads: st.reloads.clone(),
-        warnings: st.warnings.clone(),
+        warnings: {
+            // Shown while it holds, not only as the state recorded it.
+            let mut w = st.warnings.clone();
+            if let Some(e) = opened.dir.exposure().filter(|e| !w.iter().any(|x| x == e)) {
+                w.push(e.to_string());
+            }
+            w
+        },
         notes,
         stagger_offset_ms: stagger.map(|s| {
             crate::verdict::stagger_offset(&crate::probe::hostname(&opened.proc.root), s)

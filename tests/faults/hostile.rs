@@ -352,3 +352,104 @@ fn a_key_we_may_not_read() {
         "cannot determine (readiness exit 3, liveness passes)",
     );
 }
+
+/// Another uid sharing a 0777 emptyDir (not sticky) can rename our private
+/// `driftprobe-<euid>` away before every probe: the drift record vanishes
+/// and the grace window starts over. Nothing in the dir can stop that, so
+/// it is counted as lost, and the probe warns about the layout (stderr,
+/// `status`); in a sticky parent the rename is refused and nothing is lost.
+#[test]
+fn another_uid_renames_the_private_state_dir() {
+    let mut lost = [0, 0];
+    for (i, mode) in [0o777, 0o1777].into_iter().enumerate() {
+        let env = TestEnv::new();
+        env.vol.write(&[("app.yaml", "v: 1\n")]);
+        fs::set_permissions(env.tmp.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let shared = env.path("emptydir");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(mode)).unwrap();
+        let exposed = mode & 0o1000 == 0;
+        let warning = "can be renamed or removed by another user";
+        let probe = |sub: &str, opts: &[&str]| {
+            let mut cmd = driftprobe();
+            cmd.arg(sub)
+                .arg("--state-dir")
+                .arg(&shared)
+                .args(opts)
+                .arg(env.vol.path());
+            let out = run(&mut cmd);
+            out.no_panic();
+            out
+        };
+        let out = probe("init", &[]);
+        assert_eq!(out.code, 0, "{out}");
+        assert_eq!(
+            out.stderr.contains(warning),
+            exposed,
+            "mode {mode:o}: {out}"
+        );
+        for json in [false, true] {
+            let out = probe("status", if json { &["--json"] } else { &[] });
+            assert_eq!(
+                out.stdout.contains(warning),
+                exposed,
+                "mode {mode:o}: {out}"
+            );
+        }
+        env.vol.write(&[("app.yaml", "v: 2\n")]);
+        let first = probe("liveness", &["--grace", "1h"]);
+        first.expect(0, "drift:");
+        let since = |o: &Out| {
+            let rest = o.stdout.rsplit(" since ").next().unwrap_or_default();
+            rest.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        std::thread::sleep(std::time::Duration::from_millis(1_100));
+        let renamed = as_uid_cmd(
+            4242,
+            "mv",
+            &[
+                shared.join("driftprobe-0").as_os_str(),
+                shared.join("moved").as_os_str(),
+            ],
+        );
+        assert_eq!(renamed, exposed, "mode {mode:o}: rename by another uid");
+        let after = probe("liveness", &["--grace", "1h"]);
+        after.expect(0, "drift:");
+        if since(&after) != since(&first) {
+            lost[i] += 1;
+            // The fresh state warns again.
+            assert!(after.stderr.contains(warning), "{after}");
+        }
+    }
+    assert_eq!(lost, [1, 0], "lost drift records (0777, 1777)");
+    tally(
+        "state dir renamed by another uid (0777 emptyDir, not sticky)",
+        1,
+        lost[0],
+        0,
+        "the drift record is lost; warned on stderr and in status (use a sticky or private parent)",
+    );
+    tally(
+        "state dir renamed by another uid (sticky parent)",
+        1,
+        lost[1],
+        0,
+        "the rename is refused",
+    );
+}
+
+/// `CMD ARGS...` as `uid` (no groups); whether it succeeded.
+fn as_uid_cmd(uid: u32, cmd: &str, args: &[&OsStr]) -> bool {
+    std::process::Command::new("setpriv")
+        .arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={uid}"))
+        .args(["--clear-groups", "--", cmd])
+        .args(args)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
