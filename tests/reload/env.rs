@@ -152,3 +152,125 @@ fn a_probe_without_env_does_not_reset_the_env_drift_clock() {
         .contains("LOG_LEVEL")
         .contains("exceeded");
 }
+
+/// PID 1 of a new PID namespace (a container's entrypoint) started with
+/// exactly `vars`: perl, which rewrites its environment area for a process
+/// title when `title` is given (`$0 = …`, as nginx does for its own).
+fn entrypoint(vars: &[&str], title: Option<&str>) -> Ns {
+    // comm follows the title (prctl): wait for it, so the rewrite is done.
+    let (script, comm) = match title {
+        Some(t) => (format!("$0 = '{t}'; sleep 600"), t.to_string()),
+        None => ("sleep 600".to_string(), "perl".to_string()),
+    };
+    let mut argv = vec!["env", "-i"];
+    argv.extend_from_slice(vars);
+    argv.extend(["perl", "-e", &script]);
+    Ns::start(&["--pid", "--mount-proc"], &argv, &comm)
+}
+
+/// Issue 13.1: `--env` against an app that rewrote its environment area.
+/// Its /proc/1/environ then holds the title, LOG_LEVEL is not in it, and
+/// every instance reported `drift: env LOG_LEVEL differs`: liveness
+/// restarted it forever. Now that is "cannot determine" for the variable,
+/// saying why (liveness passes it, readiness fails it); a variable really
+/// absent from an intact environment is still a drift.
+#[test]
+fn an_app_that_rewrites_its_environ_is_cannot_determine_not_drift() {
+    let env = TestEnv::new();
+    env.vol
+        .write(&[("app.yaml", "a: 1\n"), ("log_level", "info")]);
+    let env_opt = format!("LOG_LEVEL={}", env.vol.path().join("log_level").display());
+    let opts = ["--grace", "0", "--env", env_opt.as_str()];
+
+    // Intact environment: compared as always.
+    let app = entrypoint(&["LOG_LEVEL=info"], None);
+    app.on_vol(&env, "init", &[]);
+    app.on_vol(&env, "liveness", &opts).ok();
+    drop(app);
+    let app = entrypoint(&["OTHER=1"], None);
+    app.on_vol(&env, "init", &[]);
+    let out = app.on_vol(&env, "liveness", &opts);
+    out.drift().contains("env LOG_LEVEL differs");
+    drop(app);
+
+    // Rewritten for a process title: never a drift.
+    let app = entrypoint(&["LOG_LEVEL=info"], Some("apptitle"));
+    let environ = std::fs::read(format!("/proc/{}/environ", app.init_pid)).unwrap();
+    assert!(
+        !contains_bytes(&environ, b"LOG_LEVEL"),
+        "perl did not rewrite its environ: {environ:?}"
+    );
+    app.on_vol(&env, "init", &[]);
+    for (sub, code) in [("liveness", 0), ("readiness", 3)] {
+        let out = app.on_vol(&env, sub, &opts);
+        out.expect(code, "cannot determine:")
+            .contains("LOG_LEVEL")
+            .contains("no longer holds an environment");
+        no_values(&out, &SECRETS);
+    }
+    // The files drifting as well are still reported as such.
+    env.vol
+        .write(&[("app.yaml", "a: 2\n"), ("log_level", "info")]);
+    app.on_vol(&env, "liveness", &opts)
+        .drift()
+        .contains("app.yaml");
+}
+
+/// The same with nginx itself (the case from the issue), when installed:
+/// its master process rewrites the environment area for "nginx: master
+/// process …".
+#[test]
+fn nginx_as_the_entrypoint_is_cannot_determine_not_drift() {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx", "/usr/local/sbin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    else {
+        eprintln!("SKIPPED: no nginx");
+        return;
+    };
+    let env = TestEnv::new();
+    env.vol.write(&[("log_level", "info")]);
+    let prefix = env.path("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    let conf = prefix.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\nevents {{}}\n",
+            p = prefix.display()
+        ),
+    )
+    .unwrap();
+    let prefix_s = prefix.display().to_string();
+    let conf_s = conf.display().to_string();
+    let app = Ns::start(
+        &["--pid", "--mount-proc"],
+        &[
+            "env",
+            "-i",
+            "LOG_LEVEL=info",
+            nginx,
+            "-e",
+            "stderr",
+            "-p",
+            &prefix_s,
+            "-c",
+            &conf_s,
+        ],
+        "nginx",
+    );
+    let cmdline = format!("/proc/{}/cmdline", app.init_pid);
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || {
+            std::fs::read(&cmdline)
+                .unwrap_or_default()
+                .starts_with(b"nginx: master")
+        }),
+        "nginx never set its title"
+    );
+    app.on_vol(&env, "init", &[]);
+    let env_opt = format!("LOG_LEVEL={}", env.vol.path().join("log_level").display());
+    app.on_vol(&env, "liveness", &["--grace", "0", "--env", &env_opt])
+        .expect(0, "cannot determine:")
+        .contains("LOG_LEVEL");
+}
