@@ -718,38 +718,16 @@ fn dated_by_ctime(
     d
 }
 
-/// No usable state for this container: record the baseline lazily if the
-/// ctimes prove nothing changed since the entrypoint started, else start a
-/// drift that says why.
+/// No usable state for this container: record the baseline lazily if
+/// [`baseline::unchanged_since_start`] proves nothing changed since the
+/// entrypoint started, else start a drift that says why.
 fn first_look(opened: &Opened, snap: &Snapshot, now: time::Stamp) -> Result<State, Failure> {
     let mut st = opened.fresh_state();
-    match unchanged_since_start(opened, snap)? {
+    match baseline::unchanged_since_start(opened, snap)? {
         Ok(()) => st.baseline = Some(new_baseline(snap, now.wall, "lazy")),
         Err(why) => st.drift = Some(Drift::starting(now, Some(why))),
     }
     Ok(st)
-}
-
-/// `Ok(Ok(()))` when every watched thing is older than PID 1.
-fn unchanged_since_start(opened: &Opened, snap: &Snapshot) -> Result<Result<(), String>, Failure> {
-    if let Some(m) = snap.missing.first() {
-        return Ok(Err(format!("watched path {m} does not exist")));
-    }
-    // The entrypoint found when identifying the container: no second scan.
-    let started = opened.proc.started_at(opened.container.init_start_ticks)?;
-    let Some(newest_ns) = snap.newest_change_ns else {
-        return Ok(Err("nothing to examine under the watched paths".into()));
-    };
-    let newest = newest_ns.div_euclid(1_000_000);
-    if newest < started {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(format!(
-            "files changed at {} after the container started at {}",
-            clock_time(newest),
-            clock_time(started)
-        )))
-    }
 }
 
 /// What differs, for the one-line output.

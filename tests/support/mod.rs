@@ -44,11 +44,16 @@ pub fn driftprobe() -> Command {
     cmd
 }
 
+/// Only PATH, and `DRIFTPROBE_FORCE=true`: these tests run `init` in the
+/// host's PID namespace, whose PID 1 is older than every file they write,
+/// so `init`'s proof (files unchanged since the entrypoint started) would
+/// never hold. Tests of the proof remove it (`env_remove`).
 fn clean_env(cmd: &mut Command) {
     cmd.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
+    cmd.env("DRIFTPROBE_FORCE", "true");
     cmd.timeout(RUN_TIMEOUT);
 }
 
@@ -427,14 +432,11 @@ impl Ns {
         }
     }
 
-    /// `nsenter --target INIT <ns flags> -- driftprobe`, clean env, timeout.
+    /// `nsenter --target INIT <ns flags> -- driftprobe`, clean env (with
+    /// `DRIFTPROBE_FORCE`, see `clean_env`), timeout.
     pub fn driftprobe(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::new("nsenter");
-        cmd.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd.timeout(RUN_TIMEOUT);
+        clean_env(&mut cmd);
         cmd.arg("--target")
             .arg(self.init_pid.to_string())
             .args(&self.nsenter_flags)
@@ -483,6 +485,20 @@ impl Ns {
         env.on_vol_via(&wrapper, sub, opts)
     }
 
+    /// Like [`Ns::on_vol`] with `paths` instead of the volume, and without
+    /// `DRIFTPROBE_FORCE`: `init` has to prove the files unchanged.
+    pub fn proving(&self, env: &TestEnv, sub: &str, opts: &[&str], paths: &[&Path]) -> Out {
+        let mut cmd = self.driftprobe();
+        cmd.env_remove("DRIFTPROBE_FORCE")
+            .env("DRIFTPROBE_STATE_DIR", &env.state_dir)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(&env.state_dir)
+            .args(opts)
+            .args(paths);
+        run(&mut cmd)
+    }
+
     /// `/proc/1/stat` as seen inside the namespace.
     pub fn proc1_stat(&self) -> String {
         let out = std::process::Command::new("nsenter")
@@ -493,6 +509,80 @@ impl Ns {
             .output()
             .expect("nsenter cat");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The kubelets the lazy-baseline proof must hold under
+// ---------------------------------------------------------------------------
+
+/// One kubelet behaviour towards a pod's volumes.
+#[derive(Debug, Clone, Copy)]
+pub struct Kubelet {
+    pub name: &'static str,
+    pub fs_group: FsGroup,
+}
+
+/// Every test of the lazy-baseline proof runs under each of these.
+pub const KUBELETS: [Kubelet; 3] = [
+    Kubelet {
+        name: "no fsGroup",
+        fs_group: FsGroup::Off,
+    },
+    Kubelet {
+        name: "fsGroup, ownership pass at every sync (v1.20)",
+        fs_group: FsGroup::EverySync,
+    },
+    Kubelet {
+        name: "fsGroup, ownership set in the atomic writer (v1.35)",
+        fs_group: FsGroup::InWriter,
+    },
+];
+
+impl TestEnv {
+    /// A [`TestEnv`] whose volume the kubelet `k` writes and syncs.
+    pub fn under(k: Kubelet) -> TestEnv {
+        let mut env = TestEnv::new();
+        env.vol.fs_group = k.fs_group;
+        env
+    }
+
+    /// The kubelet's pod syncs since the container started: past the next
+    /// whole second (so what a sync moves is newer than a container
+    /// started before this call), two syncs.
+    pub fn settle_syncs(&self) {
+        sleep_past_second();
+        self.vol.sync();
+        std::thread::sleep(Duration::from_millis(20));
+        self.vol.sync();
+    }
+
+    /// A container that started now and sees the volume the way a pod
+    /// does: read-only (a bind mount remounted `ro` in its own mount
+    /// namespace; the kubelet keeps writing through the original path),
+    /// with `subpaths` (file, key) bind-mounted read-only from the current
+    /// payload dir like subPath mounts. Probes run inside via
+    /// [`Ns::on_vol`] / [`Ns::run`].
+    pub fn container(&self, subpaths: &[(&Path, &str)]) -> Ns {
+        let vol = self.vol.path().display().to_string();
+        let mut script =
+            format!("mount --bind '{vol}' '{vol}' && mount -o remount,bind,ro '{vol}' '{vol}'");
+        let target = self
+            .vol
+            .data_target()
+            .expect("volume written before the container starts");
+        for (file, key) in subpaths {
+            if !file.exists() {
+                fs::write(file, "").expect("subPath mount point");
+            }
+            let src = format!("{vol}/{target}/{key}");
+            let dst = file.display();
+            script.push_str(&format!(
+                " && mount --bind '{src}' '{dst}' && mount -o remount,bind,ro '{dst}'"
+            ));
+        }
+        script.push_str(" && exec sleep 600");
+        Ns::start(&["--pid", "--mount-proc"], &["sh", "-c", &script], "sleep")
     }
 }
 
