@@ -817,6 +817,86 @@ mod emulation_tests {
         );
     }
 
+    fn times(p: &Path) -> (i64, i64, i64, i64, u32, u32) {
+        let m = fs::symlink_metadata(p).unwrap();
+        (
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.mode() & 0o7777,
+            m.gid(),
+        )
+    }
+
+    #[test]
+    fn fs_group_every_sync_moves_ctimes_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.mode = 0o400;
+        vol.fs_group = FsGroup::EverySync;
+        vol.write(&[("k", "v"), ("n/x", "y")]);
+        let ts = vol.path().join(vol.data_target().unwrap());
+        let watched = [
+            vol.path().to_path_buf(),
+            vol.path().join("..data"),
+            ts.join("k"),
+            ts.join("n"),
+        ];
+        let before: Vec<_> = watched.iter().map(|p| times(p)).collect();
+        assert_eq!(before[2].4, 0o400, "the writer leaves the mode alone");
+        std::thread::sleep(Duration::from_millis(20));
+        vol.sync();
+        for (p, b) in watched.iter().zip(&before) {
+            let a = times(p);
+            assert_eq!((a.0, a.1), (b.0, b.1), "{}: mtime moved", p.display());
+            assert_ne!(
+                (a.2, a.3),
+                (b.2, b.3),
+                "{}: ctime did not move",
+                p.display()
+            );
+            assert_eq!(a.5, FS_GROUP_GID, "{}", p.display());
+        }
+        assert_eq!(times(&ts.join("k")).4, 0o440);
+        assert_eq!(times(&ts.join("n")).4 & 0o2000, 0o2000, "setgid dir");
+        assert_eq!(fs::read_to_string(vol.path().join("k")).unwrap(), "v");
+    }
+
+    #[test]
+    fn fs_group_in_writer_sets_ownership_before_the_swap_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.mode = 0o400;
+        vol.fs_group = FsGroup::InWriter;
+        let d = vol.path().to_path_buf();
+        vol.write_with_hook(&[("k", "v")], false, |step| {
+            if step == Step::PayloadWritten {
+                let ts = fs::read_dir(&d)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("..2"))
+                    .unwrap();
+                let k = times(&ts.join("k"));
+                assert_eq!((k.4, k.5), (0o440, FS_GROUP_GID));
+                assert_eq!(times(&ts).4 & 0o2000, 0o2000);
+            }
+        })
+        .unwrap();
+        let before = times(&vol.path().join("k"));
+        let before = (
+            before,
+            times(&vol.path().join(vol.data_target().unwrap()).join("k")),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        vol.sync();
+        let after = (
+            times(&vol.path().join("k")),
+            times(&vol.path().join(vol.data_target().unwrap()).join("k")),
+        );
+        assert_eq!(before, after, "a sync changes nothing");
+    }
+
     #[test]
     fn invalid_paths_rejected() {
         let tmp = tempfile::tempdir().unwrap();
