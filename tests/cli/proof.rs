@@ -19,7 +19,31 @@ const V2: [(&str, &str); 2] = [("app.yaml", "v: 2\n"), ("nested/x", "x1")];
 /// A volume written under kubelet `k` (mode 0400, so that an fsGroup
 /// changes it), and a container started after it.
 fn started(k: Kubelet) -> (TestEnv, Ns) {
-    let mut env = TestEnv::under(k);
+    started_on(TestEnv::under(k))
+}
+
+/// Every kubelet, for a ConfigMap volume and for a Secret's (tmpfs, root
+/// mode 1777).
+fn every_volume() -> Vec<(Kubelet, bool)> {
+    KUBELETS
+        .iter()
+        .flat_map(|&k| [(k, false), (k, true)])
+        .collect()
+}
+
+fn env_for(k: Kubelet, secret: bool) -> TestEnv {
+    eprintln!(
+        "kubelet: {}, {}",
+        k.name,
+        if secret { "Secret" } else { "ConfigMap" }
+    );
+    match secret {
+        true => TestEnv::secret_under(k),
+        false => TestEnv::under(k),
+    }
+}
+
+fn started_on(mut env: TestEnv) -> (TestEnv, Ns) {
     env.vol.mode = 0o400;
     env.vol.write(&V1);
     sleep_past_second();
@@ -34,9 +58,8 @@ fn mtime_ns(p: &Path) -> i128 {
 
 #[test]
 fn the_lazy_baseline_is_proven_whatever_fsgroup_does() {
-    for k in KUBELETS {
-        eprintln!("kubelet: {}", k.name);
-        let (env, c) = started(k);
+    for (k, secret) in every_volume() {
+        let (env, c) = started_on(env_for(k, secret));
         let vol = env.vol.path();
         env.settle_syncs();
         c.proving(&env, "liveness", &["--grace", "0"], &[vol])
@@ -75,9 +98,8 @@ fn an_unchanged_tree_writes_nothing_while_the_ownership_pass_runs() {
 
 #[test]
 fn a_change_after_the_start_is_never_proven() {
-    for k in KUBELETS {
-        eprintln!("kubelet: {}", k.name);
-        let (env, c) = started(k);
+    for (k, secret) in every_volume() {
+        let (env, c) = started_on(env_for(k, secret));
         let vol = env.vol.path();
         sleep_past_second();
         env.vol.write(&V2);

@@ -179,6 +179,8 @@ pub fn run(cmd: &mut Command) -> Out {
 /// A temp dir holding a ConfigMap volume (`config/`) and a state dir path
 /// (`state/`, not created: the binary must create it).
 pub struct TestEnv {
+    /// Mounts made for this test (dropped, so unmounted, first).
+    pub mounts: Vec<Unmount>,
     pub tmp: tempfile::TempDir,
     pub vol: ConfigMapVolume,
     pub state_dir: PathBuf,
@@ -199,6 +201,7 @@ impl TestEnv {
         let vol = ConfigMapVolume::new(tmp.path().join("config"));
         let state_dir = tmp.path().join("state");
         TestEnv {
+            mounts: Vec::new(),
             tmp,
             vol,
             state_dir,
@@ -547,6 +550,26 @@ impl TestEnv {
         env
     }
 
+    /// Like [`TestEnv::under`], the volume being a Secret's (or a projected
+    /// one's): a tmpfs whose root has mode 1777, as the kubelet mounts
+    /// them. Mounted in the host's mount namespace, unmounted on drop.
+    pub fn secret_under(k: Kubelet) -> TestEnv {
+        let mut env = TestEnv::under(k);
+        let dir = env.vol.path().to_path_buf();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=1777,size=4m", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            ok.success(),
+            "mount tmpfs on {} (needs root)",
+            dir.display()
+        );
+        env.mounts.push(Unmount(dir));
+        env
+    }
+
     /// The kubelet's pod syncs since the container started: past the next
     /// whole second (so what a sync moves is newer than a container
     /// started before this call), two syncs.
@@ -583,6 +606,18 @@ impl TestEnv {
         }
         script.push_str(" && exec sleep 600");
         Ns::start(&["--pid", "--mount-proc"], &["sh", "-c", &script], "sleep")
+    }
+}
+
+/// A mount point, unmounted (lazily) on drop.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
 
