@@ -434,12 +434,21 @@ impl Walk<'_> {
         self.entry(index, root, "", &meta, in_volume)
     }
 
-    /// If `path`'s parent is a kubelet volume, records its `..data` target.
+    /// If `path` is read through a kubelet volume's `..data` (the nearest
+    /// ancestor holding one, entered through one of its keys, a symlink: a
+    /// real directory there is something else mounted inside the volume),
+    /// records that link's target.
     fn kubelet_marker_of_parent(&mut self, path: &Path) -> Step<bool> {
-        match path.parent() {
-            Some(parent) => Ok(self.kubelet_payload(parent)?.is_some()),
-            None => Ok(false),
+        let mut child = path;
+        for dir in path.ancestors().skip(1) {
+            let link = fs::symlink_metadata(dir.join("..data"));
+            if link.is_ok_and(|m| m.file_type().is_symlink()) {
+                let key = fs::symlink_metadata(child).is_ok_and(|m| m.file_type().is_symlink());
+                return Ok(key && self.kubelet_payload(dir)?.is_some());
+            }
+            child = dir;
         }
+        Ok(false)
     }
 
     /// If `dir` holds a `..data` symlink, records its target and returns the

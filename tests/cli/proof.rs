@@ -216,6 +216,49 @@ fn an_absent_watched_path_is_dated_by_where_it_would_be() {
 }
 
 #[test]
+fn a_path_deep_inside_a_volume_is_dated_by_the_volume() {
+    // Projected volumes and items[].path make nested keys: conf/app/x.
+    const NESTED: [(&str, &str); 2] = [("conf/app/x", "1"), ("conf/app/y", "2")];
+    for k in KUBELETS {
+        let mut env = env_for(k, false);
+        env.vol.mode = 0o400;
+        env.vol.write(&NESTED);
+        sleep_past_second();
+        let c = env.container(&[]);
+        let deep = env.vol.path().join("conf/app");
+        let file = env.vol.path().join("conf/app/x");
+        env.settle_syncs();
+        c.proving(&env, "liveness", &["--grace", "0"], &[&deep])
+            .ok()
+            .contains("2 files");
+        c.proving(&env, "readiness", &["--grace", "0"], &[&file])
+            .ok()
+            .contains("by lazy");
+    }
+}
+
+#[test]
+fn a_dir_mounted_inside_a_volume_is_not_dated_as_the_volume() {
+    // A real directory among the volume's keys is another mount (an
+    // emptyDir at /etc/app/cache inside the ConfigMap at /etc/app): what
+    // changes there does not touch the volume's own times.
+    let env = env_for(KUBELETS[0], false);
+    env.vol.write(&V1);
+    let inner = env.vol.path().join("cache");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::write(inner.join("f"), "1").unwrap();
+    sleep_past_second();
+    let c = env.container(&[]);
+    sleep_past_second();
+    std::fs::write(inner.join("f"), "2").unwrap();
+    for path in [inner.join("f"), inner.clone()] {
+        c.proving(&env, "liveness", &["--grace", "0"], &[&path])
+            .drift()
+            .contains("cannot prove");
+    }
+}
+
+#[test]
 fn a_subpath_mount_is_dated_by_its_mtime() {
     for k in KUBELETS {
         eprintln!("kubelet: {}", k.name);
