@@ -15,6 +15,7 @@ use crate::Report;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -225,7 +226,7 @@ fn record(args: &WatchArgs, how: How) -> Result<Report, Failure> {
             Code::Healthy,
             format!(
                 "drift: no baseline, cannot prove the config is unchanged since the container started: {why} (the \
-                 probes report this drift; `init --force` records the current files anyway)"
+                 probes report it as drift; `driftprobe run` records the baseline before the app starts)"
             ),
         );
         report.stderr.extend(missing_warnings(&snap));
@@ -375,7 +376,12 @@ pub fn newest_content_change(
 }
 
 fn cannot_date(path: &Path, e: &io::Error) -> String {
-    format!("cannot date {}: {}", path.display(), plain_io(e))
+    format!("cannot date {}: {}", shown(path), plain_io(e))
+}
+
+/// A path for the one-line output: escaped like every file name.
+fn shown(path: &Path) -> String {
+    crate::digest::escape_name(path.as_os_str().as_bytes())
 }
 
 fn mtime_ns(m: &fs::Metadata) -> i64 {
@@ -415,7 +421,7 @@ fn absent_dated(root: &Path) -> Result<Option<i64>, String> {
         // Where it points may have held something since the start.
         return Err(format!(
             "watched path {} is a dangling symlink",
-            crate::digest::escape_name(root.as_os_str().as_encoded_bytes())
+            shown(root)
         ));
     }
     let mut dir = root;
@@ -423,12 +429,7 @@ fn absent_dated(root: &Path) -> Result<Option<i64>, String> {
         dir = match dir.parent() {
             Some(p) if p.as_os_str().is_empty() => Path::new("."),
             Some(p) => p,
-            None => {
-                return Err(format!(
-                    "cannot date {}: no existing ancestor",
-                    root.display()
-                ))
-            }
+            None => return Err(format!("cannot date {}: no existing ancestor", shown(root))),
         };
         match fs::metadata(dir) {
             Ok(m) => break m,
@@ -509,4 +510,62 @@ fn copy_self(dest: &Path) -> Result<u64, String> {
         return Err(plain_io(&e));
     }
     Ok(bytes.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_path_is_dated_by_its_nearest_existing_ancestor() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("conf");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("here"), "x").unwrap();
+        let ctime = ctime_ns(&fs::metadata(&dir).unwrap());
+        assert_eq!(absent_dated(&dir.join("here")), Ok(None));
+        assert_eq!(absent_dated(&dir.join("gone")), Ok(Some(ctime)));
+        assert_eq!(absent_dated(&dir.join("a/b/c")), Ok(Some(ctime)));
+        // Through a file: ENOTDIR counts as absent too.
+        assert_eq!(absent_dated(&dir.join("here/x")), Ok(Some(ctime)));
+        std::os::unix::fs::symlink("nowhere", dir.join("dangling")).unwrap();
+        let err = absent_dated(&dir.join("dangling")).unwrap_err();
+        assert!(err.contains("dangling symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_writable_volume_layout_is_dated_by_ctimes() {
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        let ts = vol.join("..2026_11_25_16_20_03.1");
+        fs::create_dir_all(&ts).unwrap();
+        fs::write(ts.join("k"), "v").unwrap();
+        std::os::unix::fs::symlink("..2026_11_25_16_20_03.1", vol.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/k", vol.join("k")).unwrap();
+        let roots = [vol.clone()];
+        let snap = Walker {
+            roots: &roots,
+            excludes: &[],
+            cache: &[],
+            full: false,
+        }
+        .snapshot()
+        .unwrap();
+        assert!(!read_only(&vol));
+        let newest = newest_content_change(&roots, &snap, Path::new("/nonexistent"));
+        assert_eq!(newest, Ok(snap.newest_change_ns));
+        // A chmod (what fsGroup does) moves it: the conservative side.
+        fs::set_permissions(ts.join("k"), fs::Permissions::from_mode(0o440)).unwrap();
+        let moved = ctime_ns(&fs::metadata(ts.join("k")).unwrap());
+        let snap = Walker {
+            roots: &roots,
+            excludes: &[],
+            cache: &[],
+            full: false,
+        }
+        .snapshot()
+        .unwrap();
+        let newest = newest_content_change(&roots, &snap, Path::new("/nonexistent"));
+        assert!(newest.unwrap().is_some_and(|t| t >= moved));
+    }
 }
