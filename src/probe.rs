@@ -408,15 +408,22 @@ impl Look<'_> {
                     if first_seen {
                         // A drift that cannot be remembered would start its
                         // grace window again at every probe: date it from
-                        // the files instead. The kubelet's swap is the
-                        // newest ctime in the tree, never before the drift
-                        // began, so the window can only end late, not
-                        // early.
+                        // the files instead, as the lazy baseline's proof
+                        // dates them (in a read-only kubelet volume by its
+                        // swap, not by ctimes the fsGroup pass keeps
+                        // moving). That is never before the drift began,
+                        // so the window can only end late, not early.
                         let start = time::ticks_to_boot_ms(opened.container.init_start_ticks);
+                        let mountinfo = opened.proc.root.join("self/mountinfo");
+                        let changed =
+                            baseline::newest_content_change(&opened.watch.roots, &snap, &mountinfo)
+                                .ok()
+                                .flatten()
+                                .or(snap.newest_change_ns);
                         st.drift = st
                             .drift
                             .take()
-                            .map(|d| dated_by_ctime(d, snap.newest_change_ns, Some(start)));
+                            .map(|d| dated_by_ctime(d, changed, Some(start)));
                     }
                     unsaved = Some(e.to_string());
                 }

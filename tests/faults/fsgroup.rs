@@ -3,8 +3,9 @@
 //! move every few seconds while nothing changes. No probe may fail for it,
 //! and no baseline may be lost; a real change afterwards is one drift.
 
-use crate::support::{sleep_past_second, TestEnv, KUBELETS};
+use crate::support::{sleep_past_second, Out, TestEnv, KUBELETS};
 use crate::{load_state, tally};
+use std::time::{Duration, Instant};
 
 const V1: [(&str, &str); 1] = [("app.yaml", "v: 1\n")];
 const V2: [(&str, &str); 1] = [("app.yaml", "v: 2\n")];
@@ -58,4 +59,58 @@ fn the_ownership_pass_at_every_sync_restarts_nothing() {
         "v1.20 kubelet: ctimes move, content never; then one real change, one drift",
     );
     assert_eq!((lost, false_restarts), (0, 0), "{}", kubelet.name);
+}
+
+#[test]
+fn a_drift_not_remembered_ends_its_window_despite_the_ownership_pass() {
+    // The state dir turns read-only after the baseline: a drift first seen
+    // then is dated by the files. The ownership pass keeps moving their
+    // ctimes; dated by those, the window would never end.
+    let mut env = TestEnv::under(KUBELETS[1]);
+    env.vol.mode = 0o400;
+    env.vol.write(&V1);
+    sleep_past_second();
+    let c = env.container(&[]);
+    let vol = env.vol.path();
+    c.proving(&env, "liveness", &["--grace", "2s"], &[vol]).ok();
+    let state = env.state_dir.display().to_string();
+    let ro = std::process::Command::new("nsenter")
+        .arg("--target")
+        .arg(c.init_pid.to_string())
+        .args(["--mount", "--", "sh", "-c"])
+        .arg(format!(
+            "mount --bind '{state}' '{state}' && mount -o remount,bind,ro '{state}'"
+        ))
+        .status()
+        .unwrap();
+    assert!(ro.success(), "state dir read-only in the container");
+    env.vol.write(&V2);
+    let changed = Instant::now();
+    let mut runs = 0;
+    let mut last: Option<Out> = None;
+    while changed.elapsed() < Duration::from_secs(6) {
+        env.vol.sync();
+        let out = c.proving(&env, "liveness", &["--grace", "2s"], &[vol]);
+        out.no_panic();
+        runs += 1;
+        assert!(out.stderr.contains("not remembered"), "{out}");
+        if changed.elapsed() < Duration::from_millis(1_900) {
+            out.expect(0, "drift:");
+        }
+        let failed = out.code == 1;
+        last = Some(out);
+        if failed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let last = last.unwrap();
+    last.drift().contains("exceeded");
+    tally(
+        "fsGroup ownership pass, state dir read-only",
+        runs,
+        0,
+        0,
+        "a drift that cannot be saved is dated by the volume's swap, not by ctimes",
+    );
 }
