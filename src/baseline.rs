@@ -2,20 +2,22 @@
 //! (wrapper that then execs the app), and `install` (the init-container
 //! copy of this binary). Also the plumbing every state-using command
 //! shares: resolving the watch set, identifying the container instance,
-//! opening the state dir, taking a snapshot.
+//! opening the state dir, taking a snapshot; and the proof that the files
+//! are what the app started with ([`unchanged_since_start`]), used by
+//! `init` and by the probes' lazy baseline.
 
 use crate::cli::{WatchArgs, WatchSet};
-use crate::digest::{plain_io, CachedFile, Snapshot, Walker};
+use crate::digest::{plain_io, read_only, CachedFile, Snapshot, Walker};
 use crate::exit::Code;
-use crate::state::{self, Baseline, ContainerId, Loaded, Proc, State, StateDir};
-use crate::time::{self, Millis};
+use crate::state::{self, Baseline, ContainerId, Drift, Loaded, Proc, State, StateDir};
+use crate::time::{self, clock_time, Millis};
 use crate::Report;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long `init`/`run`/`status` wait for a probe holding the lock.
@@ -152,14 +154,33 @@ fn missing_warnings(snap: &Snapshot) -> Vec<String> {
 }
 
 /// `init`: record the baseline unless this container already has one.
+///
+/// A postStart hook runs after the entrypoint started, so `init` vouches
+/// only for files it can prove unchanged since then (the lazy baseline's
+/// proof); otherwise it records a drift without a baseline, as the first
+/// probe would, and still exits 0 (a failing postStart hook kills the
+/// container). `--force` records the current files whatever the proof.
 pub fn init(args: &WatchArgs, force: bool) -> Report {
-    match record(args, if force { "init --force" } else { "init" }, force) {
+    let how = if force { How::Force } else { How::Prove };
+    match record(args, how) {
         Ok(r) => r,
         Err(f) => failure_report(f),
     }
 }
 
-fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure> {
+/// How `record` may record a baseline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// `init`: only what [`unchanged_since_start`] proves.
+    Prove,
+    /// `init --force`: the current files, replacing any baseline.
+    Force,
+    /// `run`: the current files; the app has not started yet.
+    Run,
+}
+
+fn record(args: &WatchArgs, how: How) -> Result<Report, Failure> {
+    let force = how != How::Prove;
     let opened = open(args)?;
     let locked = opened.dir.lock(&opened.key, COMMAND_LOCK_TIMEOUT)?;
     let (previous, note) = opened.previous(locked.load());
@@ -180,7 +201,41 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
     let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
     let snap = opened.snapshot(cache)?;
     let fresh = previous.is_none();
+    let replaced = previous.as_ref().is_some_and(|s| s.baseline.is_some());
     let mut st = previous.unwrap_or_else(|| opened.fresh_state());
+    let proof = match how {
+        How::Run => Ok(()),
+        How::Prove => unchanged_since_start(&opened, &snap)?,
+        // Asked only to name the source: --force records whatever it says.
+        How::Force => unchanged_since_start(&opened, &snap).unwrap_or(Err(String::new())),
+    };
+    let source = match (how, &proof) {
+        (How::Run, _) => "run",
+        (How::Force, Err(_)) => "init --force",
+        (How::Force, Ok(())) if replaced => "init --force",
+        _ => "init",
+    };
+    if let (How::Prove, Err(why)) = (how, proof) {
+        // What the first probe would have found: a drift without a
+        // baseline (its grace window, if one was already running, goes on).
+        if st.drift.is_none() {
+            st.drift = Some(Drift::starting(time::Stamp::now(), Some(why.clone())));
+        }
+        st.cache = snap.cache.clone();
+        locked.save(&st)?;
+        let mut report = Report::new(
+            Code::Healthy,
+            format!(
+                "drift: no baseline, cannot prove the config is unchanged since the container started: {why} (the \
+                 probes report it as drift; `driftprobe run` records the baseline before the app starts)"
+            ),
+        );
+        report.stderr.extend(missing_warnings(&snap));
+        if let Some(n) = note {
+            report = report.warn(format!("driftprobe: {n}"));
+        }
+        return Ok(report);
+    }
     st.baseline = Some(new_baseline(&snap, time::now(), source));
     st.drift = None;
     st.cache = snap.cache.clone();
@@ -212,7 +267,7 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
 /// cannot be recorded is reported on stderr but never stops the app.
 pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
     let mut err = io::stderr().lock();
-    match record(args, "run", true) {
+    match record(args, How::Run) {
         Ok(report) => {
             // The container log says what the app starts with.
             let _ = writeln!(err, "driftprobe: {}", report.stdout);
@@ -242,6 +297,162 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
         Code::CannotExecute
     };
     Report::new(code, "").warn(format!("driftprobe: cannot exec {name}: {}", plain_io(&e)))
+}
+
+/// The proof behind a baseline recorded after the entrypoint started (the
+/// probes' lazy baseline, `init`): `Ok(Ok(()))` when the content under the
+/// watched paths cannot have changed since the container's entrypoint
+/// started, `Ok(Err(why))` when that cannot be shown.
+///
+/// Each part is dated by something that moves whenever its content does,
+/// and compared with the entrypoint's start:
+/// - a read-only kubelet volume (a directory holding `..data`): the newest
+///   mtime of the volume dir, its `..data` link and the payload dir the
+///   link points at. The kubelet's atomic writer swaps `..data` (a rename
+///   in the volume dir) on every content update; its fsGroup ownership
+///   pass (chown/chmod, at every pod sync on older kubelets) moves ctimes
+///   only; and nothing in the container can write there;
+/// - a read-only kubelet subPath mount (one file bind-mounted from a
+///   payload dir): that file's mtime (the kubelet never writes into it);
+/// - anything else: ctimes, which only the kernel sets. A writable
+///   directory laid out like a kubelet volume is dated by ctimes too;
+/// - a watched path that does not exist: its nearest existing ancestor,
+///   dated the same way (creating or removing an entry moves the
+///   directory's times).
+pub fn unchanged_since_start(
+    opened: &Opened,
+    snap: &Snapshot,
+) -> Result<Result<(), String>, Failure> {
+    // The entrypoint found when identifying the container: no second scan.
+    let started = opened.proc.started_at(opened.container.init_start_ticks)?;
+    let mountinfo = opened.proc.root.join("self/mountinfo");
+    let newest = match newest_content_change(&opened.watch.roots, snap, &mountinfo) {
+        Ok(Some(ns)) => ns.div_euclid(1_000_000),
+        Ok(None) => return Ok(Err("nothing to examine under the watched paths".into())),
+        Err(why) => return Ok(Err(why)),
+    };
+    if newest < started {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(format!(
+            "files changed at {} after the container started at {}",
+            clock_time(newest),
+            clock_time(started)
+        )))
+    }
+}
+
+/// The newest time (ns since the epoch) the content under `roots` may have
+/// changed, dated as [`unchanged_since_start`] says; `Err` when a part
+/// cannot be dated.
+pub fn newest_content_change(
+    roots: &[PathBuf],
+    snap: &Snapshot,
+    mountinfo: &Path,
+) -> Result<Option<i64>, String> {
+    let mut newest: Option<i64> = None;
+    let mut add = |t: i64| newest = Some(newest.map_or(t, |n| n.max(t)));
+    if snap.volumes.iter().all(|v| read_only(v)) {
+        let subpaths = crate::inspect::subpath_mounts(roots, mountinfo);
+        for (i, root) in roots.iter().enumerate() {
+            if subpaths.contains(root) && read_only(root) {
+                let m = fs::metadata(root).map_err(|e| cannot_date(root, &e))?;
+                add(mtime_ns(&m));
+            } else if let Some(Some(t)) = snap.outside_volumes_ns.get(i) {
+                add(*t);
+            }
+        }
+        for v in &snap.volumes {
+            add(volume_written_ns(v)?);
+        }
+    } else if let Some(t) = snap.newest_change_ns {
+        add(t);
+    }
+    for root in roots {
+        if let Some(t) = absent_dated(root)? {
+            add(t);
+        }
+    }
+    Ok(newest)
+}
+
+fn cannot_date(path: &Path, e: &io::Error) -> String {
+    format!("cannot date {}: {}", shown(path), plain_io(e))
+}
+
+/// A path for the one-line output: escaped like every file name.
+fn shown(path: &Path) -> String {
+    crate::digest::escape_name(path.as_os_str().as_bytes())
+}
+
+fn mtime_ns(m: &fs::Metadata) -> i64 {
+    m.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.mtime_nsec())
+}
+
+fn ctime_ns(m: &fs::Metadata) -> i64 {
+    m.ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(m.ctime_nsec())
+}
+
+/// When the kubelet last wrote the volume at `dir`: the newest mtime of the
+/// dir, its `..data` link and the payload dir.
+fn volume_written_ns(dir: &Path) -> Result<i64, String> {
+    let link = dir.join("..data");
+    let times = [
+        fs::metadata(dir).map_err(|e| cannot_date(dir, &e))?,
+        fs::symlink_metadata(&link).map_err(|e| cannot_date(&link, &e))?,
+        fs::metadata(&link).map_err(|e| cannot_date(&link, &e))?,
+    ];
+    Ok(times.iter().map(mtime_ns).max().unwrap_or(i64::MAX))
+}
+
+/// A watched path that does not exist is dated by its nearest existing
+/// ancestor: the kubelet volume it is in, else that directory's ctime.
+/// `None` when the path exists.
+fn absent_dated(root: &Path) -> Result<Option<i64>, String> {
+    match fs::metadata(root) {
+        Ok(_) => return Ok(None),
+        Err(e) if gone(&e) => {}
+        Err(e) => return Err(cannot_date(root, &e)),
+    }
+    if fs::symlink_metadata(root).is_ok() {
+        // Where it points may have held something since the start.
+        return Err(format!(
+            "watched path {} is a dangling symlink",
+            shown(root)
+        ));
+    }
+    let mut dir = root;
+    let meta = loop {
+        dir = match dir.parent() {
+            Some(p) if p.as_os_str().is_empty() => Path::new("."),
+            Some(p) => p,
+            None => return Err(format!("cannot date {}: no existing ancestor", shown(root))),
+        };
+        match fs::metadata(dir) {
+            Ok(m) => break m,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(cannot_date(dir, &e)),
+        }
+    };
+    let volume = dir
+        .ancestors()
+        .find(|a| fs::symlink_metadata(a.join("..data")).is_ok_and(|m| m.file_type().is_symlink()));
+    match volume {
+        Some(v) if read_only(v) => volume_written_ns(v).map(Some),
+        _ => Ok(Some(ctime_ns(&meta))),
+    }
+}
+
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || matches!(
+            e.raw_os_error(),
+            Some(nix::libc::ENOTDIR) | Some(nix::libc::ELOOP)
+        )
 }
 
 /// `install DEST`: copy this executable there atomically, mode 0755.
@@ -331,5 +542,63 @@ fn clear_stale_copies(dir: &Path, prefix: &str) {
         if stale {
             let _ = fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_path_is_dated_by_its_nearest_existing_ancestor() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("conf");
+        fs::create_dir(&dir).unwrap();
+        fs::write(dir.join("here"), "x").unwrap();
+        let ctime = ctime_ns(&fs::metadata(&dir).unwrap());
+        assert_eq!(absent_dated(&dir.join("here")), Ok(None));
+        assert_eq!(absent_dated(&dir.join("gone")), Ok(Some(ctime)));
+        assert_eq!(absent_dated(&dir.join("a/b/c")), Ok(Some(ctime)));
+        // Through a file: ENOTDIR counts as absent too.
+        assert_eq!(absent_dated(&dir.join("here/x")), Ok(Some(ctime)));
+        std::os::unix::fs::symlink("nowhere", dir.join("dangling")).unwrap();
+        let err = absent_dated(&dir.join("dangling")).unwrap_err();
+        assert!(err.contains("dangling symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_writable_volume_layout_is_dated_by_ctimes() {
+        let d = tempfile::tempdir().unwrap();
+        let vol = d.path().join("vol");
+        let ts = vol.join("..2026_11_25_16_20_03.1");
+        fs::create_dir_all(&ts).unwrap();
+        fs::write(ts.join("k"), "v").unwrap();
+        std::os::unix::fs::symlink("..2026_11_25_16_20_03.1", vol.join("..data")).unwrap();
+        std::os::unix::fs::symlink("..data/k", vol.join("k")).unwrap();
+        let roots = [vol.clone()];
+        let snap = Walker {
+            roots: &roots,
+            excludes: &[],
+            cache: &[],
+            full: false,
+        }
+        .snapshot()
+        .unwrap();
+        assert!(!read_only(&vol));
+        let newest = newest_content_change(&roots, &snap, Path::new("/nonexistent"));
+        assert_eq!(newest, Ok(snap.newest_change_ns));
+        // A chmod (what fsGroup does) moves it: the conservative side.
+        fs::set_permissions(ts.join("k"), fs::Permissions::from_mode(0o440)).unwrap();
+        let moved = ctime_ns(&fs::metadata(ts.join("k")).unwrap());
+        let snap = Walker {
+            roots: &roots,
+            excludes: &[],
+            cache: &[],
+            full: false,
+        }
+        .snapshot()
+        .unwrap();
+        let newest = newest_content_change(&roots, &snap, Path::new("/nonexistent"));
+        assert!(newest.unwrap().is_some_and(|t| t >= moved));
     }
 }

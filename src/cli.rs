@@ -75,11 +75,14 @@ pub struct Cli {
 pub enum Command {
     /// Record the baseline for this container instance (postStart hook).
     ///
-    /// Running it again in the same container instance is a no-op unless
-    /// --force is given.
+    /// The hook runs after the entrypoint started: the baseline is recorded
+    /// only if the files are proven unchanged since then; otherwise init
+    /// records a drift without a baseline and still exits 0. Running it
+    /// again in the same container instance is a no-op unless --force is
+    /// given.
     #[command(
         override_usage = "driftprobe init [OPTIONS] <PATH>...",
-        long_about = "Record the baseline for this container instance (postStart hook).\n\nRunning it again in the same container instance is a no-op unless --force is given.\n\nExample (postStart hook):\n  driftprobe init --state-dir /probe-state /etc/config",
+        long_about = "Record the baseline for this container instance (postStart hook).\n\nThe hook runs after the entrypoint started: the baseline is recorded only if the files are proven unchanged since then; otherwise init records a drift without a baseline (\"drift: no baseline, ...\") and still exits 0. Running it again in the same container instance is a no-op unless --force is given.\n\nExample (postStart hook):\n  driftprobe init --state-dir /probe-state /etc/config",
         after_help = EXIT_CODES
     )]
     Init(InitArgs),
@@ -182,7 +185,8 @@ pub struct WatchArgs {
 pub struct InitArgs {
     #[command(flatten)]
     pub watch: WatchArgs,
-    /// Record a new baseline even if this container already has one.
+    /// Record the current files even if this container already has a
+    /// baseline, or they cannot be proven unchanged since it started.
     #[arg(long, env = "DRIFTPROBE_FORCE", value_parser = parse_bool)]
     pub force: bool,
 }

@@ -18,6 +18,9 @@
 //! the previous probe lets an unchanged tree skip re-hashing. It only keeps
 //! files whose timestamps were more than [`RACY_MARGIN_NS`] old when hashed,
 //! so a write inside the file system's timestamp granularity is never missed.
+//! Inside a read-only kubelet volume the ctime is left out of the key: the
+//! kubelet's fsGroup ownership pass moves it at every pod sync, while new
+//! content always comes as new files (a new inode) in a new payload dir.
 //!
 //! This module reads files; it knows nothing of baselines or state files.
 
@@ -81,6 +84,14 @@ pub struct Snapshot {
     /// The newest ctime (ns since the epoch) of anything walked: files,
     /// directories, symlinks, `..data`. `None` if nothing was found.
     pub newest_change_ns: Option<i64>,
+    /// Per watched path (in order), the newest ctime of what was walked
+    /// outside kubelet volumes; `None` if everything was inside one (or
+    /// nothing was found). Inside a volume a ctime also moves when the
+    /// kubelet's fsGroup pass chowns the files: the lazy-baseline proof
+    /// dates volumes by [`Snapshot::volumes`] instead.
+    pub outside_volumes_ns: Vec<Option<i64>>,
+    /// Every kubelet volume read through (a dir whose `..data` was read).
+    pub volumes: Vec<PathBuf>,
     /// Stat cache to hand to the next walk.
     pub cache: Vec<CachedFile>,
     /// Bytes actually read (0 when everything came from the cache).
@@ -246,6 +257,12 @@ fn mtime_ns(m: &Metadata) -> i64 {
         .saturating_add(m.mtime_nsec())
 }
 
+/// Is `path` on a read-only mount? Unknown counts as writable.
+pub fn read_only(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
 fn wall_ns() -> i64 {
     crate::time::now().saturating_mul(1_000_000)
 }
@@ -261,6 +278,9 @@ impl Walker<'_> {
                 skipped: Vec::new(),
                 missing: Vec::new(),
                 newest: None,
+                outside: None,
+                per_root: Vec::new(),
+                ro_volume: false,
                 hashed_bytes: 0,
                 links: Vec::new(),
                 ancestors: Vec::new(),
@@ -286,6 +306,12 @@ impl Walker<'_> {
                         skipped: walk.skipped,
                         missing: walk.missing,
                         newest_change_ns: walk.newest,
+                        outside_volumes_ns: walk.per_root,
+                        volumes: walk
+                            .links
+                            .iter()
+                            .filter_map(|(l, _)| l.parent().map(Path::to_path_buf))
+                            .collect(),
                         cache,
                         hashed_bytes: walk.hashed_bytes,
                         retries: attempt,
@@ -311,6 +337,13 @@ struct Walk<'w> {
     skipped: Vec<Skipped>,
     missing: Vec<String>,
     newest: Option<i64>,
+    /// The newest ctime outside kubelet volumes, of the current root.
+    outside: Option<i64>,
+    /// `outside` of each root done.
+    per_root: Vec<Option<i64>>,
+    /// The kubelet volume whose payload is being walked is read-only: its
+    /// files' stat-cache entries ignore ctimes.
+    ro_volume: bool,
     hashed_bytes: u64,
     /// Every `..data` link read, with the target it had.
     links: Vec<(PathBuf, PathBuf)>,
@@ -326,7 +359,9 @@ impl Walk<'_> {
     fn all_roots(&mut self) -> Step {
         let roots = self.walker.roots;
         for (index, root) in roots.iter().enumerate() {
+            self.outside = None;
             self.root(index, root)?;
+            self.per_root.push(self.outside);
         }
         // Did any `..data` move while we read? Then we may hold a mix.
         for (link, target) in &self.links {
@@ -360,9 +395,14 @@ impl Walk<'_> {
         }
     }
 
-    fn note(&mut self, m: &Metadata) {
+    /// Notes a ctime; `in_volume`: of something inside a kubelet volume
+    /// (the volume dir, `..data`, a key's symlink, the payload).
+    fn note(&mut self, m: &Metadata, in_volume: bool) {
         let c = ctime_ns(m);
         self.newest = Some(self.newest.map_or(c, |n| n.max(c)));
+        if !in_volume {
+            self.outside = Some(self.outside.map_or(c, |n| n.max(c)));
+        }
     }
 
     fn root(&mut self, index: usize, root: &Path) -> Step {
@@ -378,7 +418,7 @@ impl Walk<'_> {
         // remember the swap marker for the consistency check.
         let in_volume = self.kubelet_marker_of_parent(root)?;
         let meta = if lmeta.file_type().is_symlink() {
-            self.note(&lmeta);
+            self.note(&lmeta, in_volume);
             match fs::metadata(root) {
                 Ok(m) => m,
                 Err(e) if is_gone(&e) && in_volume => return Err(Stop::Retry(root.into())),
@@ -394,12 +434,21 @@ impl Walk<'_> {
         self.entry(index, root, "", &meta, in_volume)
     }
 
-    /// If `path`'s parent is a kubelet volume, records its `..data` target.
+    /// If `path` is read through a kubelet volume's `..data` (the nearest
+    /// ancestor holding one, entered through one of its keys, a symlink: a
+    /// real directory there is something else mounted inside the volume),
+    /// records that link's target.
     fn kubelet_marker_of_parent(&mut self, path: &Path) -> Step<bool> {
-        match path.parent() {
-            Some(parent) => Ok(self.kubelet_payload(parent)?.is_some()),
-            None => Ok(false),
+        let mut child = path;
+        for dir in path.ancestors().skip(1) {
+            let link = fs::symlink_metadata(dir.join("..data"));
+            if link.is_ok_and(|m| m.file_type().is_symlink()) {
+                let key = fs::symlink_metadata(child).is_ok_and(|m| m.file_type().is_symlink());
+                return Ok(key && self.kubelet_payload(dir)?.is_some());
+            }
+            child = dir;
         }
+        Ok(false)
     }
 
     /// If `dir` holds a `..data` symlink, records its target and returns the
@@ -412,13 +461,14 @@ impl Walk<'_> {
             Err(e) if is_gone(&e) => return Ok(None),
             Err(e) => return Err(fatal(&link, e)),
         };
-        self.note(&lmeta);
+        self.note(&lmeta, true);
         let target = match fs::read_link(&link) {
             Ok(t) => t,
             Err(e) if is_gone(&e) => return Err(Stop::Retry(link)),
             Err(e) => return Err(fatal(&link, e)),
         };
         let payload = dir.join(&target);
+        self.ro_volume = read_only(dir);
         if !self.links.iter().any(|(l, _)| l == &link) {
             self.links.push((link, target));
         }
@@ -452,7 +502,9 @@ impl Walk<'_> {
             Err(e) if is_gone(&e) => return self.vanished(&dir, in_payload),
             Err(e) => return Err(fatal(&dir, e)),
         };
-        self.note(&meta);
+        // Directories are noted here, not by `entry`: the payload dir and
+        // the volume dir itself (`mounts_only`) are the volume's.
+        self.note(&meta, in_payload || mounts_only);
         let id = (meta.dev(), meta.ino());
         if self.ancestors.contains(&id) {
             let name = self.name(index, rel);
@@ -517,7 +569,7 @@ impl Walk<'_> {
             Err(e) => return Err(fatal(path, e)),
         };
         let meta = if lmeta.file_type().is_symlink() {
-            self.note(&lmeta);
+            self.note(&lmeta, in_payload);
             match fs::metadata(path) {
                 Ok(m) => m,
                 Err(e) if is_gone(&e) => {
@@ -550,8 +602,10 @@ impl Walk<'_> {
         meta: &Metadata,
         in_payload: bool,
     ) -> Step {
-        self.note(meta);
         let ft = meta.file_type();
+        if !ft.is_dir() {
+            self.note(meta, in_payload);
+        }
         if ft.is_dir() {
             self.dir(index, path, rel, in_payload)
         } else if ft.is_file() {
@@ -589,6 +643,9 @@ impl Walk<'_> {
             return Err(Stop::Fatal(DigestError::TooManyFiles));
         }
         let name = self.name(index, rel);
+        // Only the kubelet writes a read-only volume, and never in place:
+        // the ctime (moved by its fsGroup pass) says nothing there.
+        let trust_mtime = in_payload && self.ro_volume;
         if !self.walker.full {
             // The cache is stored sorted by name (a snapshot's order); an
             // entry not found that way is simply hashed again.
@@ -599,7 +656,7 @@ impl Walk<'_> {
                     && c.ino == meta.ino()
                     && c.size == meta.size()
                     && c.mtime_ns == mtime_ns(meta)
-                    && c.ctime_ns == ctime_ns(meta)
+                    && (trust_mtime || c.ctime_ns == ctime_ns(meta))
                 {
                     let entry = Entry {
                         path: name,
@@ -639,10 +696,13 @@ impl Walk<'_> {
         // Written to while we read it: what we hashed is not a settled
         // state, so it is never cached (the next probe reads it again).
         let settled = file.metadata().is_ok_and(|m| {
-            (m.size(), mtime_ns(&m), ctime_ns(&m))
-                == (fmeta.size(), mtime_ns(&fmeta), ctime_ns(&fmeta))
+            (m.size(), mtime_ns(&m)) == (fmeta.size(), mtime_ns(&fmeta))
+                && (trust_mtime || ctime_ns(&m) == ctime_ns(&fmeta))
         });
-        let newest = mtime_ns(&fmeta).max(ctime_ns(&fmeta));
+        let newest = match trust_mtime {
+            true => mtime_ns(&fmeta),
+            false => mtime_ns(&fmeta).max(ctime_ns(&fmeta)),
+        };
         let stable = settled && newest.saturating_add(RACY_MARGIN_NS) < self.started_ns;
         let cached = stable.then(|| CachedFile {
             path: name.clone(),
@@ -758,6 +818,29 @@ mod tests {
         let names: Vec<_> = s.files.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(names, ["app.yaml", "nested/deep/k"]);
         assert!(s.skipped.is_empty());
+    }
+
+    #[test]
+    fn ctimes_inside_kubelet_volumes_are_kept_apart() {
+        let d = tmp();
+        let vol = d.path().join("vol");
+        let ts = vol.join("..2026_11_25_16_20_03.1");
+        fs::create_dir_all(&ts).unwrap();
+        fs::write(ts.join("k"), "v").unwrap();
+        symlink("..2026_11_25_16_20_03.1", vol.join("..data")).unwrap();
+        symlink("..data/k", vol.join("k")).unwrap();
+        let plain = d.path().join("plain");
+        fs::create_dir(&plain).unwrap();
+        fs::write(plain.join("f"), "x").unwrap();
+        // The volume, a key in it, a plain dir: only the last has ctimes
+        // outside a volume; both the first two name the volume.
+        let s = snap(&[vol.clone(), vol.join("k"), plain.clone()]);
+        assert_eq!(s.outside_volumes_ns.len(), 3);
+        assert_eq!(s.outside_volumes_ns[..2], [None, None]);
+        let f = ctime_ns(&fs::metadata(plain.join("f")).unwrap());
+        assert!(s.outside_volumes_ns[2].is_some_and(|t| t >= f));
+        assert_eq!(s.volumes, [vol]);
+        assert!(s.newest_change_ns >= s.outside_volumes_ns[2]);
     }
 
     #[test]

@@ -10,17 +10,7 @@ use std::path::{Path, PathBuf};
 /// Warnings for these watched roots, read from `mountinfo`
 /// (normally `/proc/self/mountinfo`).
 pub fn warnings(roots: &[PathBuf], mountinfo: &Path) -> Vec<String> {
-    let mounts =
-        crate::smallfile::read_to_string(mountinfo, crate::smallfile::LARGE).unwrap_or_default();
-    let points: Vec<(String, String)> = mounts
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split(' ');
-            let root = f.nth(3)?;
-            let point = f.next()?;
-            Some((unescape(root), unescape(point)))
-        })
-        .collect();
+    let points = mounts(mountinfo);
     let mut out = Vec::new();
     for r in roots {
         let shown = r.display().to_string();
@@ -54,6 +44,39 @@ pub fn warnings(roots: &[PathBuf], mountinfo: &Path) -> Vec<String> {
     }
     out.dedup();
     out
+}
+
+/// (mount root, mount point) of every mount in `mountinfo`; none when it
+/// cannot be read.
+fn mounts(mountinfo: &Path) -> Vec<(String, String)> {
+    let text =
+        crate::smallfile::read_to_string(mountinfo, crate::smallfile::LARGE).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            let root = f.nth(3)?;
+            let point = f.next()?;
+            Some((unescape(root), unescape(point)))
+        })
+        .collect()
+}
+
+/// The watched roots that are kubelet subPath mounts: a single file
+/// bind-mounted from a payload directory (`…/..<timestamp>/key`) at the
+/// watched path itself. Whether the mount is read-only is left to the
+/// caller.
+pub fn subpath_mounts(roots: &[PathBuf], mountinfo: &Path) -> Vec<PathBuf> {
+    let points = mounts(mountinfo);
+    roots
+        .iter()
+        .filter(|r| {
+            points
+                .iter()
+                .any(|(root, point)| Path::new(point) == r.as_path() && is_kubelet_payload(root))
+                && fs::metadata(r).is_ok_and(|m| m.is_file())
+        })
+        .cloned()
+        .collect()
 }
 
 /// Does a mount's source path run through a kubelet payload directory
@@ -124,6 +147,29 @@ mod tests {
         let w = warnings(&[d.path().to_path_buf()], &info);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].starts_with(&file.display().to_string()), "{w:?}");
+    }
+
+    #[test]
+    fn subpath_mounts_are_found_by_mount_point_and_payload_root() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("app.yaml");
+        let hosts = d.path().join("hosts");
+        fs::write(&file, "x").unwrap();
+        fs::write(&hosts, "x").unwrap();
+        let info = d.path().join("mountinfo");
+        fs::write(
+            &info,
+            format!(
+                "900 880 8:1 /var/lib/kubelet/pods/x/volumes/cm/..2026_11_25_16_20_03.1/app.yaml {} ro - ext4 /dev/sda1 rw\n\
+                 901 880 8:1 /var/lib/docker/containers/abc/hosts {} rw - ext4 /dev/sda1 rw\n",
+                file.display(),
+                hosts.display()
+            ),
+        )
+        .unwrap();
+        let roots = [file.clone(), hosts, d.path().to_path_buf()];
+        assert_eq!(subpath_mounts(&roots, &info), [file]);
+        assert!(subpath_mounts(&roots, Path::new("/nonexistent")).is_empty());
     }
 
     #[test]

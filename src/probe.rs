@@ -464,15 +464,22 @@ impl Look<'_> {
                     if first_seen {
                         // A drift that cannot be remembered would start its
                         // grace window again at every probe: date it from
-                        // the files instead. The kubelet's swap is the
-                        // newest ctime in the tree, never before the drift
-                        // began, so the window can only end late, not
-                        // early.
+                        // the files instead, as the lazy baseline's proof
+                        // dates them (in a read-only kubelet volume by its
+                        // swap, not by ctimes the fsGroup pass keeps
+                        // moving). That is never before the drift began,
+                        // so the window can only end late, not early.
                         let start = time::ticks_to_boot_ms(opened.container.init_start_ticks);
+                        let mountinfo = opened.proc.root.join("self/mountinfo");
+                        let changed =
+                            baseline::newest_content_change(&opened.watch.roots, &snap, &mountinfo)
+                                .ok()
+                                .flatten()
+                                .or(snap.newest_change_ns);
                         st.drift = st
                             .drift
                             .take()
-                            .map(|d| dated_by_ctime(d, snap.newest_change_ns, Some(start)));
+                            .map(|d| dated_by_ctime(d, changed, Some(start)));
                     }
                     unsaved = Some(e.to_string());
                 }
@@ -795,38 +802,16 @@ fn dated_by_ctime(
     d
 }
 
-/// No usable state for this container: record the baseline lazily if the
-/// ctimes prove nothing changed since the entrypoint started, else start a
-/// drift that says why.
+/// No usable state for this container: record the baseline lazily if
+/// [`baseline::unchanged_since_start`] proves nothing changed since the
+/// entrypoint started, else start a drift that says why.
 fn first_look(opened: &Opened, snap: &Snapshot, now: time::Stamp) -> Result<State, Failure> {
     let mut st = opened.fresh_state();
-    match unchanged_since_start(opened, snap)? {
+    match baseline::unchanged_since_start(opened, snap)? {
         Ok(()) => st.baseline = Some(new_baseline(snap, now.wall, "lazy")),
         Err(why) => st.drift = Some(Drift::starting(now, Some(why))),
     }
     Ok(st)
-}
-
-/// `Ok(Ok(()))` when every watched thing is older than PID 1.
-fn unchanged_since_start(opened: &Opened, snap: &Snapshot) -> Result<Result<(), String>, Failure> {
-    if let Some(m) = snap.missing.first() {
-        return Ok(Err(format!("watched path {m} does not exist")));
-    }
-    // The entrypoint found when identifying the container: no second scan.
-    let started = opened.proc.started_at(opened.container.init_start_ticks)?;
-    let Some(newest_ns) = snap.newest_change_ns else {
-        return Ok(Err("nothing to examine under the watched paths".into()));
-    };
-    let newest = newest_ns.div_euclid(1_000_000);
-    if newest < started {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(format!(
-            "files changed at {} after the container started at {}",
-            clock_time(newest),
-            clock_time(started)
-        )))
-    }
 }
 
 /// What differs, for the one-line output.

@@ -8,6 +8,7 @@ mod cli {
     mod bad_input;
     mod basics;
     mod probes;
+    mod proof;
     mod restart;
     mod state;
     mod torn;

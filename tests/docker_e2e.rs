@@ -17,6 +17,9 @@
 //!
 //! Asserted: after a config change the app is restarted exactly once, not before
 //! the grace window, serves the new config over HTTP, and is not restarted again.
+//! The whole scenario runs under each kubelet of `support::KUBELETS`: without
+//! fsGroup, with the v1.20 ownership pass before every probe (ctimes move, issue
+//! 18), and with the ownership set inside the atomic writer.
 //!
 //! Skipped with a message when docker cannot run or the static binaries are
 //! missing, unless `DRIFTPROBE_REQUIRE_E2E=1` (set by .ci/run), which turns every
@@ -34,7 +37,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::ConfigMapVolume;
+use support::{ConfigMapVolume, Kubelet, KUBELETS};
 
 /// `--grace` of the liveness probe.
 const GRACE: Duration = Duration::from_secs(4);
@@ -53,9 +56,15 @@ const CONFIG_KEY: &str = "config.txt";
 #[test]
 fn config_change_restarts_app_once_after_grace() {
     let Some(bins) = preflight() else { return };
-    let mut res = Resources::new();
-    let mut cluster = Cluster::setup(&bins, &mut res);
+    for kubelet in KUBELETS {
+        eprintln!("kubelet: {}", kubelet.name);
+        let mut res = Resources::new();
+        let mut cluster = Cluster::setup(&bins, &mut res, kubelet);
+        scenario(&mut cluster);
+    }
+}
 
+fn scenario(cluster: &mut Cluster) {
     // Steady state: v1 served, every probe passes with "ok:".
     cluster.start_app();
     cluster.wait_for_body("v1\n");
@@ -202,7 +211,7 @@ struct Cluster {
 
 impl Cluster {
     /// Builds both images, creates the volumes and runs the init container.
-    fn setup(bins: &Binaries, res: &mut Resources) -> Cluster {
+    fn setup(bins: &Binaries, res: &mut Resources, kubelet: Kubelet) -> Cluster {
         let id = format!(
             "driftprobe-e2e-{}-{}",
             std::process::id(),
@@ -316,7 +325,8 @@ impl Cluster {
         );
 
         // The ConfigMap volume, written before the pod starts.
-        let volume = ConfigMapVolume::new(work.join("configmap"));
+        let mut volume = ConfigMapVolume::new(work.join("configmap"));
+        volume.fs_group = kubelet.fs_group;
         volume.write(&[(CONFIG_KEY, "v1\n")]);
         // The kubelet mounts volumes before it creates the container. The lazy
         // baseline compares ctimes with PID 1's start at whole-second precision,
@@ -373,6 +383,8 @@ impl Cluster {
     /// failures, and re-create the container at the threshold.
     fn tick(&mut self) -> Probe {
         sleep(PERIOD);
+        // A pod sync (the fsGroup ownership pass, for a v1.20 kubelet).
+        self.volume.sync();
         let probe = self.exec_probe();
         self.note(&format!("probe exit {}: {}", probe.code, probe.line));
         if probe.code == 0 {

@@ -10,6 +10,7 @@ mod faults {
     mod clock;
     mod crash;
     mod disk;
+    mod fsgroup;
     mod fuzz;
     mod hostile;
     mod side_files;

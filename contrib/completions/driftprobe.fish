@@ -39,7 +39,7 @@ complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "help" -d 'Pri
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l full -d 'Hash every file, bypassing the stat cache'
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l force -d 'Record a new baseline even if this container already has one'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l force -d 'Record the current files even if this container already has a baseline, or they cannot be proven unchanged since it started'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F

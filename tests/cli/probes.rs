@@ -164,8 +164,11 @@ fn liveness_and_readiness_windows_are_independent() {
 fn init_is_noop_in_same_instance_unless_forced() {
     let env = env_v1();
     env.vol.write(&[("app.yaml", "changed")]);
-    // Second init in the same container instance: baseline kept.
-    env.init();
+    // Second init in the same container instance: baseline kept (the
+    // tests' DRIFTPROBE_FORCE left out).
+    let mut cmd = env.cmd("init");
+    cmd.env_remove("DRIFTPROBE_FORCE").arg(env.vol.path());
+    run(&mut cmd).expect(0, "baseline already recorded at");
     env.liveness("0").drift();
     // --force re-records it.
     let out = env.on_vol("init", &["--force"]);

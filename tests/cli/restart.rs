@@ -1,7 +1,9 @@
 //! Container-instance keying and the lazy-baseline guard. A fresh PID
 //! namespace (`unshare --pid --fork --mount-proc`) stands in for a restarted
 //! container: new PID 1 start time, same boot id, same state dir (like an
-//! emptyDir that survived the restart).
+//! emptyDir that survived the restart). The restart and lazy-baseline
+//! scenarios run under each kubelet of [`KUBELETS`], in a container that sees
+//! the volume read-only ([`TestEnv::container`]).
 
 use crate::support::*;
 
@@ -21,26 +23,32 @@ fn namespace_helper_gives_new_pid1() {
 
 #[test]
 fn restart_rebaselines_drifted_config() {
-    let env = TestEnv::new();
-    env.vol.write(&V1);
-    env.init();
-    env.liveness("0").ok();
-    env.vol.write(&V2);
-    env.liveness("0").drift().contains("1 changed");
-    // The container gets restarted after the config change: its PID 1 starts
-    // after the files were written (whole-second precision).
-    sleep_past_second();
-    let ns = Ns::pid();
-    ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
-    ns.on_vol(&env, "readiness", &["--grace", "0"]).ok();
-    ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
-    // The new instance's baseline is V2: a further change is drift there.
-    env.vol.write(&V3);
-    ns.on_vol(&env, "liveness", &["--grace", "0"])
-        .drift()
-        .contains("1 changed");
-    ns.on_vol(&env, "readiness", &["--grace", "1h"])
-        .expect(0, "drift:");
+    for k in KUBELETS {
+        eprintln!("kubelet: {}", k.name);
+        let env = TestEnv::under(k);
+        env.vol.write(&V1);
+        env.init();
+        env.liveness("0").ok();
+        env.vol.write(&V2);
+        env.liveness("0").drift().contains("1 changed");
+        // The container gets restarted after the config change: its PID 1
+        // starts after the files were written (whole-second precision),
+        // and sees the volume read-only; the kubelet keeps syncing.
+        sleep_past_second();
+        let ns = env.container(&[]);
+        env.settle_syncs();
+        ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
+        ns.on_vol(&env, "readiness", &["--grace", "0"]).ok();
+        env.vol.sync();
+        ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
+        // The new instance's baseline is V2: a further change is drift there.
+        env.vol.write(&V3);
+        ns.on_vol(&env, "liveness", &["--grace", "0"])
+            .drift()
+            .contains("1 changed");
+        ns.on_vol(&env, "readiness", &["--grace", "1h"])
+            .expect(0, "drift:");
+    }
 }
 
 #[test]
@@ -97,24 +105,30 @@ fn lazy_baseline_refused_when_config_changed_after_start() {
 
 #[test]
 fn lazy_baseline_in_fresh_namespace() {
-    let env = TestEnv::new();
-    env.vol.write(&V1);
-    sleep_past_second();
-    let ns = Ns::pid();
-    // No init: files are older than PID 1, so the first probe records the
-    // baseline lazily.
-    ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
-    assert_eq!(json_files(&env.state_dir).len(), 1, "lazy baseline stored");
-    ns.on_vol(&env, "readiness", &["--grace", "0"]).ok();
-    // Identical rewrite: still fine.
-    env.vol.write_forced(&V1);
-    ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
-    // The lazily recorded baseline is V1, not whatever is current now.
-    env.vol.write(&V2);
-    ns.on_vol(&env, "liveness", &["--grace", "0"])
-        .drift()
-        .contains("1 changed");
-    ns.on_vol(&env, "liveness", &["--grace", "0"])
-        .drift()
-        .contains("1 changed");
+    for k in KUBELETS {
+        eprintln!("kubelet: {}", k.name);
+        let env = TestEnv::under(k);
+        env.vol.write(&V1);
+        sleep_past_second();
+        let ns = env.container(&[]);
+        env.settle_syncs();
+        // No init: files are older than PID 1, so the first probe records
+        // the baseline lazily.
+        ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
+        assert_eq!(json_files(&env.state_dir).len(), 1, "lazy baseline stored");
+        ns.on_vol(&env, "readiness", &["--grace", "0"]).ok();
+        // Identical rewrite: still fine.
+        env.vol.write_forced(&V1);
+        env.vol.sync();
+        ns.on_vol(&env, "liveness", &["--grace", "0"]).ok();
+        // The lazily recorded baseline is V1, not whatever is current now.
+        env.vol.write(&V2);
+        ns.on_vol(&env, "liveness", &["--grace", "0"])
+            .drift()
+            .contains("1 changed");
+        env.vol.sync();
+        ns.on_vol(&env, "liveness", &["--grace", "0"])
+            .drift()
+            .contains("1 changed");
+    }
 }

@@ -105,7 +105,10 @@ fn pid1_without_a_handler_fails_instead_of_pretending() {
     let v = json(&ns.on_vol(&env, "status", &["--json"]));
     assert_eq!(v["state"], "drift", "{v}");
     assert_eq!(v["reloads"].as_array().map(Vec::len), Some(0), "{v}");
-    assert_eq!(v["baseline"]["source"], "init", "{v}");
+    // "init", or "init --force" when the files were written in the tick
+    // the namespace's PID 1 started (the tests' DRIFTPROBE_FORCE vouches).
+    let source = v["baseline"]["source"].as_str().unwrap_or_default();
+    assert!(source == "init" || source == "init --force", "{v}");
 }
 
 #[test]
@@ -158,7 +161,9 @@ fn pidfile_naming_a_dead_process_fails() {
         .contains(&format!("no process {dead}"));
     let v = json(&env.on_vol("status", &["--json"]));
     assert_eq!(v["reloads"].as_array().map(Vec::len), Some(0), "{v}");
-    assert_eq!(v["baseline"]["source"], "init", "{v}");
+    // In the host's PID namespace the files are younger than PID 1: the
+    // tests' DRIFTPROBE_FORCE vouched for them.
+    assert_eq!(v["baseline"]["source"], "init --force", "{v}");
 }
 
 #[test]

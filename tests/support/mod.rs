@@ -44,11 +44,16 @@ pub fn driftprobe() -> Command {
     cmd
 }
 
+/// Only PATH, and `DRIFTPROBE_FORCE=true`: these tests run `init` in the
+/// host's PID namespace, whose PID 1 is older than every file they write,
+/// so `init`'s proof (files unchanged since the entrypoint started) would
+/// never hold. Tests of the proof remove it (`env_remove`).
 fn clean_env(cmd: &mut Command) {
     cmd.env_clear();
     if let Some(path) = std::env::var_os("PATH") {
         cmd.env("PATH", path);
     }
+    cmd.env("DRIFTPROBE_FORCE", "true");
     cmd.timeout(RUN_TIMEOUT);
 }
 
@@ -174,6 +179,8 @@ pub fn run(cmd: &mut Command) -> Out {
 /// A temp dir holding a ConfigMap volume (`config/`) and a state dir path
 /// (`state/`, not created: the binary must create it).
 pub struct TestEnv {
+    /// Mounts made for this test (dropped, so unmounted, first).
+    pub mounts: Vec<Unmount>,
     pub tmp: tempfile::TempDir,
     pub vol: ConfigMapVolume,
     pub state_dir: PathBuf,
@@ -194,6 +201,7 @@ impl TestEnv {
         let vol = ConfigMapVolume::new(tmp.path().join("config"));
         let state_dir = tmp.path().join("state");
         TestEnv {
+            mounts: Vec::new(),
             tmp,
             vol,
             state_dir,
@@ -427,14 +435,11 @@ impl Ns {
         }
     }
 
-    /// `nsenter --target INIT <ns flags> -- driftprobe`, clean env, timeout.
+    /// `nsenter --target INIT <ns flags> -- driftprobe`, clean env (with
+    /// `DRIFTPROBE_FORCE`, see `clean_env`), timeout.
     pub fn driftprobe(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::new("nsenter");
-        cmd.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd.timeout(RUN_TIMEOUT);
+        clean_env(&mut cmd);
         cmd.arg("--target")
             .arg(self.init_pid.to_string())
             .args(&self.nsenter_flags)
@@ -483,6 +488,20 @@ impl Ns {
         env.on_vol_via(&wrapper, sub, opts)
     }
 
+    /// Like [`Ns::on_vol`] with `paths` instead of the volume, and without
+    /// `DRIFTPROBE_FORCE`: `init` has to prove the files unchanged.
+    pub fn proving(&self, env: &TestEnv, sub: &str, opts: &[&str], paths: &[&Path]) -> Out {
+        let mut cmd = self.driftprobe();
+        cmd.env_remove("DRIFTPROBE_FORCE")
+            .env("DRIFTPROBE_STATE_DIR", &env.state_dir)
+            .arg(sub)
+            .arg("--state-dir")
+            .arg(&env.state_dir)
+            .args(opts)
+            .args(paths);
+        run(&mut cmd)
+    }
+
     /// `/proc/1/stat` as seen inside the namespace.
     pub fn proc1_stat(&self) -> String {
         let out = std::process::Command::new("nsenter")
@@ -493,6 +512,112 @@ impl Ns {
             .output()
             .expect("nsenter cat");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The kubelets the lazy-baseline proof must hold under
+// ---------------------------------------------------------------------------
+
+/// One kubelet behaviour towards a pod's volumes.
+#[derive(Debug, Clone, Copy)]
+pub struct Kubelet {
+    pub name: &'static str,
+    pub fs_group: FsGroup,
+}
+
+/// Every test of the lazy-baseline proof runs under each of these.
+pub const KUBELETS: [Kubelet; 3] = [
+    Kubelet {
+        name: "no fsGroup",
+        fs_group: FsGroup::Off,
+    },
+    Kubelet {
+        name: "fsGroup, ownership pass at every sync (v1.20)",
+        fs_group: FsGroup::EverySync,
+    },
+    Kubelet {
+        name: "fsGroup, ownership set in the atomic writer (v1.35)",
+        fs_group: FsGroup::InWriter,
+    },
+];
+
+impl TestEnv {
+    /// A [`TestEnv`] whose volume the kubelet `k` writes and syncs.
+    pub fn under(k: Kubelet) -> TestEnv {
+        let mut env = TestEnv::new();
+        env.vol.fs_group = k.fs_group;
+        env
+    }
+
+    /// Like [`TestEnv::under`], the volume being a Secret's (or a projected
+    /// one's): a tmpfs whose root has mode 1777, as the kubelet mounts
+    /// them. Mounted in the host's mount namespace, unmounted on drop.
+    pub fn secret_under(k: Kubelet) -> TestEnv {
+        let mut env = TestEnv::under(k);
+        let dir = env.vol.path().to_path_buf();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=1777,size=4m", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            ok.success(),
+            "mount tmpfs on {} (needs root)",
+            dir.display()
+        );
+        env.mounts.push(Unmount(dir));
+        env
+    }
+
+    /// The kubelet's pod syncs since the container started: past the next
+    /// whole second (so what a sync moves is newer than a container
+    /// started before this call), two syncs.
+    pub fn settle_syncs(&self) {
+        sleep_past_second();
+        self.vol.sync();
+        std::thread::sleep(Duration::from_millis(20));
+        self.vol.sync();
+    }
+
+    /// A container that started now and sees the volume the way a pod
+    /// does: read-only (a bind mount remounted `ro` in its own mount
+    /// namespace; the kubelet keeps writing through the original path),
+    /// with `subpaths` (file, key) bind-mounted read-only from the current
+    /// payload dir like subPath mounts. Probes run inside via
+    /// [`Ns::on_vol`] / [`Ns::run`].
+    pub fn container(&self, subpaths: &[(&Path, &str)]) -> Ns {
+        let vol = self.vol.path().display().to_string();
+        let mut script =
+            format!("mount --bind '{vol}' '{vol}' && mount -o remount,bind,ro '{vol}' '{vol}'");
+        let target = self
+            .vol
+            .data_target()
+            .expect("volume written before the container starts");
+        for (file, key) in subpaths {
+            if !file.exists() {
+                fs::write(file, "").expect("subPath mount point");
+            }
+            let src = format!("{vol}/{target}/{key}");
+            let dst = file.display();
+            script.push_str(&format!(
+                " && mount --bind '{src}' '{dst}' && mount -o remount,bind,ro '{dst}'"
+            ));
+        }
+        script.push_str(" && exec sleep 600");
+        Ns::start(&["--pid", "--mount-proc"], &["sh", "-c", &script], "sleep")
+    }
+}
+
+/// A mount point, unmounted (lazily) on drop.
+pub struct Unmount(pub PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
     }
 }
 
@@ -725,6 +850,86 @@ mod emulation_tests {
                 Step::Done
             ]
         );
+    }
+
+    fn times(p: &Path) -> (i64, i64, i64, i64, u32, u32) {
+        let m = fs::symlink_metadata(p).unwrap();
+        (
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+            m.mode() & 0o7777,
+            m.gid(),
+        )
+    }
+
+    #[test]
+    fn fs_group_every_sync_moves_ctimes_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.mode = 0o400;
+        vol.fs_group = FsGroup::EverySync;
+        vol.write(&[("k", "v"), ("n/x", "y")]);
+        let ts = vol.path().join(vol.data_target().unwrap());
+        let watched = [
+            vol.path().to_path_buf(),
+            vol.path().join("..data"),
+            ts.join("k"),
+            ts.join("n"),
+        ];
+        let before: Vec<_> = watched.iter().map(|p| times(p)).collect();
+        assert_eq!(before[2].4, 0o400, "the writer leaves the mode alone");
+        std::thread::sleep(Duration::from_millis(20));
+        vol.sync();
+        for (p, b) in watched.iter().zip(&before) {
+            let a = times(p);
+            assert_eq!((a.0, a.1), (b.0, b.1), "{}: mtime moved", p.display());
+            assert_ne!(
+                (a.2, a.3),
+                (b.2, b.3),
+                "{}: ctime did not move",
+                p.display()
+            );
+            assert_eq!(a.5, FS_GROUP_GID, "{}", p.display());
+        }
+        assert_eq!(times(&ts.join("k")).4, 0o440);
+        assert_eq!(times(&ts.join("n")).4 & 0o2000, 0o2000, "setgid dir");
+        assert_eq!(fs::read_to_string(vol.path().join("k")).unwrap(), "v");
+    }
+
+    #[test]
+    fn fs_group_in_writer_sets_ownership_before_the_swap_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut vol = ConfigMapVolume::new(tmp.path().join("v"));
+        vol.mode = 0o400;
+        vol.fs_group = FsGroup::InWriter;
+        let d = vol.path().to_path_buf();
+        vol.write_with_hook(&[("k", "v")], false, |step| {
+            if step == Step::PayloadWritten {
+                let ts = fs::read_dir(&d)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("..2"))
+                    .unwrap();
+                let k = times(&ts.join("k"));
+                assert_eq!((k.4, k.5), (0o440, FS_GROUP_GID));
+                assert_eq!(times(&ts).4 & 0o2000, 0o2000);
+            }
+        })
+        .unwrap();
+        let before = times(&vol.path().join("k"));
+        let before = (
+            before,
+            times(&vol.path().join(vol.data_target().unwrap()).join("k")),
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        vol.sync();
+        let after = (
+            times(&vol.path().join("k")),
+            times(&vol.path().join(vol.data_target().unwrap()).join("k")),
+        );
+        assert_eq!(before, after, "a sync changes nothing");
     }
 
     #[test]

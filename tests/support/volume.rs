@@ -7,13 +7,14 @@
 //! renamed over `..data`, user-visible top-level symlinks `name -> ..data/name`,
 //! removal of deleted keys and of the old dir, and no write at all when the
 //! payload is unchanged. A hook can pause between steps so tests can probe a
-//! half-updated volume.
+//! half-updated volume. [`FsGroup`] models what a pod's
+//! `securityContext.fsGroup` makes the kubelet do to the volume's files.
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{lchown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -52,12 +53,33 @@ pub enum WriteOutcome {
     Written(String),
 }
 
+/// How the kubelet applies a pod's `securityContext.fsGroup` to a volume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsGroup {
+    /// No fsGroup: the files keep their owner and mode.
+    Off,
+    /// v1.20 (seen on a real node, `shared/realnode.md`): the ownership
+    /// pass runs over the whole volume at every pod sync
+    /// ([`ConfigMapVolume::sync`]): lchown to the group, chmod g+r (and
+    /// setgid, g+x on dirs). Every ctime moves; contents and mtimes never.
+    EverySync,
+    /// v1.35: the ownership is set inside the atomic writer, on the new
+    /// payload before the swap (a 0400 file becomes 0440, dirs get setgid);
+    /// a sync changes nothing.
+    InWriter,
+}
+
+/// The group a pod's fsGroup names in these tests.
+pub const FS_GROUP_GID: u32 = 2000;
+
 /// A ConfigMap/Secret volume directory, written the way the kubelet does.
 #[derive(Debug, Clone)]
 pub struct ConfigMapVolume {
     dir: PathBuf,
     /// File mode of every payload file (defaultMode of the volume).
     pub mode: u32,
+    /// What the pod's fsGroup makes the kubelet do.
+    pub fs_group: FsGroup,
 }
 
 impl ConfigMapVolume {
@@ -66,7 +88,20 @@ impl ConfigMapVolume {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         let dir = dir.into();
         fs::create_dir_all(&dir).expect("create volume dir");
-        ConfigMapVolume { dir, mode: 0o644 }
+        ConfigMapVolume {
+            dir,
+            mode: 0o644,
+            fs_group: FsGroup::Off,
+        }
+    }
+
+    /// One pod sync of the kubelet with nothing to update: the payload is
+    /// rewritten only if it changed (never here), and under
+    /// [`FsGroup::EverySync`] the ownership pass runs over the volume.
+    pub fn sync(&self) {
+        if self.fs_group == FsGroup::EverySync {
+            set_ownership(&self.dir).expect("fsGroup ownership pass");
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -149,6 +184,9 @@ impl ConfigMapVolume {
             fs::write(&full, bytes)?;
             fs::set_permissions(&full, fs::Permissions::from_mode(self.mode))?;
         }
+        if self.fs_group == FsGroup::InWriter {
+            set_ownership(&ts_dir)?;
+        }
         hook(Step::PayloadWritten);
 
         // (8) ..data_tmp -> new dir (relative).
@@ -205,6 +243,29 @@ impl ConfigMapVolume {
 
         Ok(WriteOutcome::Written(ts_name))
     }
+}
+
+/// The kubelet's `SetVolumeOwnership` (`pkg/volume/volume_linux.go`): over
+/// everything under `dir`, symlinks not followed: lchown to the fsGroup;
+/// then, except for symlinks, chmod adding g+r (read-only volume), and
+/// setgid + g+x on directories. Both move ctimes and nothing else.
+fn set_ownership(dir: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(dir)?;
+    lchown(dir, None, Some(FS_GROUP_GID))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mut mode = meta.mode() & 0o7777 | 0o440;
+    if meta.is_dir() {
+        mode |= 0o2000 | 0o110;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+    if meta.is_dir() {
+        for entry in fs::read_dir(dir)? {
+            set_ownership(&entry?.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// k/k validatePath + filepath.Clean.
