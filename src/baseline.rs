@@ -81,6 +81,7 @@ impl Opened {
             excludes: &self.watch.excludes,
             cache,
             full: self.watch.full,
+            budgets: self.watch.budgets,
         }
         .snapshot()?)
     }

@@ -343,6 +343,7 @@ pub fn digest(files: &FilesArgs, json: bool) -> Report {
         excludes: &excludes,
         cache: &[],
         full: true,
+        budgets: files.budgets.resolve(),
     })
     .snapshot()
     {

@@ -138,7 +138,7 @@ fn a_tree_of_100000_files_is_refused_clearly() {
     for out in [&out, &readiness] {
         assert!(
             out.stdout
-                .starts_with("cannot determine: more than 20000 files under the watched paths"),
+                .starts_with("cannot determine: budget: max-entries (20000) exceeded at "),
             "{out}"
         );
         assert!(out.stdout.contains("--exclude"), "the fix is named: {out}");
@@ -154,7 +154,7 @@ fn a_tree_of_100000_files_is_refused_clearly() {
         started.elapsed()
     );
     tally(
-        "watched tree of 100,000 files",
+        "budget: max-entries, a watched tree of 100,000 files",
         3,
         0,
         0,
