@@ -74,6 +74,12 @@ fn open_with(args: &WatchArgs, create: bool) -> Result<Opened, Failure> {
 }
 
 impl Opened {
+    /// The largest state file the budgets let a walk produce: the most
+    /// [`state::Locked::load`] reads.
+    pub fn max_state_bytes(&self) -> u64 {
+        state::max_state_bytes(&self.watch.budgets)
+    }
+
     /// Hashes the watched files, reusing `cache` for unchanged ones.
     pub fn snapshot(&self, cache: &[CachedFile]) -> Result<Snapshot, Failure> {
         Ok(Walker {
@@ -161,7 +167,7 @@ pub fn init(args: &WatchArgs, force: bool) -> Report {
 fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure> {
     let opened = open(args)?;
     let locked = opened.dir.lock(&opened.key, COMMAND_LOCK_TIMEOUT)?;
-    let (previous, note) = opened.previous(locked.load());
+    let (previous, note) = opened.previous(locked.load(opened.max_state_bytes()));
     if let Some(b) = previous.as_ref().and_then(|s| s.baseline.as_ref()) {
         if !force {
             return Ok(Report::new(
