@@ -48,8 +48,9 @@ Exit codes:
   1        drift past the grace window (liveness, readiness); any drift (status)
   2        usage error: unknown option, bad duration, glob or signal name, bad
            --reload-url or --reload-method, --validate command not in PATH
-  3        cannot determine (unreadable path or /proc, unusable state dir, lock
-           timeout); liveness passes instead unless --on-error fail
+  3        cannot determine (unreadable path or /proc, a --max-*/--deadline budget
+           exceeded, unusable state dir, lock timeout); liveness passes instead
+           unless --on-error fail
   126/127  run: CMD cannot be executed / was not found";
 
 /// Exec probe that detects drift of mounted ConfigMap/Secret files from the
