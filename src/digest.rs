@@ -662,33 +662,49 @@ impl Walk<'_> {
     /// directory, and the real directories beside its symlinks (volumes
     /// mounted inside this one, a Secret at /etc/app/certs in a ConfigMap
     /// at /etc/app) after it.
-    fn dir(&mut self, index: usize, dir: &Path, rel: &str, in_payload: bool, depth: u32) -> Step {
+    fn dir(
+        &mut self,
+        index: usize,
+        dir: &Path,
+        meta: &Metadata,
+        rel: &str,
+        in_payload: bool,
+        depth: u32,
+    ) -> Step {
+        let id = (meta.dev(), meta.ino());
         let Some(payload) = self.kubelet_payload(dir)? else {
-            return self.open(index, dir, rel, in_payload, depth, false);
+            return self.open(index, dir, Some(id), rel, in_payload, depth, false);
         };
         // A stack: the frame pushed last is read first.
-        self.open(index, dir, rel, in_payload, depth, true)?;
-        self.open(index, &payload, rel, true, depth, false)
+        self.open(index, dir, Some(id), rel, in_payload, depth, true)?;
+        self.open(index, &payload, None, rel, true, depth, false)
     }
 
-    /// Pushes a frame reading the entries of `dir`, unless it is one of
-    /// the directories already being read below it (a loop).
+    /// Pushes a frame reading the entries of `dir` (its (dev, ino) if
+    /// known), unless it is one of the directories already being read
+    /// below it (a loop).
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         index: usize,
         dir: &Path,
+        id: Option<(u64, u64)>,
         rel: &str,
         in_payload: bool,
         depth: u32,
         mounts_only: bool,
     ) -> Step {
-        let meta = match fs::metadata(dir) {
-            Ok(m) => m,
-            Err(e) if is_gone(&e) => return self.vanished(dir, in_payload),
-            Err(e) => return Err(fatal(dir, e)),
+        let id = match id {
+            Some(id) => id,
+            None => match fs::metadata(dir) {
+                Ok(m) => {
+                    self.note(&m);
+                    (m.dev(), m.ino())
+                }
+                Err(e) if is_gone(&e) => return self.vanished(dir, in_payload),
+                Err(e) => return Err(fatal(dir, e)),
+            },
         };
-        self.note(&meta);
-        let id = (meta.dev(), meta.ino());
         // Frames of a lower depth are this directory's ancestors (both of
         // a kubelet volume's frames are: its symlinks lead into its payload).
         if self.stack.iter().any(|f| f.depth < depth && f.id == id) {
@@ -823,7 +839,7 @@ impl Walk<'_> {
         self.note(meta);
         let ft = meta.file_type();
         if ft.is_dir() {
-            self.dir(index, path, rel, in_payload, depth)
+            self.dir(index, path, meta, rel, in_payload, depth)
         } else if ft.is_file() {
             self.file(index, path, rel, meta, in_payload)
         } else {
