@@ -1,8 +1,11 @@
 //! Hostile and odd inputs: a state file turned into a symlink to
 //! /etc/shadow, a planted /tmp/driftprobe, a huge tree, a path component
 //! swapped during the walk, names with newlines, a file growing while it
-//! is hashed, a key we may not read. Each ends in a clear line and a safe
-//! code, never a panic, never file contents on the output.
+//! is hashed, a key we may not read, and trees past the walk's budgets (a
+//! sparse 1 TiB file, a symlink fan-out, 5,000 nested volumes, 100,000
+//! empty directories, a state bigger than the old fixed cap). Each ends in
+//! a clear line and a safe code, never a panic, never file contents on the
+//! output.
 
 use crate::support::{as_uid, driftprobe, run, sh_in_private_mounts, Out, TestEnv};
 use crate::{tally, Tmpfs};
@@ -463,43 +466,35 @@ fn budget_a_symlink_fan_out() {
 /// holds the next level's volume dir. Built with *at() calls, since the
 /// paths outgrow PATH_MAX.
 fn nested_volume_chain(top: &Path, levels: usize) {
-    use std::ffi::CString;
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    use nix::unistd::symlinkat;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    let c = |s: &str| CString::new(s).unwrap();
-    let open = |at: i32, name: &str| {
-        let fd = unsafe { libc::openat(at, c(name).as_ptr(), libc::O_DIRECTORY | libc::O_RDONLY) };
-        assert!(
-            fd >= 0,
-            "openat {name}: {}",
-            std::io::Error::last_os_error()
-        );
+    let open = |at: Option<i32>, name: &Path| {
+        let fd = openat(
+            at,
+            name,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .unwrap_or_else(|e| panic!("openat {}: {e}", name.display()));
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
         unsafe { OwnedFd::from_raw_fd(fd) }
     };
-    let mkdir = |at: i32, name: &str| {
-        let r = unsafe { libc::mkdirat(at, c(name).as_ptr(), 0o755) };
-        assert_eq!(r, 0, "mkdirat {name}: {}", std::io::Error::last_os_error());
-    };
-    let link = |target: &str, at: i32, name: &str| {
-        let r = unsafe { libc::symlinkat(c(target).as_ptr(), at, c(name).as_ptr()) };
-        assert_eq!(
-            r,
-            0,
-            "symlinkat {name}: {}",
-            std::io::Error::last_os_error()
-        );
-    };
+    let ts = "..2026_01_01_00_00_00.1";
     fs::create_dir_all(top).unwrap();
-    let mut level = open(libc::AT_FDCWD, top.to_str().unwrap());
+    let mut level = open(None, top);
     for _ in 0..levels {
-        let at = level.as_raw_fd();
-        mkdir(at, "..2026_01_01_00_00_00.1");
-        link("..2026_01_01_00_00_00.1", at, "..data");
-        let payload = open(at, "..2026_01_01_00_00_00.1");
-        mkdir(payload.as_raw_fd(), "v");
+        let at = Some(level.as_raw_fd());
+        mkdirat(at, ts, Mode::from_bits_truncate(0o755)).unwrap();
+        symlinkat(ts, at, "..data").unwrap();
+        symlinkat("..data/v", at, "v").unwrap();
+        symlinkat("..data/key", at, "key").unwrap();
+        let payload = open(at, Path::new(ts));
+        let inside = Some(payload.as_raw_fd());
+        mkdirat(inside, "v", Mode::from_bits_truncate(0o755)).unwrap();
         fs::write(format!("/proc/self/fd/{}/key", payload.as_raw_fd()), "k").unwrap();
-        link("..data/v", at, "v");
-        link("..data/key", at, "key");
-        level = open(payload.as_raw_fd(), "v");
+        level = open(inside, Path::new("v"));
     }
 }
 
