@@ -8,7 +8,13 @@
 //! payload directory in one go, and the `..data` target is read again after
 //! the walk: if it moved, or a payload file vanished, the whole walk is
 //! retried, so a snapshot is always wholly old or wholly new, never a mix.
+//! A watched path nested inside a volume (`conf/app` of a projected volume)
+//! is read through the enclosing volume's `..data` target the same way.
 //! Names starting with `..` are never walked.
+//!
+//! The walk keeps its own stack of open directories (no recursion a tree
+//! can deepen) and stops at the first of its [`Budgets`] it exceeds:
+//! entries, depth, bytes hashed, name bytes, and a deadline.
 //!
 //! Symlinks are followed with loop detection; FIFOs, sockets and devices are
 //! reported and never opened. File contents are streamed through the hash
