@@ -57,6 +57,52 @@ def kubelet_volume(root, files, size):
     return root
 
 
+def adversarial_trees(work, levels, dir_count):
+    """The hostile trees of issue 13, each past a budget: {label: path}."""
+    trees = {}
+    sparse = os.path.join(work, "adv-sparse")
+    os.makedirs(sparse)
+    with open(os.path.join(sparse, "huge"), "wb") as f:
+        f.truncate(1 << 40)
+    trees["sparse 1 TiB file"] = sparse
+    # Directories each holding two symlinks to the next, no file: 2^20 paths.
+    fan = os.path.join(work, "adv-fan")
+    for i in range(21):
+        os.makedirs(os.path.join(fan, f"d{i:02}"))
+    for i in range(20):
+        for link in "ab":
+            os.symlink(f"../d{i + 1:02}", os.path.join(fan, f"d{i:02}", link))
+    trees["symlink fan-out"] = os.path.join(fan, "d00")
+    # Kubelet volumes nested 5,000 deep (paths past PATH_MAX: *at calls).
+    chain = os.path.join(work, "adv-chain")
+    os.makedirs(chain)
+    ts = "..2026_01_01_00_00_00.1"
+    level = os.open(chain, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(levels):
+        os.mkdir(ts, dir_fd=level)
+        os.symlink(ts, "..data", dir_fd=level)
+        payload = os.open(ts, os.O_RDONLY | os.O_DIRECTORY, dir_fd=level)
+        os.mkdir("v", dir_fd=payload)
+        os.symlink("..data/v", "v", dir_fd=level)
+        os.close(level)
+        level = os.open("v", os.O_RDONLY | os.O_DIRECTORY, dir_fd=payload)
+        os.close(payload)
+    os.close(level)
+    trees[f"{levels:,} nested volumes"] = chain
+    dirs = os.path.join(work, "adv-dirs")
+    os.makedirs(dirs)
+    for i in range(dir_count):
+        os.mkdir(os.path.join(dirs, f"{i:06}"))
+    trees[f"{dir_count:,} empty dirs"] = dirs
+    return trees
+
+
+def remove_tree(path):
+    """GNU rm: unlike shutil.rmtree it does not recurse in Python, and the
+    chain of nested volumes is 10,000 directories deep."""
+    subprocess.run(["rm", "-rf", "--", path], check=False)
+
+
 def big_file(path, size):
     """`size` bytes that do not compress or repeat in short periods."""
     chunk = os.urandom(4 * MIB)
@@ -114,13 +160,13 @@ def mean(samples, name, which):
     return statistics.median(s[which] for s in samples[name])
 
 
-def peak_rss_kib(argv, runs=3):
+def peak_rss_kib(argv, runs=3, expect=0):
     """Max over `runs` of GNU time's "maximum resident set size"."""
     best = 0
     for _ in range(runs):
         r = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], env=ENV,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        if r.returncode != 0:
+        if r.returncode != expect:
             sys.exit(f"bench: {' '.join(argv)} exited {r.returncode}: {r.stderr.strip()}")
         best = max(best, int(r.stderr.strip().splitlines()[-1]))
     return best
@@ -174,7 +220,7 @@ def main():
     ap.add_argument("--readme", help="rewrite the table between the measure markers of this file")
     args = ap.parse_args()
     dp, floor = os.path.abspath(args.driftprobe), os.path.abspath(args.floor)
-    for tool in ("openssl", "sha256sum", "find", "xargs", "sort", "sh"):
+    for tool in ("openssl", "sha256sum", "find", "xargs", "sort", "sh", "rm"):
         if not shutil.which(tool):
             sys.exit(f"bench: needs {tool}")
     if not os.access("/usr/bin/time", os.X_OK):
@@ -182,14 +228,16 @@ def main():
 
     if args.smoke:
         probes, big_mb, tree_files, tree_mb, scale, per_round = 30, 16, 50, 5, [10, 100, 1000], 5
+        hostile = (1000, 25_000)  # nested volumes, empty dirs: still past the budgets
     else:
         probes, big_mb, tree_files, tree_mb, scale, per_round = 300, 500, 1000, 100, [10, 100, 1000, 10000], 10
+        hostile = (5000, 100_000)
     began, load_before = time.monotonic(), os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="driftprobe-bench.")
     try:
-        table = measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round)
+        table = measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round, hostile)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
     sha_ni = "with" if any("sha_ni" in l for l in open("/proc/cpuinfo") if l.startswith("flags")) else "without"
     load = max(load_before, os.getloadavg()[0])
@@ -209,7 +257,7 @@ def main():
         sys.exit("bench: hard limits exceeded: " + "; ".join(table.hard_misses))
 
 
-def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round):
+def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round, hostile):
     t = Table()
     state = os.path.join(work, "state")
     say = lambda m: print(f"bench: {m}", file=sys.stderr, flush=True)
@@ -262,8 +310,10 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
     # 2. Hashing throughput.
     say(f"2. hashing a {big_mb} MiB file: driftprobe digest, openssl, sha256sum")
     run_once(["cat", big])  # into the page cache: all three read it from memory
+    # Past the default byte budget (256 MiB) and deadline (500 ms): raised.
+    raised = ["--max-bytes", "1TiB", "--deadline", "10m"]
     s = interleaved({
-        "driftprobe": [dp, "digest", big],
+        "driftprobe": [dp, "digest", *raised, big],
         "openssl": ["openssl", "dgst", "-sha256", big],
         "sha256sum": ["sha256sum", big],
     }, 5, 1)
@@ -286,7 +336,7 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
     say("4. peak RSS")
     rss_floor = peak_rss_kib([floor])
     for row, label, argv in (("4a", "1 (probe, 20 keys)", probe(cm)),
-                             ("4b", f"2 (digest of {big_mb} MiB)", [dp, "digest", big])):
+                             ("4b", f"2 (digest of {big_mb} MiB)", [dp, "digest", *raised, big])):
         kib = peak_rss_kib(argv)
         t.add(f"{row} Peak RSS, row {label}", f"{kib} KiB ({kib / 1024:.2f} MiB; do-nothing binary: {rss_floor} KiB)",
               "≤ 2 MiB", kib <= 2048, hard=True)
@@ -314,6 +364,28 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
           " / ".join(ms(walls[n]) for n in scale)
           + f"; per extra file {per_file_lo * 1e6:.1f} µs ({lo}→{mid}), {per_file_hi * 1e6:.1f} µs ({mid}→{hi})",
           f"linear: ≤ 1.5× per file ({x(growth)})", growth <= 1.5)
+
+    # 7. Hostile trees: each refused by a budget within the deadline, in
+    # little memory (a state dir of their own: refusals are not measured
+    # by the state-writes row).
+    say("7. hostile trees: sparse 1 TiB file, symlink fan-out, nested volumes, empty dirs")
+    adv = adversarial_trees(work, *hostile)
+    adv_state = os.path.join(work, "adv-state")
+    refuse = lambda path: [dp, "readiness", "--state-dir", adv_state, path]
+    walls, rss = {}, {}
+    for label, path in adv.items():
+        walls[label] = max(run_once(refuse(path), expect=3)[0] for _ in range(5))
+        rss[label] = peak_rss_kib(refuse(path), expect=3)
+    # The walk stops at the 500 ms --deadline; the process around it (start,
+    # state dir, the one line, exit) gets 100 ms more.
+    worst = max(walls, key=walls.get)
+    t.add("7a Hostile trees (" + ", ".join(adv) + "): slowest of 5 probes each, wall time (refused: cannot determine)",
+          "; ".join(f"{k} {ms(v)}" for k, v in walls.items()),
+          "≤ 600 ms (500 ms --deadline + process)", walls[worst] <= 0.6)
+    worst = max(rss, key=rss.get)
+    t.add("7b Hostile trees: peak RSS",
+          "; ".join(f"{k} {v} KiB" for k, v in rss.items()),
+          "≤ 4 MiB", rss[worst] <= 4096, hard=True)
 
     after = state_files(state)
     t.add("· State writes by the probes of unchanged trees above",

@@ -46,7 +46,7 @@ print("| Fault injected | Runs | Lost | False restarts | Notes |")
 print("|---|---:|---|---:|---|")
 # A fixed order: crash, disk, time, hostile inputs, parsers.
 order = ["kill -9", "full tmpfs", "read-only", "another user /", "step forward",
-         "step back", "/etc/shadow", "planted", "100,000", "swapped during",
+         "step back", "/etc/shadow", "planted", "budget:", "swapped during",
          "newlines", "growing", "unreadable", "fsGroup", "property"]
 def rank(cls):
     return next((i for i, k in enumerate(order) if k in cls), len(order))

@@ -77,6 +77,12 @@ fn open_with(args: &WatchArgs, create: bool) -> Result<Opened, Failure> {
 }
 
 impl Opened {
+    /// The largest state file the budgets let a walk produce: the most
+    /// [`state::Locked::load`] reads.
+    pub fn max_state_bytes(&self) -> u64 {
+        state::max_state_bytes(&self.watch.budgets)
+    }
+
     /// Hashes the watched files, reusing `cache` for unchanged ones.
     pub fn snapshot(&self, cache: &[CachedFile]) -> Result<Snapshot, Failure> {
         Ok(Walker {
@@ -84,6 +90,7 @@ impl Opened {
             excludes: &self.watch.excludes,
             cache,
             full: self.watch.full,
+            budgets: self.watch.budgets,
         }
         .snapshot()?)
     }
@@ -183,7 +190,7 @@ fn record(args: &WatchArgs, how: How) -> Result<Report, Failure> {
     let force = how != How::Prove;
     let opened = open(args)?;
     let locked = opened.dir.lock(&opened.key, COMMAND_LOCK_TIMEOUT)?;
-    let (previous, note) = opened.previous(locked.load());
+    let (previous, note) = opened.previous(locked.load(opened.max_state_bytes()));
     if let Some(b) = previous.as_ref().and_then(|s| s.baseline.as_ref()) {
         if !force {
             return Ok(Report::new(
@@ -581,6 +588,7 @@ mod tests {
             excludes: &[],
             cache: &[],
             full: false,
+            budgets: crate::digest::Budgets::default(),
         }
         .snapshot()
         .unwrap();
@@ -595,6 +603,7 @@ mod tests {
             excludes: &[],
             cache: &[],
             full: false,
+            budgets: crate::digest::Budgets::default(),
         }
         .snapshot()
         .unwrap();

@@ -4,6 +4,7 @@
 //! Probes are configured in pod specs, so every option has an environment
 //! variable as well as a flag.
 
+use crate::digest::Budgets;
 use crate::glob::Glob;
 use crate::time::parse_duration;
 use clap::parser::ValueSource;
@@ -37,6 +38,9 @@ Examples:
   driftprobe status /etc/config
   driftprobe status --json /etc/config
 
+  # a tree bigger than the default budgets (past one: cannot determine)
+  driftprobe liveness --max-entries 50000 --deadline 800ms /etc/config
+
 Every option can also be set with the environment variable shown.";
 
 /// Shown under every command's help (one shared constant: one copy in the binary).
@@ -46,8 +50,9 @@ Exit codes:
   1        drift past the grace window (liveness, readiness); any drift (status)
   2        usage error: unknown option, bad duration, glob or signal name, bad
            --reload-url or --reload-method, --validate command not in PATH
-  3        cannot determine (unreadable path or /proc, unusable state dir, lock
-           timeout); liveness passes instead unless --on-error fail
+  3        cannot determine (unreadable path or /proc, a --max-*/--deadline budget
+           exceeded, unusable state dir, lock timeout); liveness passes instead
+           unless --on-error fail
   126/127  run: CMD cannot be executed / was not found";
 
 /// Exec probe that detects drift of mounted ConfigMap/Secret files from the
@@ -161,6 +166,47 @@ pub struct FilesArgs {
     /// DRIFTPROBE_EXCLUDE is a `,`-separated list.
     #[arg(long = "exclude", value_name = "GLOB", env = "DRIFTPROBE_EXCLUDE")]
     pub excludes: Vec<String>,
+    #[command(flatten)]
+    pub budgets: BudgetArgs,
+}
+
+// What one walk of the watched paths may cost (README, "Budgets"); past
+// any of them the answer is "cannot determine" (plain comment: see
+// FilesArgs). The defaults are digest::DEFAULT_BUDGETS.
+/// The help heading of the budget flags.
+const BUDGETS: &str = "Budgets (past one: cannot determine)";
+
+#[derive(Debug, Args)]
+pub struct BudgetArgs {
+    /// Entries walked, of every kind: files, directories, symlinks.
+    #[arg(long, help_heading = BUDGETS, value_name = "N", env = "DRIFTPROBE_MAX_ENTRIES", default_value = "20000", value_parser = parse_count)]
+    pub max_entries: u64,
+    /// Directory levels below a watched path (at most 255).
+    #[arg(long, help_heading = BUDGETS, value_name = "N", env = "DRIFTPROBE_MAX_DEPTH", default_value = "32", value_parser = parse_depth)]
+    pub max_depth: u32,
+    /// Bytes hashed per probe (files served from the stat cache are free):
+    /// 256MiB, 1GiB, 65536.
+    #[arg(long, help_heading = BUDGETS, value_name = "SIZE", env = "DRIFTPROBE_MAX_BYTES", default_value = "256MiB", value_parser = parse_size)]
+    pub max_bytes: u64,
+    /// Total bytes of all names walked (their paths below the watched path).
+    #[arg(long, help_heading = BUDGETS, value_name = "SIZE", env = "DRIFTPROBE_MAX_NAME_BYTES", default_value = "1MiB", value_parser = parse_size)]
+    pub max_name_bytes: u64,
+    /// Wall time for walking and hashing, retries included; keep it under
+    /// the probe's timeoutSeconds.
+    #[arg(long, help_heading = BUDGETS, value_name = "DURATION", env = "DRIFTPROBE_DEADLINE", default_value = "500ms", value_parser = parse_deadline)]
+    pub deadline: Duration,
+}
+
+impl BudgetArgs {
+    pub fn resolve(&self) -> Budgets {
+        Budgets {
+            max_entries: self.max_entries,
+            max_depth: self.max_depth,
+            max_bytes: self.max_bytes,
+            max_name_bytes: self.max_name_bytes,
+            deadline: self.deadline,
+        }
+    }
 }
 
 // The watched paths and where their state lives (plain comment: see FilesArgs).
@@ -503,6 +549,57 @@ fn parse_pid(s: &str) -> Result<i32, String> {
     }
 }
 
+/// A count of at least 1.
+fn parse_count(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{s:?} is not a number of at least 1")),
+    }
+}
+
+/// A depth from 1 to 255 (each level may hold a directory open).
+fn parse_depth(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=255).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?} is not a depth from 1 to 255")),
+    }
+}
+
+/// A size in bytes, at least 1: `65536`, `512KiB`, `256MiB`, `1GiB`,
+/// `1TiB` (`Ki`, `Mi`, `Gi`, `Ti` as in Kubernetes quantities too).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+    let shift = match &t[digits..] {
+        "" | "B" => 0,
+        "Ki" | "KiB" => 10,
+        "Mi" | "MiB" => 20,
+        "Gi" | "GiB" => 30,
+        "Ti" | "TiB" => 40,
+        _ => {
+            return Err(format!(
+                "invalid size {s:?} (try 65536, 512KiB, 256MiB or 1GiB)"
+            ))
+        }
+    };
+    let n: u64 = t[..digits]
+        .parse()
+        .map_err(|_| format!("invalid size {s:?} (try 65536, 512KiB, 256MiB or 1GiB)"))?;
+    match n.checked_mul(1 << shift) {
+        Some(0) => Err(format!("size {s:?} must be at least 1 byte")),
+        Some(v) => Ok(v),
+        None => Err(format!("size {s:?} is too large")),
+    }
+}
+
+/// A duration above zero.
+fn parse_deadline(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err(format!("deadline {s:?} must be above zero")),
+        d => Ok(d),
+    }
+}
+
 fn parse_env_pair(s: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = s
         .split_once('=')
@@ -522,6 +619,7 @@ pub struct WatchSet {
     pub excludes: Vec<Glob>,
     pub state_dir: PathBuf,
     pub full: bool,
+    pub budgets: Budgets,
 }
 
 impl WatchSet {
@@ -591,6 +689,7 @@ impl WatchArgs {
             excludes,
             state_dir: absolute(&self.state_dir),
             full: self.full,
+            budgets: self.files.budgets.resolve(),
         })
     }
 }
@@ -598,6 +697,86 @@ impl WatchArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::{format_size, DEFAULT_BUDGETS};
+
+    fn defaults() -> BudgetArgs {
+        let d = DEFAULT_BUDGETS;
+        BudgetArgs {
+            max_entries: d.max_entries,
+            max_depth: d.max_depth,
+            max_bytes: d.max_bytes,
+            max_name_bytes: d.max_name_bytes,
+            deadline: d.deadline,
+        }
+    }
+
+    #[test]
+    fn budget_defaults_are_the_digest_modules() {
+        for sub in ["init", "liveness", "readiness", "status", "digest"] {
+            let cli = Cli::try_parse_from(["driftprobe", sub, "/x"]).unwrap();
+            let budgets = match cli.command {
+                Command::Init(a) => a.watch.files.budgets,
+                Command::Liveness(a) => a.probe.watch.files.budgets,
+                Command::Readiness(a) => a.probe.watch.files.budgets,
+                Command::Status(a) => a.watch.files.budgets,
+                Command::Digest(a) => a.files.budgets,
+                _ => unreachable!(),
+            };
+            assert_eq!(budgets.resolve(), DEFAULT_BUDGETS, "{sub}");
+        }
+        let cli = Cli::try_parse_from([
+            "driftprobe",
+            "liveness",
+            "--max-entries",
+            "50000",
+            "--max-depth",
+            "8",
+            "--max-bytes",
+            "1GiB",
+            "--max-name-bytes",
+            "4Mi",
+            "--deadline",
+            "800ms",
+            "/x",
+        ])
+        .unwrap();
+        let Command::Liveness(a) = cli.command else {
+            panic!("not liveness")
+        };
+        let b = a.probe.watch.resolve().unwrap().budgets;
+        assert_eq!(
+            (b.max_entries, b.max_depth, b.max_bytes, b.max_name_bytes),
+            (50_000, 8, 1 << 30, 4 << 20)
+        );
+        assert_eq!(b.deadline, Duration::from_millis(800));
+        for bad in [
+            ["--max-entries", "0"],
+            ["--max-depth", "256"],
+            ["--max-bytes", "0"],
+            ["--max-bytes", "1MB"],
+            ["--max-name-bytes", "99999999999TiB"],
+            ["--deadline", "0s"],
+        ] {
+            let argv = ["driftprobe", "readiness", bad[0], bad[1], "/x"];
+            let err = Cli::try_parse_from(argv).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_as_they_are_shown() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("256Mi"), Ok(256 << 20));
+        assert_eq!(parse_size(" 2TiB "), Ok(2 << 40));
+        assert!(parse_size("1.5GiB").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("").is_err());
+        for n in [1, 1000, 1024, 1536 << 10, 256 << 20, 3 << 30, 1 << 40] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{n}");
+        }
+        assert_eq!(format_size(256 << 20), "256MiB");
+    }
 
     #[test]
     fn each_path_is_watched_once() {
@@ -610,6 +789,7 @@ mod tests {
                 "/a/.".into(),
             ],
             excludes: vec!["*.bak".into(), "".into()],
+            budgets: defaults(),
         };
         let (roots, excludes) = files.resolve().unwrap();
         assert_eq!(roots, [PathBuf::from("/a"), PathBuf::from("/b")]);
@@ -617,6 +797,7 @@ mod tests {
         let none = FilesArgs {
             paths: vec!["".into()],
             excludes: vec![],
+            budgets: defaults(),
         };
         assert!(none.resolve().is_err());
     }

@@ -8,7 +8,13 @@
 //! payload directory in one go, and the `..data` target is read again after
 //! the walk: if it moved, or a payload file vanished, the whole walk is
 //! retried, so a snapshot is always wholly old or wholly new, never a mix.
+//! A watched path nested inside a volume (`conf/app` of a projected volume)
+//! is read through the enclosing volume's `..data` target the same way.
 //! Names starting with `..` are never walked.
+//!
+//! The walk keeps its own stack of open directories (no recursion a tree
+//! can deepen) and stops at the first of its [`Budgets`] it exceeds:
+//! entries, depth, bytes hashed, name bytes, and a deadline.
 //!
 //! Symlinks are followed with loop detection; FIFOs, sockets and devices are
 //! reported and never opened. File contents are streamed through the hash
@@ -18,6 +24,7 @@
 //! the previous probe lets an unchanged tree skip re-hashing. It only keeps
 //! files whose timestamps were more than [`RACY_MARGIN_NS`] old when hashed,
 //! so a write inside the file system's timestamp granularity is never missed.
+//!
 //! Inside a read-only kubelet volume the ctime is left out of the key: the
 //! kubelet's fsGroup ownership pass moves it at every pod sync, while new
 //! content always comes as new files (a new inode) in a new payload dir.
@@ -32,15 +39,108 @@ use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A file whose mtime or ctime is younger than this when hashed is hashed
 /// again next time instead of being trusted from the stat cache.
 pub const RACY_MARGIN_NS: i64 = 1_000_000_000;
 /// How often a walk torn by a concurrent kubelet update is retried.
 const MAX_ATTEMPTS: u32 = 50;
-/// A guard against symlink farms that fan out without looping.
-const MAX_FILES: usize = 20_000;
+
+/// What one snapshot may cost. Past any of these the walk stops with
+/// [`DigestError::Budget`] ("cannot determine"), so a huge or hostile tree
+/// costs a probe a bounded amount of time, memory and I/O, never a hang or
+/// a crash. The command line sets them (`--max-entries` and so on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// Entries walked, of every kind (files, directories, symlinks, special
+    /// files, the watched paths themselves); excluded ones do not count.
+    pub max_entries: u64,
+    /// Levels below a watched path.
+    pub max_depth: u32,
+    /// Bytes read and hashed by one snapshot (stat-cache hits read nothing).
+    pub max_bytes: u64,
+    /// Total bytes of the names of every entry walked, as the manifest and
+    /// the state file write them.
+    pub max_name_bytes: u64,
+    /// Wall time of the whole snapshot, retries included; also checked
+    /// while a large file is hashed.
+    pub deadline: Duration,
+}
+
+/// The defaults: well inside the kubelet's default 1 s probe timeout, and
+/// far above any real ConfigMap or Secret (1 MiB each, names included).
+pub const DEFAULT_BUDGETS: Budgets = Budgets {
+    max_entries: 20_000,
+    max_depth: 32,
+    max_bytes: 256 << 20,
+    max_name_bytes: 1 << 20,
+    deadline: Duration::from_millis(500),
+};
+
+impl Default for Budgets {
+    fn default() -> Self {
+        DEFAULT_BUDGETS
+    }
+}
+
+/// One of the [`Budgets`], for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    Entries,
+    Depth,
+    Bytes,
+    NameBytes,
+    Deadline,
+}
+
+impl Budget {
+    /// The flag that sets it, without the dashes.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Budget::Entries => "max-entries",
+            Budget::Depth => "max-depth",
+            Budget::Bytes => "max-bytes",
+            Budget::NameBytes => "max-name-bytes",
+            Budget::Deadline => "deadline",
+        }
+    }
+
+    /// Its environment variable.
+    pub fn env(self) -> &'static str {
+        match self {
+            Budget::Entries => "DRIFTPROBE_MAX_ENTRIES",
+            Budget::Depth => "DRIFTPROBE_MAX_DEPTH",
+            Budget::Bytes => "DRIFTPROBE_MAX_BYTES",
+            Budget::NameBytes => "DRIFTPROBE_MAX_NAME_BYTES",
+            Budget::Deadline => "DRIFTPROBE_DEADLINE",
+        }
+    }
+}
+
+impl Budgets {
+    /// The limit of `b`, written the way it is typed.
+    pub fn limit(&self, b: Budget) -> String {
+        match b {
+            Budget::Entries => self.max_entries.to_string(),
+            Budget::Depth => self.max_depth.to_string(),
+            Budget::Bytes => format_size(self.max_bytes),
+            Budget::NameBytes => format_size(self.max_name_bytes),
+            Budget::Deadline => crate::time::format_duration(self.deadline),
+        }
+    }
+}
+
+/// `256MiB`, `1GiB`, `1536KiB`, `1000`: the largest binary unit that
+/// divides `n`, as `--max-bytes` accepts it.
+pub fn format_size(n: u64) -> String {
+    for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if n != 0 && n.trailing_zeros() >= shift {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    n.to_string()
+}
 
 /// One regular file of the watched set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,15 +203,18 @@ pub struct Snapshot {
 #[derive(Debug)]
 pub enum DigestError {
     /// A path exists but cannot be read (permissions, I/O error).
-    Unreadable {
-        path: PathBuf,
-        source: io::Error,
-    },
+    Unreadable { path: PathBuf, source: io::Error },
     /// The tree kept changing under every attempt.
-    Unstable {
-        path: PathBuf,
+    Unstable { path: PathBuf },
+    /// The walk went past one of its [`Budgets`].
+    Budget {
+        budget: Budget,
+        /// The limit, as typed (`20000`, `256MiB`, `500ms`).
+        limit: String,
+        /// The watched path joined with the name where it happened
+        /// (escaped for one line).
+        at: String,
     },
-    TooManyFiles,
 }
 
 impl fmt::Display for DigestError {
@@ -125,11 +228,23 @@ impl fmt::Display for DigestError {
                 "{} kept changing during {MAX_ATTEMPTS} attempts to read it consistently",
                 path.display()
             ),
-            DigestError::TooManyFiles => {
-                write!(
-                    f,
-                    "more than {MAX_FILES} files under the watched paths: watch the config dirs only, or leave some out with --exclude"
-                )
+            DigestError::Budget { budget, limit, at } => {
+                let (flag, env) = (budget.flag(), budget.env());
+                write!(f, "budget: {flag} ({limit}) exceeded at {at}; ")?;
+                match budget {
+                    Budget::Deadline => write!(
+                        f,
+                        "raise --{flag} ({env}), keeping it under the probe's timeoutSeconds"
+                    ),
+                    Budget::Bytes => write!(
+                        f,
+                        "leave big files out with --exclude, or raise --{flag} ({env})"
+                    ),
+                    _ => write!(
+                        f,
+                        "watch the config dirs only, leave some out with --exclude, or raise --{flag} ({env})"
+                    ),
+                }
             }
         }
     }
@@ -219,6 +334,8 @@ pub struct Walker<'a> {
     pub cache: &'a [CachedFile],
     /// Ignore the stat cache and hash every file.
     pub full: bool,
+    /// What the snapshot may cost.
+    pub budgets: Budgets,
 }
 
 /// Why one attempt stopped early.
@@ -267,9 +384,16 @@ fn wall_ns() -> i64 {
     crate::time::now().saturating_mul(1_000_000)
 }
 
+/// Whether the deadline (if any) has passed.
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
 impl Walker<'_> {
     /// Takes a consistent snapshot, retrying walks torn by a kubelet update.
     pub fn snapshot(&self) -> Result<Snapshot, DigestError> {
+        // A deadline too far away to represent is no deadline.
+        let deadline = Instant::now().checked_add(self.budgets.deadline);
         let mut last = PathBuf::new();
         for attempt in 0..MAX_ATTEMPTS {
             let mut walk = Walk {
@@ -283,7 +407,10 @@ impl Walker<'_> {
                 ro_volume: false,
                 hashed_bytes: 0,
                 links: Vec::new(),
-                ancestors: Vec::new(),
+                stack: Vec::new(),
+                entries: 0,
+                name_bytes: 0,
+                deadline,
                 started_ns: wall_ns(),
                 buf: Vec::new(),
             };
@@ -300,10 +427,14 @@ impl Walker<'_> {
                         files.push(entry);
                         cache.extend(stat);
                     }
+                    // Directories are read in the order the file system
+                    // gives: sort what is shown.
+                    let mut skipped = walk.skipped;
+                    skipped.sort_by(|a, b| a.path.cmp(&b.path));
                     return Ok(Snapshot {
                         digest: tree_digest(&files),
                         files,
-                        skipped: walk.skipped,
+                        skipped,
                         missing: walk.missing,
                         newest_change_ns: walk.newest,
                         outside_volumes_ns: walk.per_root,
@@ -320,7 +451,11 @@ impl Walker<'_> {
                 Err(Stop::Fatal(e)) => return Err(e),
                 Err(Stop::Retry(path)) => {
                     last = path;
-                    std::thread::sleep(Duration::from_millis(u64::from(attempt.min(10))));
+                    let mut pause = Duration::from_millis(u64::from(attempt.min(10)));
+                    if let Some(d) = deadline {
+                        pause = pause.min(d.saturating_duration_since(Instant::now()));
+                    }
+                    std::thread::sleep(pause);
                 }
             }
         }
@@ -347,12 +482,39 @@ struct Walk<'w> {
     hashed_bytes: u64,
     /// Every `..data` link read, with the target it had.
     links: Vec<(PathBuf, PathBuf)>,
-    /// (dev, ino) of the directories being walked, for loop detection.
-    ancestors: Vec<(u64, u64)>,
+    /// The directories being read, innermost last: the walk's explicit
+    /// stack. Nothing here recurses, so no tree can overflow the call
+    /// stack; its height is bounded by the depth budget.
+    stack: Vec<Frame>,
+    /// Entries and name bytes counted against the budgets so far.
+    entries: u64,
+    name_bytes: u64,
+    deadline: Option<Instant>,
     started_ns: i64,
     /// The read buffer, allocated by the first file that is hashed: a walk
     /// served from the stat cache never touches (page-faults) its 64 KiB.
     buf: Vec<u8>,
+}
+
+/// A directory being read.
+struct Frame {
+    entries: fs::ReadDir,
+    /// The directory read (for a kubelet volume, its payload directory).
+    dir: PathBuf,
+    /// Its name relative to the watched path (`""` for the path itself).
+    rel: String,
+    /// Which watched path it is under.
+    index: usize,
+    /// Levels below the watched path (0 for the path itself).
+    depth: u32,
+    /// (dev, ino), for loop detection.
+    id: (u64, u64),
+    /// Read through a kubelet `..data` target: a vanished entry means a
+    /// torn walk.
+    in_payload: bool,
+    /// Only the real directories in it (volumes mounted inside a kubelet
+    /// volume, beside its symlinks).
+    mounts_only: bool,
 }
 
 impl Walk<'_> {
@@ -361,6 +523,7 @@ impl Walk<'_> {
         for (index, root) in roots.iter().enumerate() {
             self.outside = None;
             self.root(index, root)?;
+            self.drain()?;
             self.per_root.push(self.outside);
         }
         // Did any `..data` move while we read? Then we may hold a mix.
@@ -385,7 +548,12 @@ impl Walk<'_> {
             }
             return rel.to_string();
         }
-        let root = display_root(&roots[index]);
+        self.shown(index, rel)
+    }
+
+    /// Watched path `index` joined with `rel`, for messages.
+    fn shown(&self, index: usize, rel: &str) -> String {
+        let root = display_root(&self.walker.roots[index]);
         if rel.is_empty() {
             root
         } else if root.ends_with('/') {
@@ -405,50 +573,115 @@ impl Walk<'_> {
         }
     }
 
+    /// Stops the walk past budget `b`, at `rel` under watched path `index`.
+    fn over(&self, b: Budget, index: usize, rel: &str) -> Stop {
+        Stop::Fatal(DigestError::Budget {
+            budget: b,
+            limit: self.walker.budgets.limit(b),
+            at: self.shown(index, rel),
+        })
+    }
+
+    fn check_deadline(&self, index: usize, rel: &str) -> Step {
+        if past(self.deadline) {
+            return Err(self.over(Budget::Deadline, index, rel));
+        }
+        Ok(())
+    }
+
+    /// Counts one entry `depth` levels below watched path `index` against
+    /// the entries, depth and name budgets.
+    fn count(&mut self, index: usize, rel: &str, depth: u32) -> Step {
+        let budgets = self.walker.budgets;
+        self.entries += 1;
+        if self.entries > budgets.max_entries {
+            return Err(self.over(Budget::Entries, index, rel));
+        }
+        if depth > budgets.max_depth {
+            return Err(self.over(Budget::Depth, index, rel));
+        }
+        // The name as the manifest writes it: the watched path's prefix
+        // too when there are several.
+        let prefix = match self.walker.roots.len() {
+            1 => 0,
+            _ => display_root(&self.walker.roots[index]).len() + 1,
+        };
+        let len = if rel.is_empty() {
+            self.name(index, rel).len()
+        } else {
+            prefix + rel.len()
+        };
+        self.name_bytes = self.name_bytes.saturating_add(len as u64);
+        if self.name_bytes > budgets.max_name_bytes {
+            return Err(self.over(Budget::NameBytes, index, rel));
+        }
+        Ok(())
+    }
+
     fn root(&mut self, index: usize, root: &Path) -> Step {
-        let lmeta = match fs::symlink_metadata(root) {
+        self.check_deadline(index, "")?;
+        self.count(index, "", 0)?;
+        // Inside a kubelet volume, at any depth: read through `..data`.
+        let (path, in_volume) = self.through_volume(root)?;
+        let lmeta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(e) if is_gone(&e) => {
+                // A torn read shows as a moved `..data` at the end.
                 self.missing.push(display_root(root));
                 return Ok(());
             }
-            Err(e) => return Err(fatal(root, e)),
+            Err(e) => return Err(fatal(&path, e)),
         };
-        // A watched path inside a kubelet volume is read through `..data`:
-        // remember the swap marker for the consistency check.
-        let in_volume = self.kubelet_marker_of_parent(root)?;
         let meta = if lmeta.file_type().is_symlink() {
             self.note(&lmeta, in_volume);
-            match fs::metadata(root) {
+            match fs::metadata(&path) {
                 Ok(m) => m,
-                Err(e) if is_gone(&e) && in_volume => return Err(Stop::Retry(root.into())),
                 Err(e) if is_gone(&e) || is_loop(&e) => {
                     self.missing.push(display_root(root));
                     return Ok(());
                 }
-                Err(e) => return Err(fatal(root, e)),
+                Err(e) => return Err(fatal(&path, e)),
             }
         } else {
             lmeta
         };
-        self.entry(index, root, "", &meta, in_volume)
+        self.entry(index, &path, "", &meta, in_volume, 0)
     }
 
-    /// If `path` is read through a kubelet volume's `..data` (the nearest
-    /// ancestor holding one, entered through one of its keys, a symlink: a
-    /// real directory there is something else mounted inside the volume),
-    /// records that link's target.
-    fn kubelet_marker_of_parent(&mut self, path: &Path) -> Step<bool> {
-        let mut child = path;
-        for dir in path.ancestors().skip(1) {
-            let link = fs::symlink_metadata(dir.join("..data"));
-            if link.is_ok_and(|m| m.file_type().is_symlink()) {
-                let key = fs::symlink_metadata(child).is_ok_and(|m| m.file_type().is_symlink());
-                return Ok(key && self.kubelet_payload(dir)?.is_some());
+    /// Where to read watched path `root` from, and whether that is inside
+    /// a kubelet volume. The nearest ancestor holding a `..data` symlink
+    /// is the volume (when the path's next component there is one of its
+    /// symlinks, not a real directory: that would be another volume
+    /// mounted inside it): the path is then read through the `..data`
+    /// target recorded now, so every file under it comes from one payload
+    /// directory, and a swap shows as a moved `..data` after the walk.
+    /// Paths that name kubelet internals (`..*`) are read as given.
+    fn through_volume(&mut self, root: &Path) -> Step<(PathBuf, bool)> {
+        let plain = Ok((root.to_path_buf(), false));
+        // Components below `dir`, innermost first.
+        let mut below = Vec::new();
+        let mut dir = root;
+        while let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
+            if name.as_bytes().starts_with(b"..") {
+                return plain;
             }
-            child = dir;
+            below.push(name);
+            dir = parent;
+            let is_volume =
+                fs::symlink_metadata(dir.join("..data")).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_volume {
+                continue;
+            }
+            if fs::symlink_metadata(dir.join(name)).is_ok_and(|m| m.is_dir()) {
+                return plain;
+            }
+            let Some(payload) = self.kubelet_payload(dir)? else {
+                return plain;
+            };
+            let path = below.iter().rev().fold(payload, |p, c| p.join(c));
+            return Ok((path, true));
         }
-        Ok(false)
+        plain
     }
 
     /// If `dir` holds a `..data` symlink, records its target and returns the
@@ -475,84 +708,137 @@ impl Walk<'_> {
         Ok(Some(payload))
     }
 
-    fn dir(&mut self, index: usize, dir: &Path, rel: &str, in_payload: bool) -> Step {
-        let Some(payload) = self.kubelet_payload(dir)? else {
-            return self.list(index, dir, rel, in_payload, false);
-        };
-        self.list(index, &payload, rel, true, false)?;
-        // Volumes mounted inside this one (a Secret at /etc/app/certs in a
-        // ConfigMap at /etc/app) are real directories at its top level,
-        // beside the kubelet's symlinks: walk them too.
-        self.list(index, dir, rel, in_payload, true)
-    }
-
-    /// Walks the entries of `dir` (never `..*`); with `mounts_only`, only
-    /// the real directories among them.
-    fn list(
+    /// Starts reading directory `dir`: a kubelet volume through its payload
+    /// directory, and the real directories beside its symlinks (volumes
+    /// mounted inside this one, a Secret at /etc/app/certs in a ConfigMap
+    /// at /etc/app) after it.
+    fn dir(
         &mut self,
         index: usize,
         dir: &Path,
+        meta: &Metadata,
         rel: &str,
         in_payload: bool,
+        depth: u32,
+    ) -> Step {
+        let id = (meta.dev(), meta.ino());
+        // Directories are noted here, not by `entry`: the payload dir and
+        // the volume dir itself are the volume's.
+        let payload = self.kubelet_payload(dir)?;
+        self.note(meta, in_payload || payload.is_some());
+        let Some(payload) = payload else {
+            return self.open(index, dir, Some(id), rel, in_payload, depth, false);
+        };
+        // A stack: the frame pushed last is read first.
+        self.open(index, dir, Some(id), rel, in_payload, depth, true)?;
+        self.open(index, &payload, None, rel, true, depth, false)
+    }
+
+    /// Pushes a frame reading the entries of `dir` (its (dev, ino) if
+    /// known), unless it is one of the directories already being read
+    /// below it (a loop).
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        index: usize,
+        dir: &Path,
+        id: Option<(u64, u64)>,
+        rel: &str,
+        in_payload: bool,
+        depth: u32,
         mounts_only: bool,
     ) -> Step {
-        let dir = dir.to_path_buf();
-        let meta = match fs::metadata(&dir) {
-            Ok(m) => m,
-            Err(e) if is_gone(&e) => return self.vanished(&dir, in_payload),
-            Err(e) => return Err(fatal(&dir, e)),
+        let id = match id {
+            Some(id) => id,
+            None => match fs::metadata(dir) {
+                Ok(m) => {
+                    self.note(&m, in_payload);
+                    (m.dev(), m.ino())
+                }
+                Err(e) if is_gone(&e) => return self.vanished(dir, in_payload),
+                Err(e) => return Err(fatal(dir, e)),
+            },
         };
-        // Directories are noted here, not by `entry`: the payload dir and
-        // the volume dir itself (`mounts_only`) are the volume's.
-        self.note(&meta, in_payload || mounts_only);
-        let id = (meta.dev(), meta.ino());
-        if self.ancestors.contains(&id) {
+        // Frames of a lower depth are this directory's ancestors (both of
+        // a kubelet volume's frames are: its symlinks lead into its payload).
+        if self.stack.iter().any(|f| f.depth < depth && f.id == id) {
             let name = self.name(index, rel);
             self.skip(name, "directory loop, not followed".into());
             return Ok(());
         }
-        let reader = match fs::read_dir(&dir) {
+        let entries = match fs::read_dir(dir) {
             Ok(r) => r,
-            Err(e) if is_gone(&e) => return self.vanished(&dir, in_payload),
-            Err(e) => return Err(fatal(&dir, e)),
+            Err(e) if is_gone(&e) => return self.vanished(dir, in_payload),
+            Err(e) => return Err(fatal(dir, e)),
         };
-        let mut names = Vec::new();
-        for entry in reader {
-            match entry {
-                Ok(entry) => {
-                    let name = entry.file_name();
-                    // Mounts are real directories: the entry's type from
-                    // readdir says so without a stat per kubelet symlink.
-                    if !name.as_bytes().starts_with(b"..")
-                        && (!mounts_only || entry.file_type().is_ok_and(|t| t.is_dir()))
-                    {
-                        names.push((name, entry));
-                    }
-                }
-                Err(e) if is_gone(&e) => return self.vanished(&dir, in_payload),
-                Err(e) => return Err(fatal(&dir, e)),
-            }
-        }
-        names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.ancestors.push(id);
-        for (name, entry) in names {
-            let escaped = escape_name(name.as_bytes());
-            let child_rel = if rel.is_empty() {
-                escaped
-            } else {
-                format!("{rel}/{escaped}")
-            };
-            let path = dir.join(&name);
-            if self.walker.excludes.iter().any(|g| g.is_match(&child_rel)) {
-                continue;
-            }
-            self.child(index, &path, &entry, &child_rel, in_payload)?;
-        }
-        self.ancestors.pop();
+        self.stack.push(Frame {
+            entries,
+            dir: dir.to_path_buf(),
+            rel: rel.to_string(),
+            index,
+            depth,
+            id,
+            in_payload,
+            mounts_only,
+        });
         Ok(())
     }
 
-    /// `entry` is `path`'s entry in the directory being listed: its lstat
+    /// Reads entries off the innermost frame until the stack is empty:
+    /// files are hashed on the way, directories push frames.
+    fn drain(&mut self) -> Step {
+        let (deadline, excludes) = (self.deadline, self.walker.excludes);
+        loop {
+            let Some(top) = self.stack.last_mut() else {
+                return Ok(());
+            };
+            let (index, depth, in_payload) = (top.index, top.depth, top.in_payload);
+            let entry = match top.entries.next() {
+                None => {
+                    self.stack.pop();
+                    continue;
+                }
+                Some(Ok(entry)) => entry,
+                Some(Err(e)) => {
+                    let dir = top.dir.clone();
+                    self.stack.pop();
+                    if is_gone(&e) {
+                        self.vanished(&dir, in_payload)?;
+                        continue;
+                    }
+                    return Err(fatal(&dir, e));
+                }
+            };
+            let name = entry.file_name();
+            // Mounts are real directories: the entry's type from readdir
+            // says so without a stat per kubelet symlink.
+            let wanted = !name.as_bytes().starts_with(b"..")
+                && (!top.mounts_only || entry.file_type().is_ok_and(|t| t.is_dir()));
+            if !wanted {
+                // Even a directory of nothing but skipped names ends.
+                if past(deadline) {
+                    let rel = top.rel.clone();
+                    return Err(self.over(Budget::Deadline, index, &rel));
+                }
+                continue;
+            }
+            let escaped = escape_name(name.as_bytes());
+            let rel = if top.rel.is_empty() {
+                escaped
+            } else {
+                format!("{}/{escaped}", top.rel)
+            };
+            let path = top.dir.join(&name);
+            self.check_deadline(index, &rel)?;
+            if excludes.iter().any(|g| g.is_match(&rel)) {
+                continue;
+            }
+            self.count(index, &rel, depth + 1)?;
+            self.child(index, &path, &entry, &rel, in_payload, depth + 1)?;
+        }
+    }
+
+    /// `entry` is `path`'s entry in the directory being read: its lstat
     /// is taken relative to that directory, not by looking up every
     /// component of `path` again.
     fn child(
@@ -562,6 +848,7 @@ impl Walk<'_> {
         entry: &fs::DirEntry,
         rel: &str,
         in_payload: bool,
+        depth: u32,
     ) -> Step {
         let lmeta = match entry.metadata() {
             Ok(m) => m,
@@ -590,10 +877,10 @@ impl Walk<'_> {
         } else {
             lmeta
         };
-        self.entry(index, path, rel, &meta, in_payload)
+        self.entry(index, path, rel, &meta, in_payload, depth)
     }
 
-    /// Walks a directory, hashes a file, or skips anything else.
+    /// Starts walking a directory, hashes a file, or skips anything else.
     fn entry(
         &mut self,
         index: usize,
@@ -601,13 +888,14 @@ impl Walk<'_> {
         rel: &str,
         meta: &Metadata,
         in_payload: bool,
+        depth: u32,
     ) -> Step {
         let ft = meta.file_type();
         if !ft.is_dir() {
             self.note(meta, in_payload);
         }
         if ft.is_dir() {
-            self.dir(index, path, rel, in_payload)
+            self.dir(index, path, meta, rel, in_payload, depth)
         } else if ft.is_file() {
             self.file(index, path, rel, meta, in_payload)
         } else {
@@ -639,9 +927,6 @@ impl Walk<'_> {
         meta: &Metadata,
         in_payload: bool,
     ) -> Step {
-        if self.files.len() >= MAX_FILES {
-            return Err(Stop::Fatal(DigestError::TooManyFiles));
-        }
         let name = self.name(index, rel);
         // Only the kubelet writes a read-only volume, and never in place:
         // the ctime (moved by its fsGroup pass) says nothing there.
@@ -687,12 +972,14 @@ impl Walk<'_> {
             self.skip(name, special_kind(&fmeta));
             return Ok(());
         }
+        // A file that cannot fit in what is left of the byte budget (a
+        // sparse 1T file) is refused before a byte is read.
+        if self.hashed_bytes.saturating_add(fmeta.size()) > self.walker.budgets.max_bytes {
+            return Err(self.over(Budget::Bytes, index, rel));
+        }
         // Only the bytes there when we looked: a file that keeps growing
         // must not keep the probe reading past the kubelet's timeout.
-        let sha256 = match self.hash(&mut file, fmeta.size()) {
-            Ok(h) => h,
-            Err(e) => return Err(fatal(path, e)),
-        };
+        let sha256 = self.hash(&mut file, fmeta.size(), path, index, rel)?;
         // Written to while we read it: what we hashed is not a settled
         // state, so it is never cached (the next probe reads it again).
         let settled = file.metadata().is_ok_and(|m| {
@@ -722,14 +1009,25 @@ impl Walk<'_> {
         Ok(())
     }
 
-    /// SHA-256 of the first `size` bytes of `file` (fewer if it shrank).
-    fn hash(&mut self, file: &mut File, size: u64) -> io::Result<String> {
+    /// SHA-256 of the first `size` bytes of `file` (fewer if it shrank),
+    /// watching the deadline between reads.
+    fn hash(
+        &mut self,
+        file: &mut File,
+        size: u64,
+        path: &Path,
+        index: usize,
+        rel: &str,
+    ) -> Step<String> {
         let mut h = Sha256::new();
         if self.buf.is_empty() {
             self.buf = vec![0u8; 64 * 1024];
         }
         let mut file = file.take(size);
         loop {
+            if past(self.deadline) {
+                return Err(self.over(Budget::Deadline, index, rel));
+            }
             match file.read(&mut self.buf) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -737,7 +1035,7 @@ impl Walk<'_> {
                     self.hashed_bytes += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(fatal(path, e)),
             }
         }
         Ok(hex(&h.finalize()))
@@ -778,6 +1076,7 @@ mod tests {
             excludes: &[],
             cache: &[],
             full: false,
+            budgets: Budgets::default(),
         }
         .snapshot()
         .unwrap()
@@ -918,6 +1217,7 @@ mod tests {
             excludes: &[],
             cache: &cached,
             full: false,
+            budgets: Budgets::default(),
         };
         let s = walker.snapshot().unwrap();
         assert_eq!(s.files[0].sha256, "cafe");
@@ -929,6 +1229,151 @@ mod tests {
         .snapshot()
         .unwrap();
         assert_ne!(full.files[0].sha256, "cafe");
+    }
+
+    fn walk_with(roots: &[PathBuf], budgets: Budgets) -> Result<Snapshot, DigestError> {
+        Walker {
+            roots,
+            excludes: &[],
+            cache: &[],
+            full: false,
+            budgets,
+        }
+        .snapshot()
+    }
+
+    fn budget_of(r: Result<Snapshot, DigestError>) -> (Budget, String) {
+        match r {
+            Err(DigestError::Budget { budget, at, .. }) => (budget, at),
+            other => panic!("not a budget error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_budget_stops_the_walk_and_is_named() {
+        let d = tmp();
+        let root = d.path().join("w");
+        fs::create_dir_all(root.join("a/b/c")).unwrap();
+        fs::write(root.join("a/b/c/deep"), "x").unwrap();
+        fs::write(root.join("big"), vec![b'z'; 100]).unwrap();
+        for i in 0..5 {
+            fs::write(root.join(format!("f{i}")), "1").unwrap();
+        }
+        let roots = [root.clone()];
+        let all = walk_with(&roots, DEFAULT_BUDGETS).unwrap();
+        assert_eq!(all.files.len(), 7);
+        // w, a, a/b, a/b/c, a/b/c/deep, big, f0..f4: 11 entries.
+        fn b(f: impl FnOnce(&mut Budgets)) -> Budgets {
+            let mut b = DEFAULT_BUDGETS;
+            f(&mut b);
+            b
+        }
+        assert!(walk_with(&roots, b(|b| b.max_entries = 11)).is_ok());
+        let (which, _) = budget_of(walk_with(&roots, b(|b| b.max_entries = 10)));
+        assert_eq!(which, Budget::Entries);
+        assert!(walk_with(&roots, b(|b| b.max_depth = 4)).is_ok());
+        let (which, at) = budget_of(walk_with(&roots, b(|b| b.max_depth = 3)));
+        assert_eq!(
+            (which, at),
+            (Budget::Depth, format!("{}/a/b/c/deep", root.display()))
+        );
+        assert!(walk_with(&roots, b(|b| b.max_bytes = 106)).is_ok());
+        let (which, at) = budget_of(walk_with(&roots, b(|b| b.max_bytes = 105)));
+        assert_eq!(which, Budget::Bytes);
+        assert!(at.ends_with("/big") || at.contains("/f"), "{at}");
+        // Names: "w" + "a" "a/b" "a/b/c" "a/b/c/deep" "big" "f0".."f4".
+        let names = 1 + 1 + 3 + 5 + 10 + 3 + 5 * 2;
+        assert!(walk_with(&roots, b(|b| b.max_name_bytes = names)).is_ok());
+        let (which, _) = budget_of(walk_with(&roots, b(|b| b.max_name_bytes = names - 1)));
+        assert_eq!(which, Budget::NameBytes);
+        let (which, _) = budget_of(walk_with(
+            &roots,
+            b(|b| b.deadline = Duration::from_nanos(1)),
+        ));
+        assert_eq!(which, Budget::Deadline);
+        // The message names the budget, its limit and the way out.
+        let e = walk_with(&roots, b(|b| b.max_entries = 10)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("budget: max-entries (10) exceeded at "),
+            "{text}"
+        );
+        assert!(
+            text.contains("--exclude") && text.contains("DRIFTPROBE_MAX_ENTRIES"),
+            "{text}"
+        );
+        let e = walk_with(&roots, b(|b| b.max_bytes = 1 << 20 | 1)).map(|s| s.files.len());
+        assert_eq!(e.unwrap(), 7);
+        assert_eq!(
+            DEFAULT_BUDGETS.limit(Budget::Bytes),
+            "256MiB",
+            "shown as typed"
+        );
+        assert_eq!(DEFAULT_BUDGETS.limit(Budget::Deadline), "500ms");
+    }
+
+    #[test]
+    fn excluded_entries_do_not_count() {
+        let d = tmp();
+        for i in 0..10 {
+            fs::write(d.path().join(format!("{i}.bak")), "b").unwrap();
+        }
+        fs::write(d.path().join("app.conf"), "a").unwrap();
+        let roots = [d.path().to_path_buf()];
+        let excludes = [Glob::new("*.bak").unwrap()];
+        let budgets = Budgets {
+            max_entries: 2,
+            ..DEFAULT_BUDGETS
+        };
+        let s = Walker {
+            roots: &roots,
+            excludes: &excludes,
+            cache: &[],
+            full: false,
+            budgets,
+        }
+        .snapshot()
+        .unwrap();
+        assert_eq!(s.files.len(), 1);
+    }
+
+    #[test]
+    fn a_path_nested_in_a_volume_is_read_through_data() {
+        // `..data` says version 1; the top-level symlink `conf` still leads
+        // to version 2's dir (as between two steps of a kubelet update).
+        // Every file under conf/app must come from what `..data` names.
+        let d = tmp();
+        for (ts, v) in [("..ts1", "one"), ("..ts2", "two")] {
+            fs::create_dir_all(d.path().join(ts).join("conf/app")).unwrap();
+            fs::write(d.path().join(ts).join("conf/app/x"), v).unwrap();
+            fs::write(d.path().join(ts).join("conf/app/y"), v).unwrap();
+        }
+        symlink("..ts1", d.path().join("..data")).unwrap();
+        symlink("..ts2/conf", d.path().join("conf")).unwrap();
+        let one = {
+            let e = tmp();
+            fs::write(e.path().join("x"), "one").unwrap();
+            fs::write(e.path().join("y"), "one").unwrap();
+            snap(&[e.path().to_path_buf()]).digest
+        };
+        let dir = d.path().join("conf/app");
+        assert_eq!(snap(std::slice::from_ref(&dir)).digest, one);
+        // A watched file two levels down, alone or with a sibling.
+        let x = d.path().join("conf/app/x");
+        let s = snap(std::slice::from_ref(&x));
+        assert_eq!(s.files[0].sha256, format!("{:x}", Sha256::digest(b"one")));
+        let both = snap(&[x.clone(), d.path().join("conf/app/y")]);
+        assert!(both
+            .files
+            .iter()
+            .all(|f| f.size == 3 && f.sha256 == s.files[0].sha256));
+        // A real directory beside the symlinks is another volume (or none):
+        // read as it is.
+        fs::create_dir(d.path().join("mnt")).unwrap();
+        fs::write(d.path().join("mnt/m"), "m").unwrap();
+        let m = snap(&[d.path().join("mnt/m")]);
+        assert_eq!(m.files.len(), 1);
+        assert!(m.missing.is_empty());
     }
 
     #[test]

@@ -264,7 +264,7 @@ impl Look<'_> {
         warnings: &mut Vec<String>,
     ) -> Result<Step, Failure> {
         let (args, reaction, opened, locked) = (self.args, self.reaction, self.opened, self.locked);
-        let (mut previous, note) = opened.previous(locked.load());
+        let (mut previous, note) = opened.previous(locked.load(opened.max_state_bytes()));
         let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
         let mut snap = opened.snapshot(cache)?;
         // Wall time to record and show; elapsed time on the boot clock.
@@ -688,7 +688,7 @@ fn note_validator(opened: &Opened, args: &ProbeArgs, digest: &str, pid: i32) {
     let Ok(locked) = opened.dir.lock(&opened.key, args.lock_timeout) else {
         return;
     };
-    let Loaded::Found(mut st) = locked.load() else {
+    let Loaded::Found(mut st) = locked.load(opened.max_state_bytes()) else {
         return;
     };
     if let Some(v) = st.validating.as_mut().filter(|v| v.digest == digest) {

@@ -18,7 +18,7 @@
 //! fresh baseline. This module stores and loads; deciding what the state
 //! means is the verdict's and the probe's job.
 
-use crate::digest::{plain_io, CachedFile, Entry};
+use crate::digest::{plain_io, Budgets, CachedFile, Entry};
 use crate::json::{self, obj, or_default, strings, Value};
 use crate::smallfile;
 use crate::time::{Millis, Stamp};
@@ -39,8 +39,27 @@ use std::time::{Duration, Instant};
 pub const FORMAT: &str = "driftprobe-state";
 /// The current `version`; a newer one is refused, not guessed at.
 pub const VERSION: u32 = 1;
-/// State files are small; anything bigger is not ours.
-const MAX_STATE_BYTES: u64 = 32 * 1024 * 1024;
+/// The largest state file a walk within `budgets` can make us write, and
+/// so the most the loader reads: what a probe writes, the next one can read
+/// back (a file too large to read would be re-recorded, and rewritten, by
+/// every probe). Per file the state holds two entries (the baseline's and
+/// the stat cache's), each a fixed part and the name; JSON at most doubles
+/// a name as the digest writes it (`\` and `"` are escaped), and the rest
+/// (validator output, reloads, warnings, the watched paths) is bounded by
+/// the probe's own limits, well under [`OTHER_BYTES`].
+pub fn max_state_bytes(budgets: &Budgets) -> u64 {
+    ENTRY_BYTES
+        .saturating_mul(2)
+        .saturating_mul(budgets.max_entries)
+        .saturating_add(budgets.max_name_bytes.saturating_mul(2 * 2))
+        .saturating_add(OTHER_BYTES)
+}
+
+/// The most one file's entry (baseline or stat cache) takes besides its
+/// name: the stat-cache entry with every number at its widest is 225.
+const ENTRY_BYTES: u64 = 256;
+/// Everything in the state that does not grow with the watched files.
+const OTHER_BYTES: u64 = 4 << 20;
 
 /// Identifies one container instance: a restart starts a new entrypoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -808,10 +827,11 @@ impl StateDir {
         })
     }
 
-    /// Reads the state without the lock (atomic renames make this safe).
-    pub fn peek(&self, key: &str) -> Loaded {
+    /// Reads the state without the lock (atomic renames make this safe),
+    /// if it is at most `max_bytes` ([`max_state_bytes`]).
+    pub fn peek(&self, key: &str, max_bytes: u64) -> Loaded {
         match &self.fd {
-            Some(dir) => load(dir, &format!("{key}.json")),
+            Some(dir) => load(dir, &format!("{key}.json"), max_bytes),
             None => Loaded::Absent,
         }
     }
@@ -866,8 +886,9 @@ impl Locked {
         &self.path
     }
 
-    pub fn load(&self) -> Loaded {
-        load(&self.dir, &self.name)
+    /// The state, if it is at most `max_bytes` ([`max_state_bytes`]).
+    pub fn load(&self, max_bytes: u64) -> Loaded {
+        load(&self.dir, &self.name, max_bytes)
     }
 
     /// Atomically replaces the state file: temp file (0600, never through a
@@ -918,7 +939,7 @@ impl Locked {
 }
 
 /// Loads `name` from the state dir `dir`, never through a symlink.
-fn load(dir: &OwnedFd, name: &str) -> Loaded {
+fn load(dir: &OwnedFd, name: &str, max_bytes: u64) -> Loaded {
     let raw = match openat(
         Some(dir.as_raw_fd()),
         name,
@@ -955,11 +976,17 @@ fn load(dir: &OwnedFd, name: &str) -> Loaded {
     // Room for the whole file and one byte more (to see it end): the
     // `take` wrapper hides the size, and growing from 32 bytes up costs
     // a read and a copy per doubling.
-    let mut bytes = Vec::with_capacity(meta.len().min(MAX_STATE_BYTES) as usize + 1);
-    if let Err(e) = file.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes) {
+    if meta.len() > max_bytes {
+        return Loaded::Unusable("the state file is too large to be ours; ignored".into());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
+    if let Err(e) = file
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+    {
         return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e)));
     }
-    if bytes.len() as u64 > MAX_STATE_BYTES {
+    if bytes.len() as u64 > max_bytes {
         return Loaded::Unusable("the state file is too large to be ours; ignored".into());
     }
     parse(&bytes)
@@ -1347,6 +1374,113 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest::DEFAULT_BUDGETS;
+
+    /// Ample for the small states of these tests.
+    const LIMIT: u64 = 1 << 20;
+
+    /// The biggest state a walk within `budgets` leads to: every file at
+    /// its widest numbers, names whose JSON is twice their length, both
+    /// lists full, the validator outputs and reloads at their caps.
+    fn largest_state(budgets: &Budgets) -> State {
+        let n = budgets.max_entries;
+        let name_len = (budgets.max_name_bytes / n) as usize;
+        let mut st = sample();
+        let name = |i: u64| {
+            let mut s = format!("{i}");
+            while s.len() < name_len {
+                s.push(if s.len() % 2 == 0 { '"' } else { '\\' });
+            }
+            s
+        };
+        let sha = "f".repeat(64);
+        let files: Vec<Entry> = (0..n)
+            .map(|i| Entry {
+                path: name(i),
+                sha256: sha.clone(),
+                size: u64::MAX,
+            })
+            .collect();
+        st.cache = (0..n)
+            .map(|i| CachedFile {
+                path: name(i),
+                dev: u64::MAX,
+                ino: u64::MAX,
+                size: u64::MAX,
+                mtime_ns: i64::MIN,
+                ctime_ns: i64::MIN,
+                sha256: sha.clone(),
+            })
+            .collect();
+        st.baseline = Some(Baseline {
+            digest: sha.clone(),
+            recorded_at: i64::MIN,
+            source: "init --force".into(),
+            files,
+        });
+        st.validations = (0..16)
+            .map(|i| {
+                let v = Validation {
+                    ok: false,
+                    at: i64::MIN,
+                    output: "\u{1}".repeat(16 * 1024),
+                    transient: true,
+                    command: "x".repeat(4096),
+                };
+                (format!("{sha}{i}"), v)
+            })
+            .collect();
+        st.reloads = (0..20)
+            .map(|_| Reload {
+                at: i64::MIN,
+                signal: "SIGRTMIN+15".into(),
+                pid: i32::MIN,
+                target: "x".repeat(4096),
+                from_digest: sha.clone(),
+                to_digest: sha.clone(),
+            })
+            .collect();
+        st
+    }
+
+    #[test]
+    fn what_a_walk_within_the_budgets_writes_can_be_read_back() {
+        let small = Budgets {
+            max_entries: 100,
+            max_name_bytes: 100 * 4000,
+            ..DEFAULT_BUDGETS
+        };
+        for budgets in [DEFAULT_BUDGETS, small] {
+            let st = largest_state(&budgets);
+            let text = json::compact(&st.to_json());
+            let limit = max_state_bytes(&budgets);
+            assert!(
+                text.len() as u64 <= limit,
+                "{} bytes > {limit} for {budgets:?}",
+                text.len()
+            );
+        }
+        // And not much more: the worst case fills most of the limit.
+        let st = largest_state(&DEFAULT_BUDGETS);
+        let text = json::compact(&st.to_json()).len() as u64;
+        let limit = max_state_bytes(&DEFAULT_BUDGETS);
+        assert!(text > limit / 2, "{text} of {limit}");
+    }
+
+    #[test]
+    fn a_state_file_over_the_limit_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(&d.path().join("state")).unwrap();
+        let locked = dir.lock("k", Duration::from_secs(1)).unwrap();
+        locked.save(&sample()).unwrap();
+        let size = fs::metadata(locked.path()).unwrap().len();
+        assert!(matches!(locked.load(size), Loaded::Found(_)));
+        match locked.load(size - 1) {
+            Loaded::Unusable(why) => assert!(why.contains("too large"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(dir.peek("k", size), Loaded::Found(_)));
+    }
 
     fn sample() -> State {
         State::new(
@@ -1365,9 +1499,9 @@ mod tests {
         let mode = fs::metadata(dir.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         let locked = dir.lock("k", Duration::from_secs(1)).unwrap();
-        assert!(matches!(locked.load(), Loaded::Absent));
+        assert!(matches!(locked.load(LIMIT), Loaded::Absent));
         locked.save(&sample()).unwrap();
-        match locked.load() {
+        match locked.load(LIMIT) {
             Loaded::Found(s) => assert_eq!(*s, sample()),
             other => panic!("{other:?}"),
         }
@@ -1446,10 +1580,10 @@ mod tests {
         chown(&shared, other_uid());
         let again = StateDir::open(&shared).unwrap();
         assert_eq!(again.path(), private);
-        assert!(matches!(again.peek("k"), Loaded::Found(_)));
+        assert!(matches!(again.peek("k", LIMIT), Loaded::Found(_)));
         // A read-only look finds it too.
         let ro = StateDir::existing(&shared).unwrap();
-        assert!(matches!(ro.peek("k"), Loaded::Found(_)));
+        assert!(matches!(ro.peek("k", LIMIT), Loaded::Found(_)));
     }
 
     #[test]
@@ -1514,7 +1648,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let missing = d.path().join("a/b");
         let dir = StateDir::existing(&missing).unwrap();
-        assert!(matches!(dir.peek("k"), Loaded::Absent));
+        assert!(matches!(dir.peek("k", LIMIT), Loaded::Absent));
         assert_eq!(dir.file("k"), missing.join("k.json"));
         assert!(dir.lock("k", Duration::from_millis(10)).is_err());
         assert!(!d.path().join("a").exists());
@@ -1523,7 +1657,7 @@ mod tests {
         fs::create_dir(&shared).unwrap();
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
         let dir = StateDir::existing(&shared).unwrap();
-        assert!(matches!(dir.peek("k"), Loaded::Absent));
+        assert!(matches!(dir.peek("k", LIMIT), Loaded::Absent));
         assert_eq!(fs::read_dir(&shared).unwrap().count(), 0);
         // A file is not a state dir.
         fs::write(d.path().join("f"), "").unwrap();

@@ -190,7 +190,7 @@ pub fn status(args: &WatchArgs, json: bool, stagger: Option<std::time::Duration>
 
 fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<StatusJson, Failure> {
     let opened = baseline::open_existing(args)?;
-    let (previous, note) = opened.previous(opened.dir.peek(&opened.key));
+    let (previous, note) = opened.previous(opened.dir.peek(&opened.key, opened.max_state_bytes()));
     let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
     let snap = opened.snapshot(cache)?;
     let now = time::Stamp::now();
@@ -350,6 +350,7 @@ pub fn digest(files: &FilesArgs, json: bool) -> Report {
         excludes: &excludes,
         cache: &[],
         full: true,
+        budgets: files.budgets.resolve(),
     })
     .snapshot()
     {

@@ -37,16 +37,31 @@ complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "completions" 
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "man" -d 'Print the man page of driftprobe, or of one COMMAND (roff)'
 complete -c driftprobe -n "__fish_driftprobe_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l max-depth -d 'Directory levels below a watched path (at most 255)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l max-bytes -d 'Bytes hashed per probe (files served from the stat cache are free): 256MiB, 1GiB, 65536' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -l force -d 'Record the current files even if this container already has a baseline, or they cannot be proven unchanged since it started'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand init" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l max-depth -d 'Directory levels below a watched path (at most 255)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l max-bytes -d 'Bytes hashed per probe (files served from the stat cache are free): 256MiB, 1GiB, 65536' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l grace -d 'How long drift may last before the probe fails (e.g. 5m)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l max-depth -d 'Directory levels below a watched path (at most 255)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l max-bytes -d 'Bytes hashed per probe (files served from the stat cache are free): 256MiB, 1GiB, 65536' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-error -d 'What "cannot determine" exits with [default: pass for liveness, so a broken probe never restarts healthy pods; fail for readiness]' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
 fail\t'Exit 3 (the kubelet counts it as a failure)'"
@@ -71,6 +86,11 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l full 
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l grace -d 'How long drift may last before the probe fails' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l max-depth -d 'Directory levels below a watched path (at most 255)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l max-bytes -d 'Bytes hashed per probe (files served from the stat cache are free): 256MiB, 1GiB, 65536' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-error -d 'What "cannot determine" exits with [default: pass for liveness, so a broken probe never restarts healthy pods; fail for readiness]' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
 fail\t'Exit 3 (the kubelet counts it as a failure)'"
@@ -94,12 +114,22 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l env 
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l max-depth -d 'Directory levels below a watched path (at most 255)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l max-bytes -d 'Bytes hashed per probe (files served from the stat cache are free): 256MiB, 1GiB, 65536' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l stagger -d 'Show this pod\'s offset for the probes\' --stagger window' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l full -d 'Hash every file, bypassing the stat cache'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l json -d 'Machine-readable output (schema in the README)'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l max-depth -d 'Directory levels below a watched path (at most 255)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l max-bytes -d 'Bytes hashed per probe (files served from the stat cache are free): 256MiB, 1GiB, 65536' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l json -d 'Print the per-file manifest as JSON'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -188,6 +188,8 @@ fn sparse_1gib_file_constant_memory() {
     let mut child = std::process::Command::new(BIN)
         .env_clear()
         .args(["digest", "--json"])
+        // 1 GiB is past the default byte budget and deadline: raised.
+        .args(["--max-bytes", "2GiB", "--deadline", "10m"])
         .arg(&dir)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

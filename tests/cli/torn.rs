@@ -2,6 +2,7 @@
 //! writer thread, and deterministic probes at each pause point of an update.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -309,4 +310,91 @@ fn stale_data_tmp_and_orphan_ts_dir_are_ignored() {
     std::fs::remove_file(env.vol.path().join("..data_tmp")).unwrap();
     env.vol.write(&NEW);
     env.liveness("0").drift().contains("4 changed");
+}
+
+/// Issue 13.5: projected volumes and `items[].path` put keys two or more
+/// levels down (`conf/app/x`). A watched path down there, a directory or
+/// files, is read through the volume's `..data` like the volume itself:
+/// while the kubelet swaps versions, every digest is wholly old or new.
+#[test]
+fn nested_paths_inside_a_volume_are_never_mixed() {
+    const OLD: [(&str, &str); 4] = [
+        ("conf/app/x", "x=old\n"),
+        ("conf/app/y", "y=old\n"),
+        ("conf/app/deeper/z", "z=old\n"),
+        ("top", "top=old\n"),
+    ];
+    const NEW: [(&str, &str); 4] = [
+        ("conf/app/x", "x=new\n"),
+        ("conf/app/y", "y=new\n"),
+        ("conf/app/deeper/z", "z=new\n"),
+        ("top", "top=new\n"),
+    ];
+    let env = Arc::new(TestEnv::new());
+    env.vol.write(&OLD);
+    // Three watched sets: a directory two levels down, a file there, and
+    // two files (several paths: names carry the path, written VOL/...).
+    let sets = |root: &Path| -> Vec<Vec<PathBuf>> {
+        vec![
+            vec![root.join("conf/app")],
+            vec![root.join("conf/app/x")],
+            vec![root.join("conf/app/x"), root.join("conf/app/deeper/z")],
+        ]
+    };
+    fn seen_as(env: &TestEnv, paths: &[PathBuf], root: &Path) -> String {
+        let out = run(env.cmd("digest").arg("--json").args(paths));
+        let root = root.display().to_string();
+        manifest(&out)
+            .into_iter()
+            .map(|(name, sha)| format!("{}={sha}", name.replace(&root, "VOL")))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+    // What each set reads as in each version, from still copies.
+    let (old, new) = (env.volume("ref-old"), env.volume("ref-new"));
+    old.write(&OLD);
+    new.write(&NEW);
+    let expected: Vec<(String, String)> = sets(old.path())
+        .iter()
+        .zip(sets(new.path()))
+        .map(|(o, n)| (seen_as(&env, o, old.path()), seen_as(&env, &n, new.path())))
+        .collect();
+    for (o, n) in &expected {
+        assert_ne!(o, n);
+    }
+    let vol = env.vol.clone();
+    let e = env.clone();
+    let i = Arc::new(AtomicUsize::new(0));
+    let seen_new = Arc::new(AtomicUsize::new(0));
+    let seen = seen_new.clone();
+    let (swaps, probes) = race(
+        move |n| {
+            let WriteOutcome::Written(_) = (if n % 2 == 0 {
+                vol.write(&NEW)
+            } else {
+                vol.write(&OLD)
+            }) else {
+                panic!("every alternate write changes the payload")
+            };
+        },
+        move || {
+            let n = i.fetch_add(1, Ordering::Relaxed) % 3;
+            let paths = &sets(e.vol.path())[n];
+            let got = seen_as(&e, paths, e.vol.path());
+            let (old, new) = &expected[n];
+            assert!(
+                &got == old || &got == new,
+                "mixed read of {paths:?}:\n got {got}\n old {old}\n new {new}"
+            );
+            if &got == new {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+    );
+    assert!(swaps >= MIN_SWAPS, "only {swaps} swaps");
+    eprintln!("nested_paths_inside_a_volume_are_never_mixed: {swaps} swaps, {probes} probes");
+    assert!(
+        seen_new.load(Ordering::Relaxed) > 0,
+        "never saw the new version"
+    );
 }

@@ -1,8 +1,11 @@
 //! Hostile and odd inputs: a state file turned into a symlink to
 //! /etc/shadow, a planted /tmp/driftprobe, a huge tree, a path component
 //! swapped during the walk, names with newlines, a file growing while it
-//! is hashed, a key we may not read. Each ends in a clear line and a safe
-//! code, never a panic, never file contents on the output.
+//! is hashed, a key we may not read, and trees past the walk's budgets (a
+//! sparse 1 TiB file, a symlink fan-out, 5,000 nested volumes, 100,000
+//! empty directories, a state bigger than the old fixed cap). Each ends in
+//! a clear line and a safe code, never a panic, never file contents on the
+//! output.
 
 use crate::support::{as_uid, driftprobe, run, sh_in_private_mounts, Out, TestEnv};
 use crate::{tally, Tmpfs};
@@ -12,6 +15,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn probe(env: &TestEnv, sub: &str, grace: &str, path: &Path) -> Out {
     let mut cmd = env.cmd(sub);
@@ -138,7 +142,7 @@ fn a_tree_of_100000_files_is_refused_clearly() {
     for out in [&out, &readiness] {
         assert!(
             out.stdout
-                .starts_with("cannot determine: more than 20000 files under the watched paths"),
+                .starts_with("cannot determine: budget: max-entries (20000) exceeded at "),
             "{out}"
         );
         assert!(out.stdout.contains("--exclude"), "the fix is named: {out}");
@@ -154,7 +158,7 @@ fn a_tree_of_100000_files_is_refused_clearly() {
         started.elapsed()
     );
     tally(
-        "watched tree of 100,000 files",
+        "budget: max-entries, a watched tree of 100,000 files",
         3,
         0,
         0,
@@ -452,4 +456,247 @@ fn as_uid_cmd(uid: u32, cmd: &str, args: &[&OsStr]) -> bool {
         .status()
         .unwrap()
         .success()
+}
+
+/// `readiness` and `liveness` on `path`: a tree past a budget is refused
+/// by name, as "cannot determine" (readiness exit 3, liveness passes: no
+/// restart). Unless `opts` set a deadline, both run twice: with the
+/// default 500 ms deadline (timed; on a busy machine the deadline may come
+/// first), and with the test harness's long one (the named budget it is).
+/// Returns the slowest timed run.
+fn refused(env: &TestEnv, path: &Path, opts: &[&str], budget: &str) -> Duration {
+    let mut passes = vec![(opts.to_vec(), true)];
+    if !opts.contains(&"--deadline") {
+        let mut timed = opts.to_vec();
+        timed.extend(["--deadline", "500ms"]);
+        passes = vec![(timed, false), (opts.to_vec(), true)];
+    }
+    let mut slowest = Duration::ZERO;
+    for (opts, exact) in passes {
+        for (sub, code) in [("readiness", 3), ("liveness", 0)] {
+            let mut cmd = env.cmd(sub);
+            cmd.args(["--grace", "0s"]).args(&opts).arg(path);
+            let started = Instant::now();
+            let out = run(&mut cmd);
+            if !exact || opts.contains(&"--deadline") {
+                slowest = slowest.max(started.elapsed());
+            }
+            out.no_panic();
+            assert_eq!(out.code, code, "{sub}: {out}");
+            let named = format!("cannot determine: budget: {budget} exceeded at ");
+            let line = &out.stdout;
+            assert!(
+                line.starts_with(&named)
+                    || (!exact && line.starts_with("cannot determine: budget: deadline (500ms)")),
+                "{sub} {opts:?}: {out}"
+            );
+            assert_eq!(out.stdout.lines().count(), 1, "{out}");
+        }
+    }
+    slowest
+}
+
+/// What a refused probe may take on a busy test machine: the 500 ms
+/// deadline of the walk, the process around it, and slack for a debug
+/// build sharing two CPUs (the bench measures the release binary).
+const REFUSED_WITHIN: Duration = Duration::from_secs(3);
+
+#[test]
+fn budget_a_sparse_1_tib_file() {
+    let env = TestEnv::new();
+    let dir = env.path("sparse");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("app.conf"), "a=1\n").unwrap();
+    let huge = fs::File::create(dir.join("huge")).unwrap();
+    huge.set_len(1 << 40).unwrap();
+    // Bigger than the byte budget: refused before a byte is read.
+    let took = refused(&env, &dir, &[], "max-bytes (256MiB)");
+    assert!(took < REFUSED_WITHIN, "took {took:?}");
+    // With room in the byte budget, the deadline stops the hashing.
+    let took = refused(
+        &env,
+        &dir,
+        &["--max-bytes", "2TiB", "--deadline", "300ms"],
+        "deadline (300ms)",
+    );
+    assert!(took < REFUSED_WITHIN, "took {took:?}");
+    // `digest` (CI) has the same budgets.
+    let out = env.run("digest", &[dir.as_os_str()]);
+    assert_eq!(out.code, 3, "{out}");
+    assert!(
+        out.stdout
+            .contains("budget: max-bytes (256MiB) exceeded at "),
+        "{out}"
+    );
+    tally(
+        "budget: a sparse 1 TiB file (max-bytes, deadline)",
+        7,
+        0,
+        0,
+        "refused within the deadline: cannot determine",
+    );
+}
+
+#[test]
+fn budget_a_symlink_fan_out() {
+    // 20 directories, each holding two symlinks to the next and no file:
+    // 2^20 paths. Every entry counts, so the walk stops at 20,000.
+    let env = TestEnv::new();
+    let fan = env.path("fan");
+    for i in 0..20 {
+        let d = fan.join(format!("d{i:02}"));
+        fs::create_dir_all(&d).unwrap();
+        for link in ["a", "b"] {
+            symlink(format!("../d{:02}", i + 1), d.join(link)).unwrap();
+        }
+    }
+    fs::create_dir(fan.join("d20")).unwrap();
+    // Symlinks and directories count, not only files.
+    let took = refused(&env, &fan.join("d00"), &[], "max-entries (20000)");
+    assert!(took < REFUSED_WITHIN, "took {took:?}");
+    tally(
+        "budget: a symlink fan-out of 2^20 paths (max-entries)",
+        4,
+        0,
+        0,
+        "refused within the deadline: cannot determine",
+    );
+}
+
+/// A chain of kubelet volumes nested 5,000 deep: each level's payload
+/// holds the next level's volume dir. Built with *at() calls, since the
+/// paths outgrow PATH_MAX.
+fn nested_volume_chain(top: &Path, levels: usize) {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{mkdirat, Mode};
+    use nix::unistd::symlinkat;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let open = |at: Option<i32>, name: &Path| {
+        let fd = openat(
+            at,
+            name,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .unwrap_or_else(|e| panic!("openat {}: {e}", name.display()));
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    let ts = "..2026_01_01_00_00_00.1";
+    fs::create_dir_all(top).unwrap();
+    let mut level = open(None, top);
+    for _ in 0..levels {
+        let at = Some(level.as_raw_fd());
+        mkdirat(at, ts, Mode::from_bits_truncate(0o755)).unwrap();
+        symlinkat(ts, at, "..data").unwrap();
+        symlinkat("..data/v", at, "v").unwrap();
+        symlinkat("..data/key", at, "key").unwrap();
+        let payload = open(at, Path::new(ts));
+        let inside = Some(payload.as_raw_fd());
+        mkdirat(inside, "v", Mode::from_bits_truncate(0o755)).unwrap();
+        fs::write(format!("/proc/self/fd/{}/key", payload.as_raw_fd()), "k").unwrap();
+        level = open(inside, Path::new("v"));
+    }
+}
+
+#[test]
+fn budget_a_5000_deep_chain_of_nested_volumes() {
+    let env = TestEnv::new();
+    let top = env.path("chain");
+    // On its own tmpfs: dropped by an unmount, not a walk 5,000 deep.
+    let _fs = Tmpfs::mount(&top, "64m");
+    nested_volume_chain(&top, 5000);
+    let took = refused(&env, &top, &[], "max-depth (32)");
+    assert!(took < REFUSED_WITHIN, "took {took:?}");
+    // A deeper budget walks deeper, and still nothing recurses.
+    let took = refused(&env, &top, &["--max-depth", "100"], "max-depth (100)");
+    assert!(took < REFUSED_WITHIN, "took {took:?}");
+    tally(
+        "budget: 5,000 nested kubelet volumes (max-depth)",
+        8,
+        0,
+        0,
+        "refused, no stack overflow: cannot determine",
+    );
+}
+
+#[test]
+fn budget_100000_empty_directories() {
+    let env = TestEnv::new();
+    let top = env.path("dirs");
+    let _fs = Tmpfs::mount(&top, "64m");
+    for i in 0..100_000 {
+        fs::create_dir(top.join(format!("{i:06}"))).unwrap();
+    }
+    let took = refused(&env, &top, &[], "max-entries (20000)");
+    assert!(took < REFUSED_WITHIN, "took {took:?}");
+    tally(
+        "budget: 100,000 empty directories (max-entries)",
+        4,
+        0,
+        0,
+        "refused within the deadline: cannot determine",
+    );
+}
+
+/// Issue 13.8: 18,400 files with ~1 KB paths made `init` write a 41 MB
+/// state the next probe refused as too large (and then every probe
+/// rewrote it). With budgets raised for such a tree, the loader's limit
+/// grows with them: the probe reads back what init wrote, and an
+/// unchanged tree is not written again.
+#[test]
+fn budget_a_state_larger_than_32_mib_is_read_back() {
+    let env = TestEnv::new();
+    let top = env.path("long");
+    let _fs = Tmpfs::mount(&top, "256m");
+    let mut dir = top.clone();
+    for c in ["a", "b", "c", "d"] {
+        dir = dir.join(c.repeat(240));
+    }
+    fs::create_dir_all(&dir).unwrap();
+    for i in 0..18_400 {
+        fs::write(dir.join(format!("key-{i:05}.conf")), "v").unwrap();
+    }
+    // Old enough for the stat cache (younger files are hashed again).
+    std::thread::sleep(Duration::from_millis(1100));
+    let budgets = [
+        ("DRIFTPROBE_MAX_NAME_BYTES", "32MiB"),
+        ("DRIFTPROBE_DEADLINE", "20s"),
+    ];
+    let go = |sub: &str| {
+        let mut cmd = env.cmd(sub);
+        cmd.envs(budgets);
+        if sub != "init" {
+            cmd.args(["--grace", "0s"]);
+        }
+        let out = run(cmd.arg(&top));
+        out.no_panic();
+        out
+    };
+    let init = go("init");
+    assert_eq!(init.code, 0, "{init}");
+    let state = env.state_file();
+    let size = fs::metadata(&state).unwrap().len();
+    assert!(size > 32 << 20, "the state is only {size} bytes");
+    let first = go("liveness");
+    first.ok();
+    assert!(!first.stderr.contains("too large"), "{first}");
+    let written = fs::metadata(&state).unwrap().modified().unwrap();
+    for _ in 0..2 {
+        let out = go("readiness");
+        out.ok();
+        assert!(out.stderr.is_empty(), "{out}");
+    }
+    assert_eq!(
+        fs::metadata(&state).unwrap().modified().unwrap(),
+        written,
+        "an unchanged tree rewrote the state"
+    );
+    tally(
+        "budget: a 40 MB state (18,400 files, 1 KB paths) read back",
+        4,
+        0,
+        0,
+        "state limit sized from the budgets; unchanged tree: no write",
+    );
 }

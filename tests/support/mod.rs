@@ -54,6 +54,10 @@ fn clean_env(cmd: &mut Command) {
         cmd.env("PATH", path);
     }
     cmd.env("DRIFTPROBE_FORCE", "true");
+    // The debug binary on a machine shared by parallel tests must not turn
+    // a walk into "budget: deadline (500ms) exceeded"; tests of the
+    // deadline pass --deadline, which beats the variable.
+    cmd.env("DRIFTPROBE_DEADLINE", "20s");
     cmd.timeout(RUN_TIMEOUT);
 }
 
