@@ -6,6 +6,7 @@
 
 use crate::cli::{WatchArgs, WatchSet};
 use crate::digest::{plain_io, CachedFile, Snapshot, Walker};
+use crate::escape;
 use crate::exit::Code;
 use crate::state::{self, Baseline, ContainerId, Loaded, Proc, State, StateDir};
 use crate::time::{self, Millis};
@@ -13,6 +14,7 @@ use crate::Report;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
@@ -213,9 +215,9 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
     match record(args, "run", true) {
         Ok(report) => {
             // The container log says what the app starts with.
-            let _ = writeln!(err, "driftprobe: {}", report.stdout);
+            let _ = writeln!(err, "driftprobe: {}", escape::line(&report.stdout));
             for w in &report.stderr {
-                let _ = writeln!(err, "{w}");
+                let _ = writeln!(err, "{}", escape::line(w));
             }
         }
         Err(f) => {
@@ -223,8 +225,8 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
             let _ = writeln!(
                 err,
                 "driftprobe: warning: starting without a baseline: {}{}",
-                r.stdout.trim_start_matches("cannot determine: "),
-                r.stderr.join(" ")
+                escape::line(r.stdout.trim_start_matches("cannot determine: ")),
+                escape::line(&r.stderr.join(" "))
             );
         }
     }
@@ -233,7 +235,7 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
         return Report::usage("run: no command given after --");
     };
     let e = crate::action::exec(program, rest);
-    let name = program.to_string_lossy();
+    let name = escape::bytes(program.as_bytes());
     let code = if e.kind() == io::ErrorKind::NotFound {
         Code::NotFound
     } else {

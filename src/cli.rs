@@ -435,7 +435,7 @@ pub struct WatchSet {
 impl WatchSet {
     /// The roots as strings, for the state key and messages.
     pub fn names(&self) -> Vec<String> {
-        self.roots.iter().map(|p| p.display().to_string()).collect()
+        self.roots.iter().map(|p| crate::escape::path(p)).collect()
     }
 
     pub fn exclude_texts(&self) -> Vec<String> {

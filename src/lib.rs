@@ -7,7 +7,7 @@
 //! container recorded, [`verdict`] compares, [`action`] reacts (reload
 //! signal or [`http`] request, validation command), [`exit`] names the
 //! outcome. [`run`] wires
-//! them; `main` only prints its [`Report`].
+//! them; `main` only prints its [`Report`], escaped by [`escape`].
 
 pub mod action;
 pub mod baseline;
@@ -15,11 +15,13 @@ pub mod cli;
 #[cfg(feature = "completions")]
 pub mod completions;
 pub mod digest;
+pub mod escape;
 pub mod exit;
 pub mod glob;
 pub mod http;
 pub mod inspect;
 pub mod json;
+pub mod key;
 pub mod probe;
 pub mod state;
 pub mod status;
@@ -30,12 +32,27 @@ use cli::{Cli, Command};
 use exit::Code;
 
 /// What one invocation has to say: one line for stdout (the kubelet event),
-/// warnings for stderr, and the exit code.
+/// or a document for `status`, `digest --json` and the like; warnings for
+/// stderr, and the exit code. Everything reaches the terminal through
+/// [`Report::print`], which escapes every line ([`escape::line`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub code: Code,
     pub stdout: String,
     pub stderr: Vec<String>,
+    pub form: Form,
+}
+
+/// How [`Report::stdout`] is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// One line: a newline in it is escaped like any control character.
+    Line,
+    /// Several lines (`\n`-separated), each escaped.
+    Document,
+    /// Printed as is: only for text driftprobe generates itself from no
+    /// input (shell completions, man pages).
+    Verbatim,
 }
 
 impl Report {
@@ -44,6 +61,15 @@ impl Report {
             code,
             stdout: stdout.into(),
             stderr: Vec::new(),
+            form: Form::Line,
+        }
+    }
+
+    /// A multi-line answer (`status`, `--json`).
+    pub fn document(code: Code, text: impl Into<String>) -> Report {
+        Report {
+            form: Form::Document,
+            ..Report::new(code, text)
         }
     }
 
@@ -55,6 +81,34 @@ impl Report {
     /// A bad option value found after parsing (exit 2).
     pub fn usage(message: impl std::fmt::Display) -> Report {
         Report::new(Code::Usage, "").warn(format!("driftprobe: {message}"))
+    }
+
+    /// Writes stdout (the verdict first: the kubelet keeps the start of the
+    /// combined output for the event), then each stderr line. Every line
+    /// goes through [`escape::line`]: whatever a message holds, it cannot
+    /// end its line or forge another. Write errors are ignored: a closed
+    /// stdout/stderr must not turn into a panic.
+    pub fn print(&self, out: &mut impl std::io::Write, err: &mut impl std::io::Write) {
+        if !self.stdout.is_empty() {
+            let text = match self.form {
+                Form::Line => escape::line(&self.stdout),
+                Form::Document => self
+                    .stdout
+                    .split('\n')
+                    .map(escape::line)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                Form::Verbatim => self.stdout.clone(),
+            };
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+        for line in &self.stderr {
+            let _ = err.write_all(escape::line(line).as_bytes());
+            let _ = err.write_all(b"\n");
+        }
+        let _ = err.flush();
     }
 }
 

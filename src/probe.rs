@@ -339,8 +339,8 @@ impl Look<'_> {
             let command = reaction.validator.as_deref().unwrap_or(&[]).join(" ");
             match settled_validation(&st, &snap.digest, &command, now) {
                 Some(v) if v.ok => {}
-                Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.output.clone())),
-                Some(v) => hold = Some(Hold::Rejected(v.output.clone())),
+                Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.outcome.clone())),
+                Some(v) => hold = Some(Hold::Rejected(v.outcome.clone())),
                 None if !may_validate || validation_under_way(&st, &snap.digest, clock) => {
                     hold = Some(Hold::Validating)
                 }
@@ -652,9 +652,10 @@ fn validation_under_way(st: &State, digest: &str, now: time::Stamp) -> bool {
 /// Why a probe keeps the running config instead of acting on the new one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Hold {
-    /// The validator said no (its first lines).
+    /// The validator said no: how (`exit 1`), never what it printed,
+    /// which may quote a Secret and would end up in Events.
     Rejected(String),
-    /// The validator gave no answer (timed out, could not start).
+    /// The validator gave no answer: why (timed out, could not start).
     NoAnswer(String),
     /// Another probe is validating right now.
     Validating,
@@ -664,18 +665,31 @@ impl Hold {
     fn line(&self, what: &str, since: Millis) -> String {
         let since = clock_time(since);
         match self {
-            Hold::Rejected(out) => {
-                format!("invalid: {what} since {since} failed validation, keeping the running config: {out}")
-            }
-            Hold::NoAnswer(out) => format!(
-                "invalid: {what} since {since} could not be validated ({out}), keeping the running config; asking again \
+            Hold::Rejected(how) => format!(
+                "invalid: {what} since {since} rejected by the validator ({}), keeping the running config; its output: \
+                 `driftprobe status`",
+                outcome(how)
+            ),
+            Hold::NoAnswer(why) => format!(
+                "invalid: {what} since {since} could not be validated ({}), keeping the running config; asking again \
                  within {}",
+                outcome(why),
                 format_duration(Duration::from_millis(VALIDATE_RETRY_MS as u64))
             ),
             Hold::Validating => {
                 format!("validating: {what} since {since} is being validated, keeping the running config meanwhile")
             }
         }
+    }
+}
+
+/// A validation's outcome for the line; states written before outcomes
+/// were recorded have none.
+fn outcome(how: &str) -> &str {
+    if how.is_empty() {
+        "see `driftprobe status`"
+    } else {
+        how
     }
 }
 
@@ -935,6 +949,7 @@ mod tests {
                 ok: false,
                 at: T0,
                 output: "no".into(),
+                outcome: "exit 1".into(),
                 transient: false,
                 command: "c".into(),
             },

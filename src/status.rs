@@ -63,6 +63,9 @@ pub struct ValidationJson {
     /// The validator gave no answer (timed out, could not start).
     pub transient: bool,
     pub at: String,
+    /// How it answered (`exit 1`, `timed out after 10s`).
+    pub outcome: String,
+    /// Its first lines, escaped (crate::escape).
     pub output: String,
 }
 
@@ -127,6 +130,7 @@ impl StatusJson {
                                 ("ok", v.ok.into()),
                                 ("transient", v.transient.into()),
                                 ("at", (&v.at).into()),
+                                ("outcome", (&v.outcome).into()),
                                 ("output", (&v.output).into()),
                             ])
                         })
@@ -165,6 +169,7 @@ fn validation_json(digest: &str, v: &Validation) -> ValidationJson {
         ok: v.ok,
         transient: v.transient,
         at: rfc3339(v.at),
+        outcome: v.outcome.clone(),
         output: v.output.clone(),
     }
 }
@@ -182,7 +187,7 @@ pub fn status(args: &WatchArgs, json: bool, stagger: Option<std::time::Duration>
             } else {
                 human(&s)
             };
-            Report::new(code, text)
+            Report::document(code, text)
         }
         Err(f) => failure_report(f),
     }
@@ -223,7 +228,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
     Ok(StatusJson {
         version: 1,
         paths: opened.watch.names(),
-        state_file: opened.dir.file(&opened.key).display().to_string(),
+        state_file: crate::escape::path(&opened.dir.file(&opened.key)),
         state,
         baseline: st.baseline.as_ref().map(baseline_json),
         current: CurrentJson {
@@ -300,14 +305,19 @@ fn human(s: &StatusJson) -> String {
     }
     for v in &s.validations {
         out.push(format!(
-            "validated:  {} at {}: {}{}",
+            "validated:  {} at {}: {}{}{}",
             short(&v.digest),
             v.at,
             if v.ok { "ok" } else { "INVALID" },
+            if v.outcome.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.outcome)
+            },
             if v.output.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", v.output)
+                format!(": {}", v.output)
             }
         ));
     }
