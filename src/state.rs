@@ -1072,8 +1072,13 @@ impl Validation {
             ("ok", self.ok.into()),
             ("at", self.at.into()),
             ("output", (&self.output).into()),
-            ("outcome", (&self.outcome).into()),
         ];
+        push_if(
+            &mut p,
+            !self.outcome.is_empty(),
+            "outcome",
+            (&self.outcome).into(),
+        );
         push_if(&mut p, self.transient, "transient", true.into());
         p.push(("command", (&self.command).into()));
         obj(p)
