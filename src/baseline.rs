@@ -130,7 +130,8 @@ pub fn files(n: usize) -> String {
     }
 }
 
-/// First 12 hex digits: enough to tell digests apart in a one-line message.
+/// First 12 hex digits: enough to tell digests apart in `status` (never
+/// in a probe line: see README, "What a digest reveals").
 pub fn short(digest: &str) -> &str {
     digest.get(..12).unwrap_or(digest)
 }
@@ -168,10 +169,9 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
             return Ok(Report::new(
                 Code::Healthy,
                 format!(
-                    "baseline already recorded at {} by {} (digest {}, {}); nothing to do (--force replaces it)",
+                    "baseline already recorded at {} by {} ({}); nothing to do (--force replaces it)",
                     time::rfc3339(b.recorded_at),
                     b.source,
-                    short(&b.digest),
                     files(b.files.len())
                 ),
             ));
@@ -188,8 +188,7 @@ fn record(args: &WatchArgs, source: &str, force: bool) -> Result<Report, Failure
     let mut report = Report::new(
         Code::Healthy,
         format!(
-            "baseline recorded: digest {} ({}) for {}",
-            short(&snap.digest),
+            "baseline recorded ({}) for {}",
             files(snap.files.len()),
             opened.watch.names().join(", ")
         ),

@@ -10,7 +10,7 @@
 //! (see [`Step::Call`]).
 
 use crate::action::{self, Target};
-use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
+use crate::baseline::{self, failure_report, new_baseline, Failure, Opened};
 use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
@@ -473,8 +473,7 @@ impl Look<'_> {
                 (
                     Code::Healthy,
                     format!(
-                        "ok: config matches the baseline (digest {}, {}, recorded {} by {})",
-                        short(&snap.digest),
+                        "ok: config matches the baseline ({}, recorded {} by {})",
                         baseline::files(snap.files.len()),
                         b.map(|b| clock_time(b.recorded_at)).unwrap_or_default(),
                         b.map(|b| b.source.as_str()).unwrap_or("?"),
@@ -501,11 +500,15 @@ impl Look<'_> {
                 };
                 (code, hold.line(&what, since))
             }
-            Verdict::Overdue { since, over } => {
+            Verdict::Overdue { since, .. } => {
+                // A failing line becomes an Event, and the kubelet folds
+                // only identical ones: no "exceeded by 1234ms" that ticks
+                // at every probe, but the (wall) time the window ended.
+                let ended = since.saturating_add(window.as_millis().min(i64::MAX as u128) as i64);
                 let overdue = format!(
-                    "drift: {what} since {} ({window_text} exceeded by {})",
+                    "drift: {what} since {} ({window_text}, ended {})",
                     clock_time(since),
-                    format_duration(over)
+                    clock_time(ended)
                 );
                 match &reaction.response {
                 Response::Fail => (Code::Drift, overdue),
@@ -538,10 +541,10 @@ impl Look<'_> {
                     Called::Answered(digest, Ok(said)) if *digest == snap.digest => {
                         let target = http.url.to_string();
                         adopted = true;
-                        let was = record_reload(&mut st, &http.method, 0, target, &snap, now);
+                        record_reload(&mut st, &http.method, 0, target, &snap, now);
                         (
                             Code::Healthy,
-                            format!("reloaded: {what}: {said}, new baseline {} (was {was})", short(&snap.digest)),
+                            format!("reloaded: {what}: {said}; now the baseline"),
                         )
                     }
                     Called::Answered(digest, Err(why)) if *digest == snap.digest => {
@@ -560,7 +563,7 @@ impl Look<'_> {
                     adopt(&mut st, &snap, now, "adopt");
                     (
                         Code::Healthy,
-                        format!("adopted: {what}: new baseline {} (the app reloads by itself)", short(&snap.digest)),
+                        format!("adopted: {what}: now the baseline (the app reloads by itself)"),
                     )
                 }
             }
@@ -805,17 +808,18 @@ fn reload(
 ) -> Result<String, String> {
     let pid = target.resolve(proc_root)?;
     action::send(proc_root, pid, signal)?;
-    let was = record_reload(st, signal.as_str(), pid, target.describe(), snap, now);
+    record_reload(st, signal.as_str(), pid, target.describe(), snap, now);
     Ok(format!(
-        "sent {signal} to pid {pid} ({}), new baseline {} (was {was})",
+        "sent {signal} to pid {pid} ({}); now the baseline",
         action::comm(proc_root, pid),
-        short(&snap.digest),
     ))
 }
 
 /// Logs a reload in the state (`how`: the signal, or the HTTP method with
 /// pid 0 and the URL as target) and adopts the current config as the
-/// baseline. Returns the old baseline's short digest, or "none".
+/// baseline. The digests stay in the state (0600) and `status`: a probe
+/// line goes to Events, where an unkeyed digest of a Secret would let its
+/// readers try candidate values (README, "What a digest reveals").
 fn record_reload(
     st: &mut State,
     how: &str,
@@ -823,7 +827,7 @@ fn record_reload(
     target: String,
     snap: &Snapshot,
     now: Millis,
-) -> String {
+) {
     let from = st
         .baseline
         .as_ref()
@@ -834,17 +838,12 @@ fn record_reload(
         signal: how.to_string(),
         pid,
         target,
-        from_digest: from.clone(),
+        from_digest: from,
         to_digest: snap.digest.clone(),
     });
     let extra = st.reloads.len().saturating_sub(KEEP_RELOADS);
     st.reloads.drain(..extra);
     adopt(st, snap, now, "reload");
-    if from.is_empty() {
-        "none".into()
-    } else {
-        short(&from).to_string()
-    }
 }
 
 /// Makes the current config the baseline.

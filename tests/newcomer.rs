@@ -77,7 +77,7 @@ fn walkthrough_tells_the_story_and_exits_0() {
         act1,
         &[
             "== 1/3 restart",
-            "driftprobe: baseline recorded: digest",
+            "driftprobe: baseline recorded (",
             "GET / answers \"greeting: hello\"",
             "-> Ready",
             "kubectl    edit configmap",
@@ -89,7 +89,7 @@ fn walkthrough_tells_the_story_and_exits_0() {
             "-> NotReady",
             "failure 3/3",
             "kills the container and starts a new one (restarts: 1)",
-            "driftprobe: baseline recorded: digest",
+            "driftprobe: baseline recorded (",
             "-> Ready",
             "GET / answers \"greeting: bonjour\"",
         ],
