@@ -18,6 +18,7 @@ baseline the container started with.
 Examples:
   # CI: put the config's digest into a pod-template annotation
   driftprobe digest config/
+  driftprobe digest --key-file ci/digest.key secret/   # keyed, for Secrets
 
   # postStart hook or wrapper: record what the app starts with
   driftprobe init /etc/config
@@ -112,7 +113,7 @@ pub enum Command {
     /// Print the tree digest of PATHs (for a pod-template annotation).
     #[command(
         override_usage = "driftprobe digest [OPTIONS] <PATH>...",
-        long_about = "Print the tree digest of PATHs (for a pod-template annotation).\n\nExample (CI: same digest as /etc/config in the pod):\n  driftprobe digest config/",
+        long_about = "Print the tree digest of PATHs (for a pod-template annotation).\n\nExample (CI: same digest as /etc/config in the pod):\n  driftprobe digest config/\n\nExample (a Secret: keyed, so the value cannot be guessed from the digest):\n  driftprobe digest --key-file ci/digest.key secret/",
         after_help = EXIT_CODES
     )]
     Digest(DigestArgs),
@@ -353,6 +354,9 @@ pub struct DigestArgs {
     /// Print the per-file manifest as JSON.
     #[arg(long, env = "DRIFTPROBE_JSON")]
     pub json: bool,
+    /// Key the digest with HMAC-SHA-256 (for Secrets; the same key file in CI and the pod).
+    #[arg(long, value_name = "PATH", env = "DRIFTPROBE_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

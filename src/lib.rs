@@ -121,7 +121,7 @@ pub fn run(cli: Cli) -> Report {
         Command::Liveness(args) => probe::probe(probe::Kind::Liveness, args.grace, &args.probe),
         Command::Readiness(args) => probe::probe(probe::Kind::Readiness, args.grace, &args.probe),
         Command::Status(args) => status::status(&args.watch, args.json, args.stagger),
-        Command::Digest(args) => status::digest(&args.files, args.json),
+        Command::Digest(args) => status::digest(&args.files, args.json, args.key_file.as_deref()),
         Command::Install(args) => baseline::install(&args.dest),
         #[cfg(feature = "completions")]
         Command::Completions(args) => completions::completions(args.shell),

@@ -100,6 +100,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l full -d
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l json -d 'Machine-readable output (schema in the README)'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l key-file -d 'Key the digest with HMAC-SHA-256 (for Secrets; the same key file in CI and the pod)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l json -d 'Print the per-file manifest as JSON'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'
