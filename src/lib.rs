@@ -129,3 +129,39 @@ pub fn run(cli: Cli) -> Report {
         Command::Man(args) => completions::man(args.command.as_deref()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn printed(r: &Report) -> (String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        r.print(&mut out, &mut err);
+        (
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    #[test]
+    fn every_printed_line_is_escaped() {
+        let r = Report::new(Code::Unknown, "cannot read /x\nok: fine\u{2028}")
+            .warn("driftprobe: \u{1b}[2Kwarning\r");
+        assert_eq!(
+            printed(&r),
+            (
+                "cannot read /x\\x0aok: fine\\xe2\\x80\\xa8\n".into(),
+                "driftprobe: \\x1b[2Kwarning\\x0d\n".into()
+            )
+        );
+        // A document keeps its lines, each escaped; text already escaped
+        // (`\` included) is printed unchanged.
+        let doc = Report::document(Code::Healthy, "a: x\\x0a\nb: \u{202e}");
+        assert_eq!(printed(&doc).0, "a: x\\x0a\nb: \\xe2\\x80\\xae\n");
+        let verbatim = Report {
+            form: Form::Verbatim,
+            ..Report::new(Code::Healthy, "complete\t-F x")
+        };
+        assert_eq!(printed(&verbatim).0, "complete\t-F x\n");
+    }
+}
