@@ -404,7 +404,33 @@ pub fn parse() -> Cli {
         );
         std::process::exit(2);
     }
-    Cli::parse()
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap quotes the offending value verbatim; a value from the
+            // pod's env (perhaps from a ConfigMap via envFrom) must not be
+            // able to forge lines either.
+            use std::io::Write;
+            use std::os::unix::ffi::OsStrExt;
+            let inputs: Vec<Vec<u8>> = std::env::args_os()
+                .chain(
+                    std::env::vars_os()
+                        .filter(|(k, _)| k.as_bytes().starts_with(b"DRIFTPROBE_"))
+                        .map(|(_, v)| v),
+                )
+                .map(|a| a.as_bytes().to_vec())
+                .collect();
+            let text = e.render().to_string();
+            let _ = if e.use_stderr() {
+                let text = crate::escape::quoting(&text, &inputs);
+                std::io::stderr().lock().write_all(text.as_bytes())
+            } else {
+                // --help, --version: our own text.
+                std::io::stdout().lock().write_all(text.as_bytes())
+            };
+            std::process::exit(e.exit_code());
+        }
+    }
 }
 
 /// A process id: a positive number.

@@ -54,6 +54,37 @@ pub fn line(text: &str) -> String {
     escape(text.as_bytes(), false)
 }
 
+/// A message that quotes some of `inputs` verbatim (clap's usage errors
+/// quote the offending argument or `DRIFTPROBE_*` value), made safe: each
+/// quoted input that holds anything [`bytes`] escapes is replaced by what
+/// [`bytes`] makes of it (so a newline inside a value cannot start a line
+/// of its own), then every line goes through [`line`].
+pub fn quoting(message: &str, inputs: &[Vec<u8>]) -> String {
+    let mut quoted: Vec<(String, String)> = Vec::new();
+    for input in inputs {
+        // The whole value, the part after `--flag=`, and the items of a
+        // `:`/`,`-separated list: clap may quote any of them.
+        let after_eq = input
+            .iter()
+            .position(|&b| b == b'=')
+            .map(|i| &input[i + 1..]);
+        let parts = input.split(|&b| b == b':' || b == b',');
+        for piece in std::iter::once(&input[..]).chain(after_eq).chain(parts) {
+            let shown = String::from_utf8_lossy(piece).into_owned();
+            if !shown.is_empty() && shown.chars().any(|c| is_unsafe(c) || c == '\u{fffd}') {
+                quoted.push((shown, bytes(piece)));
+            }
+        }
+    }
+    // Longest first: a list item must not break up the whole value.
+    quoted.sort_by_key(|(raw, _)| std::cmp::Reverse(raw.len()));
+    let mut text = message.to_string();
+    for (raw, shown) in &quoted {
+        text = text.replace(raw.as_str(), shown);
+    }
+    text.split('\n').map(line).collect::<Vec<_>>().join("\n")
+}
+
 /// The one escaping function: `backslash` says whether `\` itself is
 /// escaped (as `\\`).
 fn escape(raw: &[u8], backslash: bool) -> String {
@@ -168,6 +199,22 @@ mod tests {
             assert_eq!(line(&e), e);
             assert!(!e.chars().any(is_unsafe), "{e}");
         }
+    }
+
+    #[test]
+    fn quoted_inputs_cannot_start_a_line() {
+        let msg = "error: invalid value '1\nok: fine' for '--grace <DURATION>': bad\n\nUsage: x\n";
+        let inputs = [b"--grace=1\nok: fine".to_vec(), b"/etc/config".to_vec()];
+        assert_eq!(
+            quoting(msg, &inputs),
+            "error: invalid value '1\\x0aok: fine' for '--grace <DURATION>': bad\n\nUsage: x\n"
+        );
+        // Not UTF-8: clap shows U+FFFD; printed as the bytes were.
+        let msg = "error: invalid value 'a\u{fffd}' for '--grace'";
+        assert_eq!(
+            quoting(msg, &[b"a\xff".to_vec()]),
+            "error: invalid value 'a\\xff' for '--grace'"
+        );
     }
 
     #[test]

@@ -363,3 +363,25 @@ fn nix_mkfifo(path: &Path) {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
 }
+
+#[test]
+fn a_bad_value_from_the_env_cannot_forge_a_line() {
+    let env = TestEnv::new();
+    // A DRIFTPROBE_* variable may come from a ConfigMap (envFrom).
+    let out = run(env
+        .cmd("liveness")
+        .env(
+            "DRIFTPROBE_LIVENESS_GRACE",
+            "1\nok: config matches the baseline\u{1b}[2K\u{2028}",
+        )
+        .arg(env.vol.path()));
+    out.no_panic();
+    assert_eq!(out.code, 2, "{out}");
+    clean(&out);
+    assert!(
+        out.stderr
+            .contains("'1\\x0aok: config matches the baseline\\x1b[2K\\xe2\\x80\\xa8'"),
+        "{out}"
+    );
+    assert!(!out.stderr.lines().any(|l| l.starts_with("ok:")), "{out}");
+}
