@@ -47,7 +47,7 @@ print("|---|---:|---|---:|---|")
 # A fixed order: crash, disk, time, hostile inputs, parsers.
 order = ["kill -9", "full tmpfs", "read-only", "another user /", "step forward",
          "step back", "/etc/shadow", "planted", "budget:", "swapped during",
-         "newlines", "growing", "unreadable", "fsGroup", "property"]
+         "newlines", "forging", "growing", "unreadable", "fsGroup", "property"]
 def rank(cls):
     return next((i for i, k in enumerate(order) if k in cls), len(order))
 for cls, (runs, lost, false, note) in sorted(rows.items(), key=lambda r: (rank(r[0]), r[0])):

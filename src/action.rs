@@ -325,21 +325,23 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
 pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)) -> Validation {
     // Stamped when the answer is in, so a slow validator's answer is not
     // born stale.
-    // The validator answered "no".
-    let invalid = |output: String| Validation {
+    // The validator answered "no": how (`outcome`, nothing it printed) and
+    // its first lines (`output`, only for `status`).
+    let invalid = |outcome: String, output: String| Validation {
         ok: false,
         at: time::now(),
         output,
+        outcome,
         transient: false,
         command: argv.join(" "),
     };
     // No answer: the config is held, and asked about again later.
-    let no_answer = |output: String| Validation {
+    let no_answer = |outcome: String, output: String| Validation {
         transient: true,
-        ..invalid(output)
+        ..invalid(outcome, output)
     };
     let Some(program) = argv.first() else {
-        return invalid("empty validator command".into());
+        return invalid("empty validator command".into(), String::new());
     };
     // waitpid needs SIGCHLD at its default: an inherited SIG_IGN would
     // have the kernel reap the validator and lose its exit status.
@@ -347,15 +349,30 @@ pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)
     let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) };
     let (err_read, err_write) = match pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => return no_answer(format!("validator {program}: {}", plain_io(&e.into()))),
+        Err(e) => {
+            return no_answer(
+                format!("validator {program}: {}", plain_io(&e.into())),
+                String::new(),
+            )
+        }
     };
     let (out_read, out_write) = match pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => return no_answer(format!("validator {program}: {}", plain_io(&e.into()))),
+        Err(e) => {
+            return no_answer(
+                format!("validator {program}: {}", plain_io(&e.into())),
+                String::new(),
+            )
+        }
     };
     let pid = match spawn(argv, &out_write, &err_write) {
         Ok(pid) => pid,
-        Err(e) => return no_answer(format!("cannot run validator {program}: {}", plain_io(&e))),
+        Err(e) => {
+            return no_answer(
+                format!("cannot run validator {program}: {}", plain_io(&e)),
+                String::new(),
+            )
+        }
     };
     // The validator leads its own process group: a timeout kills all it
     // started, and nothing it left running in the background survives it.
@@ -382,7 +399,10 @@ pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)
             Ok(status) => break Some(status),
             Err(e) => {
                 let _ = kill(group, Signal::SIGKILL);
-                return no_answer(format!("validator {program}: {}", plain_io(&e.into())));
+                return no_answer(
+                    format!("validator {program}: {}", plain_io(&e.into())),
+                    String::new(),
+                );
             }
         }
     };
@@ -394,31 +414,22 @@ pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)
             break;
         }
     }
-    let output = first_lines(&String::from_utf8_lossy(&out.kept.concat()));
+    let output = first_lines(&out.kept.concat());
     match status {
-        None => no_answer(format!(
-            "validator {program} timed out after {}{}",
-            time::format_duration(timeout),
-            if output.is_empty() {
-                String::new()
-            } else {
-                format!(": {output}")
-            }
-        )),
+        None => no_answer(
+            format!("timed out after {}", time::format_duration(timeout)),
+            output,
+        ),
         Some(WaitStatus::Exited(_, 0)) => Validation {
             ok: true,
-            ..invalid(output)
+            ..invalid("exit 0".into(), output)
         },
         Some(s) => {
             let how = match s {
-                WaitStatus::Exited(_, c) => format!("exited {c}"),
-                _ => "was killed by a signal".into(),
+                WaitStatus::Exited(_, c) => format!("exit {c}"),
+                _ => "killed by a signal".into(),
             };
-            invalid(if output.is_empty() {
-                format!("validator {program} {how}")
-            } else {
-                output
-            })
+            invalid(how, output)
         }
     }
 }
@@ -576,13 +587,15 @@ impl Output {
     }
 }
 
-/// The first few non-empty lines, joined with " | ", capped in length.
-fn first_lines(text: &str) -> String {
-    let joined = text
-        .lines()
-        .map(str::trim)
+/// The first few non-empty lines, each escaped (crate::escape, so bytes
+/// that are not UTF-8 stay one-to-one), joined with " | ", capped in length.
+fn first_lines(raw: &[u8]) -> String {
+    let joined = raw
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
         .filter(|l| !l.is_empty())
         .take(VALIDATOR_LINES)
+        .map(crate::escape::bytes)
         .collect::<Vec<_>>()
         .join(" | ");
     if joined.chars().count() > VALIDATOR_CHARS {
@@ -784,17 +797,35 @@ mod tests {
         );
         assert!(!bad.ok && !bad.transient);
         assert_eq!(bad.output, "line2 | line1");
+        assert_eq!(bad.outcome, "exit 3");
         let silent = validate(&["false".into()], Duration::from_secs(5), &mut |_| {});
-        assert_eq!(silent.output, "validator false exited 1");
+        assert_eq!(
+            (silent.outcome.as_str(), silent.output.as_str()),
+            ("exit 1", "")
+        );
+        // What it prints is escaped one-to-one: no raw control character,
+        // no U+FFFD.
+        let hostile = validate(
+            &[
+                "printf".into(),
+                "a\\033[2Kb\\r\\342\\200\\250c\\377\\nok: d".into(),
+            ],
+            Duration::from_secs(5),
+            &mut |_| {},
+        );
+        assert_eq!(
+            hostile.output,
+            "a\\x1b[2Kb\\x0d\\xe2\\x80\\xa8c\\xff | ok: d"
+        );
         let slow = validate(
             &["sleep".into(), "5".into()],
             Duration::from_millis(100),
             &mut |_| {},
         );
         assert!(
-            !slow.ok && slow.transient && slow.output.contains("timed out"),
+            !slow.ok && slow.transient && slow.outcome == "timed out after 100ms",
             "{}",
-            slow.output
+            slow.outcome
         );
         let missing = validate(
             &["/nonexistent/validator".into()],
@@ -802,9 +833,9 @@ mod tests {
             &mut |_| {},
         );
         assert!(
-            !missing.ok && missing.transient && missing.output.contains("cannot run"),
+            !missing.ok && missing.transient && missing.outcome.contains("cannot run"),
             "{}",
-            missing.output
+            missing.outcome
         );
     }
 

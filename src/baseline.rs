@@ -8,6 +8,7 @@
 
 use crate::cli::{WatchArgs, WatchSet};
 use crate::digest::{plain_io, read_only, CachedFile, Snapshot, Walker};
+use crate::escape;
 use crate::exit::Code;
 use crate::state::{self, Baseline, ContainerId, Drift, Loaded, Proc, State, StateDir};
 use crate::time::{self, clock_time, Millis};
@@ -139,7 +140,8 @@ pub fn files(n: usize) -> String {
     }
 }
 
-/// First 12 hex digits: enough to tell digests apart in a one-line message.
+/// First 12 hex digits: enough to tell digests apart in `status` (never
+/// in a probe line: see README, "What a digest reveals").
 pub fn short(digest: &str) -> &str {
     digest.get(..12).unwrap_or(digest)
 }
@@ -196,10 +198,9 @@ fn record(args: &WatchArgs, how: How) -> Result<Report, Failure> {
             return Ok(Report::new(
                 Code::Healthy,
                 format!(
-                    "baseline already recorded at {} by {} (digest {}, {}); nothing to do (--force replaces it)",
+                    "baseline already recorded at {} by {} ({}); nothing to do (--force replaces it)",
                     time::rfc3339(b.recorded_at),
                     b.source,
-                    short(&b.digest),
                     files(b.files.len())
                 ),
             ));
@@ -250,8 +251,7 @@ fn record(args: &WatchArgs, how: How) -> Result<Report, Failure> {
     let mut report = Report::new(
         Code::Healthy,
         format!(
-            "baseline recorded: digest {} ({}) for {}",
-            short(&snap.digest),
+            "baseline recorded ({}) for {}",
             files(snap.files.len()),
             opened.watch.names().join(", ")
         ),
@@ -277,9 +277,9 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
     match record(args, How::Run) {
         Ok(report) => {
             // The container log says what the app starts with.
-            let _ = writeln!(err, "driftprobe: {}", report.stdout);
+            let _ = writeln!(err, "driftprobe: {}", escape::line(&report.stdout));
             for w in &report.stderr {
-                let _ = writeln!(err, "{w}");
+                let _ = writeln!(err, "{}", escape::line(w));
             }
         }
         Err(f) => {
@@ -287,8 +287,8 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
             let _ = writeln!(
                 err,
                 "driftprobe: warning: starting without a baseline: {}{}",
-                r.stdout.trim_start_matches("cannot determine: "),
-                r.stderr.join(" ")
+                escape::line(r.stdout.trim_start_matches("cannot determine: ")),
+                escape::line(&r.stderr.join(" "))
             );
         }
     }
@@ -297,7 +297,7 @@ pub fn run(args: &WatchArgs, command: &[OsString]) -> Report {
         return Report::usage("run: no command given after --");
     };
     let e = crate::action::exec(program, rest);
-    let name = program.to_string_lossy();
+    let name = escape::bytes(program.as_bytes());
     let code = if e.kind() == io::ErrorKind::NotFound {
         Code::NotFound
     } else {

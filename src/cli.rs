@@ -21,6 +21,7 @@ baseline the container started with.
 Examples:
   # CI: put the config's digest into a pod-template annotation
   driftprobe digest config/
+  driftprobe digest --key-file ci/digest.key secret/   # keyed, for Secrets
 
   # postStart hook or wrapper: record what the app starts with
   driftprobe init /etc/config
@@ -122,7 +123,7 @@ pub enum Command {
     /// Print the tree digest of PATHs (for a pod-template annotation).
     #[command(
         override_usage = "driftprobe digest [OPTIONS] <PATH>...",
-        long_about = "Print the tree digest of PATHs (for a pod-template annotation).\n\nExample (CI: same digest as /etc/config in the pod):\n  driftprobe digest config/",
+        long_about = "Print the tree digest of PATHs (for a pod-template annotation).\n\nExample (CI: same digest as /etc/config in the pod):\n  driftprobe digest config/\n\nExample (a Secret: keyed, so the value cannot be guessed from the digest):\n  driftprobe digest --key-file ci/digest.key secret/",
         after_help = EXIT_CODES
     )]
     Digest(DigestArgs),
@@ -409,6 +410,9 @@ pub struct DigestArgs {
     /// Print the per-file manifest as JSON.
     #[arg(long, env = "DRIFTPROBE_JSON", value_parser = parse_bool)]
     pub json: bool,
+    /// Key the digest with HMAC-SHA-256 (for Secrets; the same key file in CI and the pod).
+    #[arg(long, value_name = "PATH", env = "DRIFTPROBE_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -463,7 +467,33 @@ pub fn parse() -> Cli {
             std::env::remove_var(name);
         }
     }
-    try_parse_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    match try_parse_from(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap quotes the offending value verbatim; a value from the
+            // pod's env (perhaps from a ConfigMap via envFrom) must not be
+            // able to forge lines either.
+            use std::io::Write;
+            use std::os::unix::ffi::OsStrExt;
+            let inputs: Vec<Vec<u8>> = std::env::args_os()
+                .chain(
+                    std::env::vars_os()
+                        .filter(|(k, _)| k.as_bytes().starts_with(b"DRIFTPROBE_"))
+                        .map(|(_, v)| v),
+                )
+                .map(|a| a.as_bytes().to_vec())
+                .collect();
+            let text = e.render().to_string();
+            let _ = if e.use_stderr() {
+                let text = crate::escape::quoting(&text, &inputs);
+                std::io::stderr().lock().write_all(text.as_bytes())
+            } else {
+                // --help, --version: our own text.
+                std::io::stdout().lock().write_all(text.as_bytes())
+            };
+            std::process::exit(e.exit_code());
+        }
+    }
 }
 
 /// Parses a command line. Only the list variables (`DRIFTPROBE_PATHS`
@@ -625,7 +655,7 @@ pub struct WatchSet {
 impl WatchSet {
     /// The roots as strings, for the state key and messages.
     pub fn names(&self) -> Vec<String> {
-        self.roots.iter().map(|p| p.display().to_string()).collect()
+        self.roots.iter().map(|p| crate::escape::path(p)).collect()
     }
 
     pub fn exclude_texts(&self) -> Vec<String> {

@@ -10,7 +10,7 @@
 
 use crate::cli::{self, Shell};
 use crate::exit::Code;
-use crate::Report;
+use crate::{Form, Report};
 
 /// The committed files and the shells they are for.
 pub const COMPLETION_FILES: [(Shell, &str); 3] = [
@@ -23,12 +23,18 @@ pub const COMPLETION_FILES: [(Shell, &str); 3] = [
 pub const MAN_DIR: &str = "doc/man";
 
 pub fn completions(shell: Shell) -> Report {
-    Report::new(Code::Healthy, script(shell).trim_end())
+    Report {
+        form: Form::Verbatim,
+        ..Report::new(Code::Healthy, script(shell).trim_end())
+    }
 }
 
 pub fn man(command: Option<&str>) -> Report {
     match page(command) {
-        Ok(text) => Report::new(Code::Healthy, text.trim_end()),
+        Ok(text) => Report {
+            form: Form::Verbatim,
+            ..Report::new(Code::Healthy, text.trim_end())
+        },
         Err(m) => Report::usage(m),
     }
 }

@@ -221,12 +221,17 @@ impl fmt::Display for DigestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DigestError::Unreadable { path, source } => {
-                write!(f, "cannot read {}: {}", path.display(), plain_io(source))
+                write!(
+                    f,
+                    "cannot read {}: {}",
+                    crate::escape::path(path),
+                    plain_io(source)
+                )
             }
             DigestError::Unstable { path } => write!(
                 f,
                 "{} kept changing during {MAX_ATTEMPTS} attempts to read it consistently",
-                path.display()
+                crate::escape::path(path)
             ),
             DigestError::Budget { budget, limit, at } => {
                 let (flag, env) = (budget.flag(), budget.env());
@@ -261,42 +266,13 @@ pub fn plain_io(e: &io::Error) -> String {
     s
 }
 
-/// Displays a file name from raw bytes: UTF-8 as is, everything else (and
-/// control characters and `\`) escaped as `\xNN`, so that the mapping is
-/// one-to-one and names never break the one-line output.
+/// Displays a file name from raw bytes, with the one escaping rule of
+/// [`crate::escape`]: UTF-8 as is, except `\`, control characters, line
+/// separators and bidi controls, which (like bytes that are not UTF-8) are
+/// written as `\xNN`, so that the mapping is one-to-one and names never
+/// break the one-line output.
 pub fn escape_name(bytes: &[u8]) -> String {
-    // Nearly every name is printable ASCII without `\`: copied as is.
-    if bytes
-        .iter()
-        .all(|&b| (b' '..b'\x7f').contains(&b) && b != b'\\')
-    {
-        return String::from_utf8_lossy(bytes).into_owned();
-    }
-    let mut out = String::with_capacity(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c == '\\' {
-                out.push_str("\\\\");
-            } else if c.is_control() {
-                let mut buf = [0u8; 4];
-                for &b in c.encode_utf8(&mut buf).as_bytes() {
-                    escape_byte(&mut out, b);
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        for &b in chunk.invalid() {
-            escape_byte(&mut out, b);
-        }
-    }
-    out
-}
-
-/// `\xNN`, lower-case hex.
-fn escape_byte(out: &mut String, b: u8) {
-    out.push_str("\\x");
-    out.push_str(&hex(&[b]));
+    crate::escape::bytes(bytes)
 }
 
 /// Hex SHA-256 of the canonical manifest encoding: for each file, sorted by
@@ -312,7 +288,7 @@ pub fn tree_digest(files: &[Entry]) -> String {
     hex(&h.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

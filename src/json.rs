@@ -536,7 +536,10 @@ fn write_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            // Control characters, and (unlike serde_json) also DEL, C1,
+            // U+2028/U+2029 and the bidi controls: a `--json` document on a
+            // terminal or in a log shows none of them raw (crate::escape).
+            c if crate::escape::is_unsafe(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }
@@ -567,11 +570,11 @@ mod tests {
         let v = obj(vec![
             ("list", Value::Arr(vec![Value::from(1u32), obj(vec![])])),
             ("empty", Value::Arr(vec![])),
-            ("s", Value::from("\u{7f}\u{1f}\u{8}")),
+            ("s", Value::from("\u{7f}\u{1f}\u{8}\u{2028}\u{202e}é")),
         ]);
         assert_eq!(
             pretty(&v),
-            "{\n  \"list\": [\n    1,\n    {}\n  ],\n  \"empty\": [],\n  \"s\": \"\u{7f}\\u001f\\b\"\n}"
+            "{\n  \"list\": [\n    1,\n    {}\n  ],\n  \"empty\": [],\n  \"s\": \"\\u007f\\u001f\\b\\u2028\\u202eé\"\n}"
         );
     }
 

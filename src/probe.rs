@@ -10,7 +10,7 @@
 //! (see [`Step::Call`]).
 
 use crate::action::{self, Target};
-use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
+use crate::baseline::{self, failure_report, new_baseline, Failure, Opened};
 use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
@@ -361,8 +361,8 @@ impl Look<'_> {
             let mark = marker(&st, &snap.digest, clock, &opened.proc);
             match settled_validation(&st, &snap.digest, &command, now) {
                 Some(v) if v.ok => {}
-                Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.output.clone())),
-                Some(v) => hold = Some(Hold::Rejected(v.output.clone())),
+                Some(v) if v.transient => hold = Some(Hold::NoAnswer(v.outcome.clone())),
+                Some(v) => hold = Some(Hold::Rejected(v.outcome.clone())),
                 None if !may_validate => hold = Some(Hold::Validating),
                 None if mark == Marker::UnderWay => hold = Some(Hold::Validating),
                 None if mark == Marker::Abandoned => {
@@ -379,18 +379,19 @@ impl Look<'_> {
                         action::kill_stale_validator(&proc_root, pgid, start);
                     }
                     let program = reaction.validator.as_deref().unwrap_or(&[]);
-                    let output = format!(
+                    let outcome = format!(
                         "validator {} timed out: the probe running it was killed or overdue before it answered \
                          (keep the probe's timeoutSeconds above --validate-timeout)",
                         program.first().map(String::as_str).unwrap_or("?")
                     );
-                    hold = Some(Hold::NoAnswer(output.clone()));
+                    hold = Some(Hold::NoAnswer(outcome.clone()));
                     st.validations.push((
                         snap.digest.clone(),
                         Validation {
                             ok: false,
                             at: now,
-                            output,
+                            output: String::new(),
+                            outcome,
                             transient: true,
                             command,
                         },
@@ -536,8 +537,7 @@ impl Look<'_> {
                 (
                     Code::Healthy,
                     format!(
-                        "ok: config matches the baseline (digest {}, {}, recorded {} by {})",
-                        short(&snap.digest),
+                        "ok: config matches the baseline ({}, recorded {} by {})",
                         baseline::files(snap.files.len()),
                         b.map(|b| clock_time(b.recorded_at)).unwrap_or_default(),
                         b.map(|b| b.source.as_str()).unwrap_or("?"),
@@ -564,11 +564,15 @@ impl Look<'_> {
                 };
                 (code, hold.line(&what, since))
             }
-            Verdict::Overdue { since, over } => {
+            Verdict::Overdue { since, .. } => {
+                // A failing line becomes an Event, and the kubelet folds
+                // only identical ones: no "exceeded by 1234ms" that ticks
+                // at every probe, but the (wall) time the window ended.
+                let ended = since.saturating_add(window.as_millis().min(i64::MAX as u128) as i64);
                 let overdue = format!(
-                    "drift: {what} since {} ({window_text} exceeded by {})",
+                    "drift: {what} since {} ({window_text}, ended {})",
                     clock_time(since),
-                    format_duration(over)
+                    clock_time(ended)
                 );
                 match &reaction.response {
                 Response::Fail => (Code::Drift, overdue),
@@ -601,10 +605,10 @@ impl Look<'_> {
                     Called::Answered(digest, Ok(said)) if *digest == snap.digest => {
                         let target = http.url.to_string();
                         adopted = true;
-                        let was = record_reload(&mut st, &http.method, 0, target, &snap, now);
+                        record_reload(&mut st, &http.method, 0, target, &snap, now);
                         (
                             Code::Healthy,
-                            format!("reloaded: {what}: {said}, new baseline {} (was {was})", short(&snap.digest)),
+                            format!("reloaded: {what}: {said}; now the baseline"),
                         )
                     }
                     Called::Answered(digest, Err(why)) if *digest == snap.digest => {
@@ -623,7 +627,7 @@ impl Look<'_> {
                     adopt(&mut st, &snap, now, "adopt");
                     (
                         Code::Healthy,
-                        format!("adopted: {what}: new baseline {} (the app reloads by itself)", short(&snap.digest)),
+                        format!("adopted: {what}: now the baseline (the app reloads by itself)"),
                     )
                 }
             }
@@ -736,9 +740,10 @@ fn marker(st: &State, digest: &str, now: time::Stamp, proc: &crate::state::Proc)
 /// Why a probe keeps the running config instead of acting on the new one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Hold {
-    /// The validator said no (its first lines).
+    /// The validator said no: how (`exit 1`), never what it printed,
+    /// which may quote a Secret and would end up in Events.
     Rejected(String),
-    /// The validator gave no answer (timed out, could not start).
+    /// The validator gave no answer: why (timed out, could not start).
     NoAnswer(String),
     /// Another probe is validating right now.
     Validating,
@@ -748,18 +753,31 @@ impl Hold {
     fn line(&self, what: &str, since: Millis) -> String {
         let since = clock_time(since);
         match self {
-            Hold::Rejected(out) => {
-                format!("invalid: {what} since {since} failed validation, keeping the running config: {out}")
-            }
-            Hold::NoAnswer(out) => format!(
-                "invalid: {what} since {since} could not be validated ({out}), keeping the running config; asking again \
+            Hold::Rejected(how) => format!(
+                "invalid: {what} since {since} rejected by the validator ({}), keeping the running config; its output: \
+                 `driftprobe status`",
+                outcome(how)
+            ),
+            Hold::NoAnswer(why) => format!(
+                "invalid: {what} since {since} could not be validated ({}), keeping the running config; asking again \
                  within {}",
+                outcome(why),
                 format_duration(Duration::from_millis(VALIDATE_RETRY_MS as u64))
             ),
             Hold::Validating => {
                 format!("validating: {what} since {since} is being validated, keeping the running config meanwhile")
             }
         }
+    }
+}
+
+/// A validation's outcome for the line; states written before outcomes
+/// were recorded have none.
+fn outcome(how: &str) -> &str {
+    if how.is_empty() {
+        "see `driftprobe status`"
+    } else {
+        how
     }
 }
 
@@ -853,17 +871,18 @@ fn reload(
 ) -> Result<String, String> {
     let pid = target.resolve(proc_root)?;
     action::send(proc_root, pid, signal)?;
-    let was = record_reload(st, signal.as_str(), pid, target.describe(), snap, now);
+    record_reload(st, signal.as_str(), pid, target.describe(), snap, now);
     Ok(format!(
-        "sent {signal} to pid {pid} ({}), new baseline {} (was {was})",
+        "sent {signal} to pid {pid} ({}); now the baseline",
         action::comm(proc_root, pid),
-        short(&snap.digest),
     ))
 }
 
 /// Logs a reload in the state (`how`: the signal, or the HTTP method with
 /// pid 0 and the URL as target) and adopts the current config as the
-/// baseline. Returns the old baseline's short digest, or "none".
+/// baseline. The digests stay in the state (0600) and `status`: a probe
+/// line goes to Events, where an unkeyed digest of a Secret would let its
+/// readers try candidate values (README, "What a digest reveals").
 fn record_reload(
     st: &mut State,
     how: &str,
@@ -871,7 +890,7 @@ fn record_reload(
     target: String,
     snap: &Snapshot,
     now: Millis,
-) -> String {
+) {
     let from = st
         .baseline
         .as_ref()
@@ -882,17 +901,12 @@ fn record_reload(
         signal: how.to_string(),
         pid,
         target,
-        from_digest: from.clone(),
+        from_digest: from,
         to_digest: snap.digest.clone(),
     });
     let extra = st.reloads.len().saturating_sub(KEEP_RELOADS);
     st.reloads.drain(..extra);
     adopt(st, snap, now, "reload");
-    if from.is_empty() {
-        "none".into()
-    } else {
-        short(&from).to_string()
-    }
 }
 
 /// Makes the current config the baseline.
@@ -1023,6 +1037,7 @@ mod tests {
                 ok: false,
                 at: T0,
                 output: "no".into(),
+                outcome: "exit 1".into(),
                 transient: false,
                 command: "c".into(),
             },

@@ -327,8 +327,13 @@ pub struct Drift {
 pub struct Validation {
     pub ok: bool,
     pub at: Millis,
-    /// First lines the validator printed (or why it could not run).
+    /// First lines the validator printed, escaped (crate::escape). Only
+    /// `status` shows them: they may quote a Secret (`nginx -t` names the
+    /// upstream it could not parse), and the probe line goes to Events.
     pub output: String,
+    /// How it answered, with nothing from its output: `exit 1`, `timed out
+    /// after 10s`, `cannot run validator X: …`. Empty in older states.
+    pub outcome: String,
     /// No answer (timed out, could not start): held like a rejection, but
     /// asked again later instead of forever.
     pub transient: bool,
@@ -1003,7 +1008,7 @@ const KEYS: &[&str] = &[
     "output", "transient", "command", "reloads", "signal", "pid", "target",
     "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
     "name", "validating", "until", "until_boot", "pgid", "leader_start",
-    "owner", "owner_start",
+    "owner", "owner_start", "outcome",
 ];
 
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
@@ -1184,6 +1189,12 @@ impl Validation {
             ("at", self.at.into()),
             ("output", (&self.output).into()),
         ];
+        push_if(
+            &mut p,
+            !self.outcome.is_empty(),
+            "outcome",
+            (&self.outcome).into(),
+        );
         push_if(&mut p, self.transient, "transient", true.into());
         p.push(("command", (&self.command).into()));
         obj(p)
@@ -1194,6 +1205,7 @@ impl Validation {
             ok: v.req("ok")?.bool("ok")?,
             at: v.req("at")?.i64("at")?,
             output: v.req("output")?.str("output")?,
+            outcome: or_default(v, "outcome", Value::str)?,
             transient: or_default(v, "transient", Value::bool)?,
             command: or_default(v, "command", Value::str)?,
         })
@@ -1424,6 +1436,7 @@ mod tests {
                     ok: false,
                     at: i64::MIN,
                     output: "\u{1}".repeat(16 * 1024),
+                    outcome: "\u{1}".repeat(8 * 1024),
                     transient: true,
                     command: "x".repeat(4096),
                 };

@@ -7,6 +7,7 @@ use crate::cli::{FilesArgs, WatchArgs};
 use crate::digest::{Skipped, Walker};
 use crate::exit::Code;
 use crate::json::{self, obj, strings, Value};
+use crate::key::Key;
 use crate::state::{entry_json, skipped_json};
 use crate::state::{Baseline, Reload, Validation};
 use crate::time::{self, format_duration, rfc3339};
@@ -63,6 +64,9 @@ pub struct ValidationJson {
     /// The validator gave no answer (timed out, could not start).
     pub transient: bool,
     pub at: String,
+    /// How it answered (`exit 1`, `timed out after 10s`).
+    pub outcome: String,
+    /// Its first lines, escaped (crate::escape).
     pub output: String,
 }
 
@@ -127,6 +131,7 @@ impl StatusJson {
                                 ("ok", v.ok.into()),
                                 ("transient", v.transient.into()),
                                 ("at", (&v.at).into()),
+                                ("outcome", (&v.outcome).into()),
                                 ("output", (&v.output).into()),
                             ])
                         })
@@ -165,6 +170,7 @@ fn validation_json(digest: &str, v: &Validation) -> ValidationJson {
         ok: v.ok,
         transient: v.transient,
         at: rfc3339(v.at),
+        outcome: v.outcome.clone(),
         output: v.output.clone(),
     }
 }
@@ -182,7 +188,7 @@ pub fn status(args: &WatchArgs, json: bool, stagger: Option<std::time::Duration>
             } else {
                 human(&s)
             };
-            Report::new(code, text)
+            Report::document(code, text)
         }
         Err(f) => failure_report(f),
     }
@@ -223,7 +229,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
     Ok(StatusJson {
         version: 1,
         paths: opened.watch.names(),
-        state_file: opened.dir.file(&opened.key).display().to_string(),
+        state_file: crate::escape::path(&opened.dir.file(&opened.key)),
         state,
         baseline: st.baseline.as_ref().map(baseline_json),
         current: CurrentJson {
@@ -307,14 +313,19 @@ fn human(s: &StatusJson) -> String {
     }
     for v in &s.validations {
         out.push(format!(
-            "validated:  {} at {}: {}{}",
+            "validated:  {} at {}: {}{}{}",
             short(&v.digest),
             v.at,
             if v.ok { "ok" } else { "INVALID" },
+            if v.outcome.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", v.outcome)
+            },
             if v.output.is_empty() {
                 String::new()
             } else {
-                format!(" ({})", v.output)
+                format!(": {}", v.output)
             }
         ));
     }
@@ -340,7 +351,16 @@ fn human(s: &StatusJson) -> String {
     out.join("\n")
 }
 
-pub fn digest(files: &FilesArgs, json: bool) -> Report {
+/// Printed (stderr) with an unkeyed `digest --json`.
+pub const UNKEYED_WARNING: &str = "driftprobe: warning: unkeyed SHA-256 digests: for a Secret, anyone who sees them can \
+     test guessed values offline (a short PIN or password falls in seconds); use --key-file (README, \"What a digest \
+     reveals\")";
+
+pub fn digest(files: &FilesArgs, json: bool, key_file: Option<&std::path::Path>) -> Report {
+    let key = match key_file.map(Key::load).transpose() {
+        Ok(k) => k,
+        Err(e) => return Report::usage(e),
+    };
     let (roots, excludes) = match files.resolve() {
         Ok(r) => r,
         Err(e) => return Report::usage(e),
@@ -363,21 +383,41 @@ pub fn digest(files: &FilesArgs, json: bool) -> Report {
             format!("cannot determine: {m} does not exist"),
         );
     }
+    let tree = match &key {
+        Some(k) => k.tree(&snap.files),
+        None => snap.digest.clone(),
+    };
     if json {
+        // Keyed: each file's keyed value, and no size (a size alone
+        // narrows a guess: a 4-byte PIN).
+        let files = match &key {
+            Some(k) => snap
+                .files
+                .iter()
+                .map(|e| {
+                    obj(vec![
+                        ("path", (&e.path).into()),
+                        ("hmac_sha256", Value::Str(k.file(e))),
+                    ])
+                })
+                .collect(),
+            None => snap.files.iter().map(entry_json).collect(),
+        };
         let text = json::pretty(&obj(vec![
-            ("digest", (&snap.digest).into()),
-            (
-                "files",
-                Value::Arr(snap.files.iter().map(entry_json).collect()),
-            ),
+            ("digest", (&tree).into()),
+            ("files", Value::Arr(files)),
             (
                 "skipped",
                 Value::Arr(snap.skipped.iter().map(skipped_json).collect()),
             ),
         ]));
-        return Report::new(Code::Healthy, text);
+        let r = Report::document(Code::Healthy, text);
+        return match key {
+            Some(_) => r,
+            None => r.warn(UNKEYED_WARNING),
+        };
     }
-    let mut r = Report::new(Code::Healthy, snap.digest.clone());
+    let mut r = Report::new(Code::Healthy, tree);
     for k in &snap.skipped {
         r = r.warn(format!("driftprobe: skipped {} ({})", k.path, k.reason));
     }

@@ -7,6 +7,7 @@ mod support;
 mod cli {
     mod bad_input;
     mod basics;
+    mod output;
     mod probes;
     mod proof;
     mod restart;

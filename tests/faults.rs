@@ -10,6 +10,7 @@ mod faults {
     mod clock;
     mod crash;
     mod disk;
+    mod forging;
     mod fsgroup;
     mod fuzz;
     mod hostile;

@@ -111,7 +111,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__digest)
-            opts="-h --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --json --help"
+            opts="-h --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --json --key-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -138,6 +138,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --deadline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -130,6 +130,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l max-dep
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l max-bytes -d 'Bytes hashed per probe (files served from the stat cache are free): 256MiB, 1GiB, 65536' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l key-file -d 'Key the digest with HMAC-SHA-256 (for Secrets; the same key file in CI and the pod)' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -l json -d 'Print the per-file manifest as JSON'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand digest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand install" -s h -l help -d 'Print help (see more with \'--help\')'

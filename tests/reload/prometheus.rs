@@ -252,8 +252,8 @@ fn prometheus_reloaded_over_http_after_grace_and_never_into_a_broken_config() {
         let out = liveness();
         out.expect(0, "invalid:")
             .contains("1 changed (prometheus.yml)")
-            .contains("failed validation, keeping the running config")
-            .contains("not a valid duration string");
+            .contains("rejected by the validator (exit 1), keeping the running config")
+            .lacks("not a valid duration string");
         not_reloaded(&out);
         std::thread::sleep(Duration::from_millis(2_100));
     }
@@ -286,4 +286,11 @@ fn prometheus_reloaded_over_http_after_grace_and_never_into_a_broken_config() {
         .find(|x| x["digest"] == d_bad.as_str())
         .unwrap_or_else(|| panic!("no validation of the broken config: {v}"));
     assert_eq!(bad["ok"], false, "{v}");
+    assert_eq!(bad["outcome"], "exit 1", "{v}");
+    assert!(
+        bad["output"]
+            .as_str()
+            .is_some_and(|o| o.contains("not a valid duration string")),
+        "{v}"
+    );
 }

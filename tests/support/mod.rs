@@ -152,6 +152,16 @@ impl Out {
         self
     }
 
+    /// Assert neither stdout nor stderr contains `needle`.
+    #[track_caller]
+    pub fn lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stdout.contains(needle) && !self.stderr.contains(needle),
+            "output should not contain {needle:?}: {self}"
+        );
+        self
+    }
+
     /// Assert the binary did not panic (no Rust panic message on stderr,
     /// and not killed by a signal such as SIGABRT from panic=abort).
     #[track_caller]
