@@ -21,6 +21,7 @@ pub mod http;
 pub mod inspect;
 pub mod json;
 pub mod probe;
+pub mod shared;
 pub mod state;
 pub mod status;
 pub mod time;

@@ -330,6 +330,11 @@ pub struct State {
     /// A probe is running `--validate` on this digest right now (outside
     /// the lock); others hold instead of starting a second validator.
     pub validating: Option<Validating>,
+    /// The last sequence number of the container's shared file
+    /// ([`crate::shared`]) applied to this watch set's baseline: what the
+    /// app was given (by any probe's reload or adoption) since then is
+    /// applied at the next look.
+    pub given_seq: u64,
 }
 
 /// An environment variable that differs from its file.
@@ -401,6 +406,7 @@ impl State {
             warnings_pending: false,
             env_drift: Vec::new(),
             validating: None,
+            given_seq: 0,
         }
     }
 }
@@ -667,13 +673,23 @@ impl StateDir {
 
     /// Takes the exclusive lock for `key`, waiting at most `timeout`.
     pub fn lock(&self, key: &str, timeout: Duration) -> Result<Locked, StateError> {
+        self.lock_file(&format!("{key}.lock"), &format!("{key}.json"), timeout)
+    }
+
+    /// Takes the exclusive lock `lock_name` for the file `name` in this
+    /// dir, waiting at most `timeout`.
+    pub fn lock_file(
+        &self,
+        lock_name: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Locked, StateError> {
         let dir = self.fd()?;
-        let lock_name = format!("{key}.lock");
-        let lock_path = self.path.join(&lock_name);
+        let lock_path = self.path.join(lock_name);
         let open = |flags| {
             openat(
                 Some(dir.as_raw_fd()),
-                lock_name.as_str(),
+                lock_name,
                 flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
@@ -713,9 +729,9 @@ impl StateDir {
         Ok(Locked {
             _lock: flock,
             dir,
-            path: self.file(key),
-            name: format!("{key}.json"),
-            tmp: format!(".{key}.json.tmp"),
+            path: self.path.join(name),
+            name: name.to_string(),
+            tmp: format!(".{name}.tmp"),
         })
     }
 
@@ -724,6 +740,14 @@ impl StateDir {
         match &self.fd {
             Some(dir) => load(dir, &format!("{key}.json")),
             None => Loaded::Absent,
+        }
+    }
+
+    /// Reads the file `name` without its lock (see [`Locked::read_bytes`]).
+    pub fn peek_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        match &self.fd {
+            Some(dir) => read_bytes(dir, name),
+            None => Ok(None),
         }
     }
 }
@@ -781,12 +805,27 @@ impl Locked {
         load(&self.dir, &self.name)
     }
 
+    /// The file's bytes: `None` when there is none yet, `Err` why one that
+    /// is there cannot be used (symlink, not ours, writable by others, too
+    /// large).
+    pub fn read_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        read_bytes(&self.dir, &self.name)
+    }
+
     /// Atomically replaces the state file: temp file (0600, never through a
     /// symlink), fsync, rename, fsync the directory; all relative to the
     /// directory's descriptor.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
         // Compact: only programs read it (`status` shows it to people).
         let json = json::compact(&state.to_json());
+        self.write_bytes(json.as_bytes(), true)
+    }
+
+    /// Atomically replaces the file with `bytes` and a newline, as
+    /// [`Locked::save`]; `sync` false leaves out the fsyncs (for a file that
+    /// only matters within one boot: a process killed mid-way loses
+    /// nothing that was renamed into place).
+    pub fn write_bytes(&self, bytes: &[u8], sync: bool) -> Result<(), StateError> {
         let dir = self.dir.as_raw_fd();
         let tmp_path = self.path.with_file_name(&self.tmp);
         let fail = |p: &Path, e: Errno| io_err(p, &io::Error::from(e));
@@ -811,9 +850,9 @@ impl Locked {
             let _ = unlinkat(Some(dir), self.tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         };
         let written = f
-            .write_all(json.as_bytes())
+            .write_all(bytes)
             .and_then(|()| f.write_all(b"\n"))
-            .and_then(|()| f.sync_all());
+            .and_then(|()| if sync { f.sync_all() } else { Ok(()) });
         drop(f);
         written.map_err(|e| {
             drop_tmp();
@@ -823,13 +862,25 @@ impl Locked {
             drop_tmp();
             fail(&self.path, e)
         })?;
-        let _ = nix::unistd::fsync(dir);
+        if sync {
+            let _ = nix::unistd::fsync(dir);
+        }
         Ok(())
     }
 }
 
 /// Loads `name` from the state dir `dir`, never through a symlink.
 fn load(dir: &OwnedFd, name: &str) -> Loaded {
+    match read_bytes(dir, name) {
+        Ok(None) => Loaded::Absent,
+        Ok(Some(bytes)) => parse(&bytes),
+        Err(why) => Loaded::Unusable(why),
+    }
+}
+
+/// Reads `name` from the state dir `dir`, never through a symlink, only if
+/// it is a regular file of ours that others cannot write.
+fn read_bytes(dir: &OwnedFd, name: &str) -> Result<Option<Vec<u8>>, String> {
     let raw = match openat(
         Some(dir.as_raw_fd()),
         name,
@@ -837,43 +888,39 @@ fn load(dir: &OwnedFd, name: &str) -> Loaded {
         Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Loaded::Absent,
-        Err(Errno::ELOOP) => {
-            return Loaded::Unusable("the state file is a symlink; ignored".into())
-        }
-        Err(e) => {
-            return Loaded::Unusable(format!("cannot read the state file: {}", errno_text(e)))
-        }
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => return Err("the state file is a symlink; ignored".into()),
+        Err(e) => return Err(format!("cannot read the state file: {}", errno_text(e))),
     };
     // SAFETY: openat just returned this descriptor; nothing else owns it.
     let file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e))),
+        Err(e) => return Err(format!("cannot read the state file: {}", plain_io(&e))),
     };
     if !meta.is_file() {
-        return Loaded::Unusable("the state file is not a regular file; ignored".into());
+        return Err("the state file is not a regular file; ignored".into());
     }
     if meta.uid() != nix::unistd::geteuid().as_raw() {
-        return Loaded::Unusable(format!(
+        return Err(format!(
             "the state file belongs to uid {}, not to us; ignored",
             meta.uid()
         ));
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Loaded::Unusable("the state file is writable by others; ignored".into());
+        return Err("the state file is writable by others; ignored".into());
     }
     // Room for the whole file and one byte more (to see it end): the
     // `take` wrapper hides the size, and growing from 32 bytes up costs
     // a read and a copy per doubling.
     let mut bytes = Vec::with_capacity(meta.len().min(MAX_STATE_BYTES) as usize + 1);
     if let Err(e) = file.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes) {
-        return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e)));
+        return Err(format!("cannot read the state file: {}", plain_io(&e)));
     }
     if bytes.len() as u64 > MAX_STATE_BYTES {
-        return Loaded::Unusable("the state file is too large to be ours; ignored".into());
+        return Err("the state file is too large to be ours; ignored".into());
     }
-    parse(&bytes)
+    Ok(Some(bytes))
 }
 
 /// Every key of the state file, the ones repeated per file first: the
@@ -887,6 +934,7 @@ const KEYS: &[&str] = &[
     "output", "transient", "command", "reloads", "signal", "pid", "target",
     "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
     "name", "validating", "until", "until_boot", "pgid", "leader_start",
+    "given_seq",
 ];
 
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
@@ -1222,6 +1270,12 @@ impl State {
         if let Some(v) = &self.validating {
             p.push(("validating", v.to_json()));
         }
+        push_if(
+            &mut p,
+            self.given_seq > 0,
+            "given_seq",
+            self.given_seq.into(),
+        );
         obj(p)
     }
 
@@ -1241,6 +1295,7 @@ impl State {
             warnings_pending: or_default(v, "warnings_pending", Value::bool)?,
             env_drift: or_default(v, "env_drift", |c, n| c.list(n, EnvDrift::from_json))?,
             validating: v.opt("validating", Validating::from_json)?,
+            given_seq: or_default(v, "given_seq", Value::u64)?,
         })
     }
 }
