@@ -230,7 +230,7 @@ enum Claimed {
     /// This probe reloads.
     Mine(Claim),
     /// Another probe is reloading right now.
-    Busy(Claim),
+    Busy(Box<Claim>),
     /// Another probe gave the app something since this look began: look
     /// again (it may be this very change).
     Again,
@@ -243,7 +243,7 @@ enum Adoption {
     Adopt,
     /// Another probe of the container reloads (`liveness` or `readiness`).
     Wait(String),
-    Busy(Claim),
+    Busy(Box<Claim>),
     Again,
 }
 
@@ -262,7 +262,7 @@ fn reloading_line(what: &str, since: Millis, c: &Claim) -> String {
 enum Outcome {
     Done(String),
     Failed(String),
-    Busy(Claim),
+    Busy(Box<Claim>),
     Again,
 }
 
@@ -608,7 +608,7 @@ impl Look<'_> {
                 Response::Http(http) => match self.called {
                     Called::Not => {
                         let files = Names::of(&opened.watch).files(st.baseline.as_ref(), &snap.files);
-                        match self.take_claim(files, None, http.timeout, clock, st.given_seq) {
+                        match self.take_claim(files, http.timeout, clock, st.given_seq) {
                             Claimed::Mine(claim) => {
                                 call = Some(claim);
                                 (Code::Drift, String::new())
@@ -710,10 +710,57 @@ impl Look<'_> {
         )
     }
 
+    fn start_ticks_of(&self, pid: i32) -> Option<u64> {
+        self.opened.proc.start_ticks(pid).ok()
+    }
+
+    fn lock_shared(&self) -> Result<shared::Held, String> {
+        let opened = self.opened;
+        shared::lock(&opened.dir, &opened.container, self.args.lock_timeout)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Is `c` a claim that still stands: an HTTP request under way in a
+    /// probe that is still running, within its time? A signal claim never
+    /// does once the lock is ours: it is made and ended within one hold.
+    fn standing(&self, c: &Claim, now: Stamp) -> bool {
+        c.signal.is_none() && c.live(now) && c.holder_alive(|pid| self.start_ticks_of(pid))
+    }
+
+    /// Ends a claim in `shared` that no longer stands: one left by a probe
+    /// killed after sending its signal counts as that reload done (its
+    /// files given); the note for stderr says so. `Err` with a claim that
+    /// still stands.
+    fn clear_claim(
+        &self,
+        shared: &mut shared::Shared,
+        now: Stamp,
+    ) -> Result<Option<String>, Box<Claim>> {
+        let Some(c) = shared.claim.take() else {
+            return Ok(None);
+        };
+        if self.standing(&c, now) {
+            return Err(Box::new(c));
+        }
+        let (Some(intent), true) = (&c.signal, c.settle(now, |pid| self.start_ticks_of(pid)))
+        else {
+            return Ok(None);
+        };
+        shared.give(&c.files, c.at, "reload");
+        Ok(Some(format!(
+            "driftprobe: {} sent {} to pid {} at {} and was killed before recording it: taken as sent, not sent \
+             again",
+            c.by,
+            intent.signal,
+            intent.pid,
+            clock_time(c.at)
+        )))
+    }
+
     /// Applies to this watch set's baseline what any probe of the container
-    /// gave the app since it last looked; first settles a signal claim left
-    /// by a probe killed after sending it, and registers this probe among
-    /// the reloaders once. Failures here only cost the sharing: warned.
+    /// gave the app since it last looked; first ends a claim left by a
+    /// killed probe, and registers this probe among the reloaders once.
+    /// Failures here only cost the sharing: warned.
     fn share(
         &self,
         st: &mut State,
@@ -724,30 +771,24 @@ impl Look<'_> {
     ) {
         let opened = self.opened;
         let mut found = shared::peek(&opened.dir, &opened.container);
-        let stale = |s: &shared::Shared| {
-            s.claim
-                .as_ref()
-                .is_some_and(|c| !c.live(now) && c.signal.is_some())
-        };
         let register = self.reloads()
             && found
                 .as_ref()
                 .is_none_or(|s| !s.reloaders.contains(&self.id()));
-        if register || found.as_ref().is_some_and(stale) {
-            match shared::lock(&opened.dir, &opened.container, self.args.lock_timeout) {
+        let left = |s: &shared::Shared| s.claim.as_ref().is_some_and(|c| !self.standing(c, now));
+        if register || found.as_ref().is_some_and(left) {
+            match self.lock_shared() {
                 Ok(mut held) => {
-                    let mut changed = false;
-                    if stale(&held.shared) {
-                        changed = true;
-                        if let Some(note) = self.settle(&mut held.shared, now) {
-                            warnings.push(note);
-                        }
+                    let before = held.shared.clone();
+                    match self.clear_claim(&mut held.shared, now) {
+                        Ok(note) => warnings.extend(note),
+                        // Still standing: put back.
+                        Err(c) => held.shared.claim = Some(*c),
                     }
                     if self.reloads() && !held.shared.reloaders.contains(&self.id()) {
                         held.shared.reloaders.push(self.id());
-                        changed = true;
                     }
-                    if changed {
+                    if held.shared != before {
                         if let Err(e) = held.save() {
                             warnings.push(format!("driftprobe: warning: {e}"));
                         }
@@ -773,56 +814,34 @@ impl Look<'_> {
         st.given_seq = seq;
     }
 
-    /// Ends an expired signal claim: taken as sent (its files given) when
-    /// [`Claim::settle`] says so. The note for stderr, if it was.
-    fn settle(&self, shared: &mut shared::Shared, now: Stamp) -> Option<String> {
-        let claim = shared.claim.take()?;
-        let intent = claim.signal.as_ref()?;
-        if !claim.settle(now, |pid| self.opened.proc.start_ticks(pid).ok()) {
-            return None;
-        }
-        shared.give(&claim.files, claim.at, "reload");
-        Some(format!(
-            "driftprobe: {} was killed between sending {} to pid {} at {} and recording it: taken as sent, \
-             not sent again",
-            claim.by,
-            intent.signal,
-            intent.pid,
-            clock_time(claim.at)
-        ))
-    }
-
-    /// Claims the container's one reload for this probe (under the shared
-    /// lock, inside this watch set's), unless another probe holds a live
-    /// claim, or gave the app something since this look applied `applied`.
-    fn take_claim(
-        &self,
-        files: Vec<Given>,
-        signal: Option<Intent>,
-        lasts: Duration,
-        now: Stamp,
-        applied: u64,
-    ) -> Claimed {
-        let opened = self.opened;
-        let mut held = match shared::lock(&opened.dir, &opened.container, self.args.lock_timeout) {
+    /// Claims the container's one reload for this probe's HTTP request
+    /// (under the shared lock, inside this watch set's), unless another
+    /// probe's claim stands, or the app was given something since this
+    /// look applied `applied`.
+    fn take_claim(&self, files: Vec<Given>, lasts: Duration, now: Stamp, applied: u64) -> Claimed {
+        let mut held = match self.lock_shared() {
             Ok(h) => h,
-            Err(e) => return Claimed::Failed(e.to_string()),
+            Err(e) => return Claimed::Failed(e),
         };
-        if let Some(c) = held.shared.claim.as_ref().filter(|c| c.live(now)) {
-            return Claimed::Busy(c.clone());
+        if let Err(c) = self.clear_claim(&mut held.shared, now) {
+            return Claimed::Busy(c);
         }
-        // A signal claim that expired since this look began: settled now,
-        // applied by the look made again.
-        if self.settle(&mut held.shared, now).is_some() {
+        if held.shared.seq != applied {
             return match held.save() {
                 Ok(()) => Claimed::Again,
                 Err(e) => Claimed::Failed(e.to_string()),
             };
         }
-        if held.shared.seq != applied {
-            return Claimed::Again;
-        }
-        let claim = shared::claim(self.kind.name(), &opened.key, now, lasts, files, signal);
+        let start = self.start_ticks_of(std::process::id() as i32).unwrap_or(0);
+        let claim = shared::claim(
+            self.kind.name(),
+            &self.opened.key,
+            start,
+            now,
+            lasts,
+            files,
+            None,
+        );
         held.shared.claim = Some(claim.clone());
         match held.save() {
             Ok(()) => Claimed::Mine(claim),
@@ -830,9 +849,9 @@ impl Look<'_> {
         }
     }
 
-    /// Ends this probe's claim; `given`: the app got its files (recorded as
-    /// given, and as applied to this watch set when nothing else came
-    /// between). A claim that expired and was taken over stays.
+    /// Ends this probe's HTTP claim; `given`: the app got its files
+    /// (recorded as given, and as applied to this watch set when nothing
+    /// else came between). A claim that expired and was taken over stays.
     fn release(
         &self,
         claim: &Claim,
@@ -841,12 +860,11 @@ impl Look<'_> {
         now: Millis,
         warnings: &mut Vec<String>,
     ) {
-        let opened = self.opened;
-        let mut held = match shared::lock(&opened.dir, &opened.container, self.args.lock_timeout) {
+        let mut held = match self.lock_shared() {
             Ok(h) => h,
             Err(e) => {
                 warnings.push(format!(
-                    "driftprobe: warning: {e}; the reload claim expires by itself"
+                    "driftprobe: warning: {e}; the reload claim ends with this probe"
                 ));
                 return;
             }
@@ -867,14 +885,15 @@ impl Look<'_> {
             Ok(()) if given && before == st.given_seq => st.given_seq = held.shared.seq,
             Ok(()) => {}
             Err(e) => warnings.push(format!(
-                "driftprobe: warning: {e}; the reload claim expires by itself"
+                "driftprobe: warning: {e}; the reload claim ends with this probe"
             )),
         }
     }
 
-    /// Signals the app under the container's reload claim, the target
-    /// recorded before `kill(2)` so that a probe killed right after it is
-    /// not followed by a second signal; then adopts the current config.
+    /// Signals the app within one hold of the shared lock: the claim (with
+    /// its target) is saved before `kill(2)`, marked sent right after it,
+    /// and ended with the files given. A probe killed after `kill(2)`
+    /// leaves a marked claim, and the next probe does not signal again.
     fn signal_reload(
         &self,
         signal: nix::sys::signal::Signal,
@@ -892,31 +911,68 @@ impl Look<'_> {
         if let Err(e) = action::may_signal(&proc.root, pid, signal) {
             return Outcome::Failed(e);
         }
-        let Ok(start_ticks) = proc.start_ticks(pid) else {
+        let Some(start_ticks) = self.start_ticks_of(pid) else {
             return Outcome::Failed(format!("no process {pid}"));
         };
+        let name = action::comm(&proc.root, pid);
+        let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
+        let unclaimed = |e: String| {
+            Outcome::Failed(format!(
+                "not signalled, the reload cannot be claimed ({e}): two probes could both reload"
+            ))
+        };
+        let mut held = match self.lock_shared() {
+            Ok(h) => h,
+            Err(e) => return unclaimed(e),
+        };
+        match self.clear_claim(&mut held.shared, now) {
+            Err(c) => return Outcome::Busy(c),
+            Ok(Some(note)) => warnings.push(note),
+            Ok(None) => {}
+        }
+        if held.shared.seq != st.given_seq {
+            return match held.save() {
+                Ok(()) => Outcome::Again,
+                Err(e) => unclaimed(e.to_string()),
+            };
+        }
+        let me = self.start_ticks_of(std::process::id() as i32).unwrap_or(0);
         let intent = Intent {
             signal: signal.as_str().into(),
             pid,
             start_ticks,
+            sent: false,
         };
-        let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
-        let claim = match self.take_claim(files, Some(intent), Duration::ZERO, now, st.given_seq) {
-            Claimed::Mine(c) => c,
-            Claimed::Busy(c) => return Outcome::Busy(c),
-            Claimed::Again => return Outcome::Again,
-            Claimed::Failed(e) => {
-                return Outcome::Failed(format!(
-                "not signalled, the reload cannot be claimed ({e}): two probes could both reload"
-            ))
-            }
-        };
-        let name = action::comm(&proc.root, pid);
-        if let Err(e) = action::deliver(pid, signal, &name) {
-            self.release(&claim, false, st, now.wall, warnings);
+        held.shared.claim = Some(shared::claim(
+            self.kind.name(),
+            &self.opened.key,
+            me,
+            now,
+            Duration::ZERO,
+            files.clone(),
+            Some(intent),
+        ));
+        if let Err(e) = held.save() {
+            return unclaimed(e.to_string());
+        }
+        let marker = held.marker();
+        let sent = action::deliver(pid, signal, &name);
+        if let (Ok(()), Some(m)) = (&sent, &marker) {
+            let _ = m.set();
+        }
+        held.shared.claim = None;
+        if sent.is_ok() {
+            held.shared.give(&files, now.wall, "reload");
+        }
+        match held.save() {
+            Ok(()) if sent.is_ok() => st.given_seq = held.shared.seq,
+            Ok(()) => {}
+            Err(e) => warnings.push(format!("driftprobe: warning: {e}")),
+        }
+        drop(held);
+        if let Err(e) = sent {
             return Outcome::Failed(e);
         }
-        self.release(&claim, true, st, now.wall, warnings);
         let was = record_reload(st, signal.as_str(), pid, target.describe(), snap, now.wall);
         Outcome::Done(format!(
             "sent {signal} to pid {pid} ({name}), new baseline {} (was {was})",
@@ -935,8 +991,7 @@ impl Look<'_> {
         remembered: bool,
         warnings: &mut Vec<String>,
     ) -> Adoption {
-        let opened = self.opened;
-        let mut held = match shared::lock(&opened.dir, &opened.container, self.args.lock_timeout) {
+        let mut held = match self.lock_shared() {
             Ok(h) => h,
             Err(e) => {
                 warnings.push(format!(
@@ -945,18 +1000,19 @@ impl Look<'_> {
                 return Adoption::Adopt;
             }
         };
-        if held.shared.seq != st.given_seq {
-            return Adoption::Again;
+        if let Err(c) = self.clear_claim(&mut held.shared, now) {
+            return Adoption::Busy(c);
         }
-        if let Some(c) = held.shared.claim.as_ref().filter(|c| c.live(now)) {
-            return Adoption::Busy(c.clone());
+        if held.shared.seq != st.given_seq {
+            let _ = held.save();
+            return Adoption::Again;
         }
         if let Some(by) = held.shared.reloaders.first() {
             let kind = by.split(' ').next().unwrap_or_default();
             return Adoption::Wait(kind.to_string());
         }
         if remembered {
-            let files = Names::of(&opened.watch).files(st.baseline.as_ref(), &snap.files);
+            let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
             held.shared.give(&files, now.wall, "adopt");
             match held.save() {
                 Ok(()) => st.given_seq = held.shared.seq,

@@ -20,10 +20,13 @@
 //! - **claim**: the one reload under way (who, when, which files; for a
 //!   signal also the target process), taken under the lock before the
 //!   signal is sent or the request made, released with the files it gave
-//!   (or without, on failure). It expires after `--reload-timeout` (a
-//!   signal: a moment), so a probe killed mid-request does not block the
-//!   next; a signal claim left by a probe killed after `kill(2)` is settled
-//!   by the next probe without signalling again (see [`Claim::settle`]).
+//!   (or without, on failure). An HTTP claim is held across the request,
+//!   without the lock; it ends when its probe is gone (a probe killed
+//!   mid-request does not block the next) or after `--reload-timeout`. A
+//!   signal claim is taken and released within one hold of the lock, so
+//!   one that is found was left by a probe killed on the way: marked
+//!   `sent` right after `kill(2)`, it is settled without signalling again
+//!   (see [`Claim::settle`]).
 //! - **reloaders**: the probes carrying `--on-drift reload`, so that an
 //!   `--on-drift adopt` probe beside them waits for their reload instead of
 //!   adopting first and swallowing the change.
@@ -64,8 +67,7 @@ pub struct Given {
     pub source: String,
 }
 
-/// The signal a claim is about to send (or has sent: a claim is released
-/// right after `kill(2)`, so one found later may have been sent).
+/// The signal a claim is about to send, and whether `kill(2)` returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Intent {
     pub signal: String,
@@ -73,6 +75,9 @@ pub struct Intent {
     /// The target's start time (`/proc/PID/stat` field 22): a pid taken
     /// over by another process is not the one signalled.
     pub start_ticks: u64,
+    /// Written in place (`false` becomes `true `) right after `kill(2)`
+    /// returned, before anything else.
+    pub sent: bool,
 }
 
 /// A reload under way.
@@ -82,8 +87,10 @@ pub struct Claim {
     pub by: String,
     /// The claiming watch set's state key.
     pub key: String,
-    /// The claiming probe's pid: only it releases the claim.
+    /// The claiming probe's pid and start time: only it releases the
+    /// claim, and once that process is gone the claim is void.
     pub pid: i32,
+    pub holder_start: u64,
     pub at: Millis,
     pub at_boot: Option<Millis>,
     /// Expiry, on both clocks (the boot clock is used when known).
@@ -113,14 +120,19 @@ impl Claim {
         }
     }
 
-    /// A signal claim left behind by a probe killed between `kill(2)` and
-    /// the release: taken as sent (no second signal) when it is recent and
-    /// its target is the very process it named (`start_ticks_of` reads a
-    /// pid's start time). A probe killed in the instant before `kill(2)`
-    /// is indistinguishable; that window is a few microseconds wide, the
-    /// one after it (state writes) far wider.
+    /// Is the probe that made it still running (`start_ticks_of` reads a
+    /// pid's start time)?
+    pub fn holder_alive(&self, start_ticks_of: impl Fn(i32) -> Option<u64>) -> bool {
+        start_ticks_of(self.pid) == Some(self.holder_start)
+    }
+
+    /// A signal claim left behind by a probe killed after `kill(2)`:
+    /// taken as sent (no second signal) when it is marked sent, recent, and
+    /// its target is the very process it named. A probe killed in the
+    /// instant between `kill(2)` and the mark (one `pwrite`) left it
+    /// unmarked, like one killed before: the next probe signals again.
     pub fn settle(&self, now: Stamp, start_ticks_of: impl Fn(i32) -> Option<u64>) -> bool {
-        let Some(intent) = &self.signal else {
+        let Some(intent) = self.signal.as_ref().filter(|i| i.sent) else {
             return false;
         };
         let window = SETTLE_WITHIN.as_millis() as i64;
@@ -283,6 +295,8 @@ pub fn peek(dir: &StateDir, container: &ContainerId) -> Option<Shared> {
 pub struct Held {
     locked: Locked,
     pub shared: Shared,
+    /// What the last save wrote.
+    written: String,
 }
 
 /// Takes the container's lock and reads the shared file (a fresh one when
@@ -299,17 +313,49 @@ pub fn lock(
         .flatten()
         .and_then(|b| parse(&b, container))
         .unwrap_or_else(|| Shared::new(container.clone()));
-    Ok(Held { locked, shared })
+    Ok(Held {
+        locked,
+        shared,
+        written: String::new(),
+    })
 }
 
 impl Held {
-    pub fn save(&self) -> Result<(), StateError> {
-        let json = json::compact(&self.shared.to_json());
-        self.locked.write_bytes(json.as_bytes(), false)
+    pub fn save(&mut self) -> Result<(), StateError> {
+        self.written = json::compact(&self.shared.to_json());
+        self.locked.write_bytes(self.written.as_bytes(), false)
+    }
+
+    /// Opens the file just saved, ready to mark its signal claim sent: the
+    /// one write left for after `kill(2)`.
+    pub fn marker(&self) -> Option<Marker> {
+        // The claim's signal is the last object written: a file name
+        // holding these bytes would have its quotes escaped.
+        let at = self.written.rfind(UNSENT)? + "\"sent\":".len();
+        Some(Marker {
+            file: self.locked.open_written().ok()?,
+            at: at as u64,
+        })
     }
 
     pub fn path(&self) -> PathBuf {
         self.locked.path().to_path_buf()
+    }
+}
+
+const UNSENT: &str = "\"sent\":false}";
+
+/// Where `"sent":false` is in the saved file.
+pub struct Marker {
+    file: std::fs::File,
+    at: u64,
+}
+
+impl Marker {
+    /// `false` becomes `true ` in place (whitespace is allowed there).
+    pub fn set(&self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.file.write_all_at(b"true ", self.at)
     }
 }
 
@@ -318,6 +364,7 @@ const KEYS: &[&str] = &[
     "path", "sha256", "seq", "at", "source", "format", "version", "container",
     "boot_id", "pid1_start_ticks", "given", "reloaders", "claim", "by", "key",
     "pid", "at_boot", "until", "until_boot", "files", "signal", "start_ticks",
+    "sent", "holder_start",
 ];
 
 fn parse(bytes: &[u8], container: &ContainerId) -> Option<Shared> {
@@ -358,6 +405,7 @@ impl Claim {
             ("by", (&self.by).into()),
             ("key", (&self.key).into()),
             ("pid", self.pid.into()),
+            ("holder_start", self.holder_start.into()),
             ("at", self.at.into()),
             ("at_boot", self.at_boot.into()),
             ("until", self.until.into()),
@@ -374,6 +422,7 @@ impl Claim {
                     ("signal", (&s.signal).into()),
                     ("pid", s.pid.into()),
                     ("start_ticks", s.start_ticks.into()),
+                    ("sent", s.sent.into()),
                 ]),
             ));
         }
@@ -385,6 +434,7 @@ impl Claim {
             by: v.req("by")?.str("by")?,
             key: v.req("key")?.str("key")?,
             pid: v.req("pid")?.i32("pid")?,
+            holder_start: v.req("holder_start")?.u64("holder_start")?,
             at: v.req("at")?.i64("at")?,
             at_boot: v.opt("at_boot", Value::i64)?,
             until: v.req("until")?.i64("until")?,
@@ -395,6 +445,7 @@ impl Claim {
                     signal: s.req("signal")?.str("signal")?,
                     pid: s.req("pid")?.i32("pid")?,
                     start_ticks: s.req("start_ticks")?.u64("start_ticks")?,
+                    sent: s.req("sent")?.bool("sent")?,
                 })
             })?,
         })
@@ -441,10 +492,12 @@ impl Shared {
     }
 }
 
-/// A claim made now by this probe, expiring after `lasts` (plus slack).
+/// A claim made now by this probe (which started at `holder_start`),
+/// expiring after `lasts` (plus slack).
 pub fn claim(
     by: &str,
     key: &str,
+    holder_start: u64,
     now: Stamp,
     lasts: Duration,
     files: Vec<Given>,
@@ -455,6 +508,7 @@ pub fn claim(
         by: by.into(),
         key: key.into(),
         pid: std::process::id() as i32,
+        holder_start,
         at: now.wall,
         at_boot: now.boot,
         until: time::after(now.wall, lasts),
@@ -563,6 +617,7 @@ mod tests {
         s.claim = Some(claim(
             "liveness",
             "watch-1",
+            3,
             now,
             Duration::from_secs(1),
             vec![],
@@ -570,6 +625,7 @@ mod tests {
                 signal: "SIGHUP".into(),
                 pid: 1,
                 start_ticks: 9,
+                sent: false,
             }),
         ));
         let bytes = json::compact(&s.to_json());
@@ -584,6 +640,57 @@ mod tests {
     }
 
     #[test]
+    fn the_sent_mark_is_written_in_place() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = StateDir::open(&d.path().join("state")).unwrap();
+        let mut held = lock(&dir, &id(), Duration::from_secs(1)).unwrap();
+        // A file name made of the marker's bytes does not fool it.
+        let tricky = Given {
+            path: "/x/\"sent\":false}".into(),
+            sha256: "s".into(),
+            seq: 0,
+            at: 0,
+            source: String::new(),
+        };
+        let now = Stamp {
+            wall: 1_000,
+            boot: Some(100),
+        };
+        let intent = Intent {
+            signal: "SIGHUP".into(),
+            pid: 1,
+            start_ticks: 9,
+            sent: false,
+        };
+        let c = claim(
+            "liveness",
+            "k",
+            3,
+            now,
+            Duration::ZERO,
+            vec![tricky],
+            Some(intent),
+        );
+        held.shared.claim = Some(c);
+        held.save().unwrap();
+        let marker = held.marker().expect("a marker");
+        let before = peek(&dir, &id()).unwrap().claim.unwrap();
+        assert!(!before.signal.unwrap().sent);
+        marker.set().unwrap();
+        let after = peek(&dir, &id()).expect("still a whole file");
+        let c = after.claim.unwrap();
+        assert!(c.signal.unwrap().sent);
+        assert_eq!(c.files[0].path, "/x/\"sent\":false}");
+        drop(held);
+        // Private like every state file.
+        let mode = std::fs::metadata(d.path().join("state").join(FILE)).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
     fn claims_expire_and_signal_claims_settle_only_for_the_same_process() {
         let at = |wall, boot| Stamp {
             wall,
@@ -593,14 +700,22 @@ mod tests {
             signal: "SIGHUP".into(),
             pid: 42,
             start_ticks: 9,
+            sent: true,
         };
-        let c = claim(
+        let mut c = claim(
             "liveness",
             "k",
+            5,
             at(1_000, 100),
             Duration::ZERO,
             vec![],
             Some(intent),
+        );
+        let me = std::process::id() as i32;
+        assert!(c.holder_alive(|pid| (pid == me).then_some(5)));
+        assert!(
+            !c.holder_alive(|pid| (pid == me).then_some(6)),
+            "pid reused"
         );
         assert!(c.live(at(1_000, 100)));
         assert!(!c.live(at(1_000, 100 + 2_000)), "expired on the boot clock");
@@ -614,9 +729,12 @@ mod tests {
         assert!(!c.settle(at(5_000, 5_000), other), "pid reused");
         assert!(!c.settle(at(5_000, 5_000), |_| None), "gone");
         assert!(!c.settle(at(0, 100 + 600_000), same), "too old");
+        c.signal.as_mut().unwrap().sent = false;
+        assert!(!c.settle(at(5_000, 5_000), same), "not known to be sent");
         let http = claim(
             "liveness",
             "k",
+            5,
             at(1_000, 100),
             Duration::ZERO,
             vec![],

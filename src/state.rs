@@ -805,6 +805,20 @@ impl Locked {
         load(&self.dir, &self.name)
     }
 
+    /// The file as it is now, opened for writing in place (never through a
+    /// symlink).
+    pub fn open_written(&self) -> Result<File, StateError> {
+        let raw = openat(
+            Some(self.dir.as_raw_fd()),
+            self.name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(&self.path, &io::Error::from(e)))?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
     /// The file's bytes: `None` when there is none yet, `Err` why one that
     /// is there cannot be used (symlink, not ours, writable by others, too
     /// large).
