@@ -698,9 +698,9 @@ impl Look<'_> {
 }
 
 impl Look<'_> {
-    /// This probe among the container's reloaders: kind and watch set.
-    fn id(&self) -> String {
-        format!("{} {}", self.kind.name(), self.opened.key)
+    /// This probe among the container's reloaders.
+    fn reloader(&self) -> shared::Reloader {
+        shared::Reloader::of(self.kind.name(), &self.opened.key, &self.opened.watch)
     }
 
     fn reloads(&self) -> bool {
@@ -774,7 +774,7 @@ impl Look<'_> {
         let register = self.reloads()
             && found
                 .as_ref()
-                .is_none_or(|s| !s.reloaders.contains(&self.id()));
+                .is_none_or(|s| !s.reloaders.contains(&self.reloader()));
         let left = |s: &shared::Shared| s.claim.as_ref().is_some_and(|c| !self.standing(c, now));
         if register || found.as_ref().is_some_and(left) {
             match self.lock_shared() {
@@ -785,8 +785,8 @@ impl Look<'_> {
                         // Still standing: put back.
                         Err(c) => held.shared.claim = Some(*c),
                     }
-                    if self.reloads() && !held.shared.reloaders.contains(&self.id()) {
-                        held.shared.reloaders.push(self.id());
+                    if self.reloads() && !held.shared.reloaders.contains(&self.reloader()) {
+                        held.shared.reloaders.push(self.reloader());
                     }
                     if held.shared != before {
                         if let Err(e) = held.save() {
@@ -1007,12 +1007,24 @@ impl Look<'_> {
             let _ = held.save();
             return Adoption::Again;
         }
-        if let Some(by) = held.shared.reloaders.first() {
-            let kind = by.split(' ').next().unwrap_or_default();
-            return Adoption::Wait(kind.to_string());
+        // The files that changed: left to a reloader that watches one.
+        let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
+        let before: Vec<Given> = st
+            .baseline
+            .as_ref()
+            .map(|b| Names::of(&self.opened.watch).files(None, &b.files))
+            .unwrap_or_default();
+        let changed = files
+            .iter()
+            .filter(|f| !before.contains(f))
+            .map(|f| f.path.as_str());
+        let by = changed
+            .flat_map(|p| held.shared.reloaders.iter().filter(move |r| r.watches(p)))
+            .next();
+        if let Some(r) = by {
+            return Adoption::Wait(r.by.clone());
         }
         if remembered {
-            let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
             held.shared.give(&files, now.wall, "adopt");
             match held.save() {
                 Ok(()) => st.given_seq = held.shared.seq,

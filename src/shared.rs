@@ -27,9 +27,9 @@
 //!   one that is found was left by a probe killed on the way: marked
 //!   `sent` right after `kill(2)`, it is settled without signalling again
 //!   (see [`Claim::settle`]).
-//! - **reloaders**: the probes carrying `--on-drift reload`, so that an
-//!   `--on-drift adopt` probe beside them waits for their reload instead of
-//!   adopting first and swallowing the change.
+//! - **reloaders**: the probes carrying `--on-drift reload` and what they
+//!   watch, so that an `--on-drift adopt` probe beside them leaves a change
+//!   they will reload to them instead of adopting first and swallowing it.
 //!
 //! Lock order: a watch set's lock, then this one; never the other way.
 //! The file is not fsynced: it only means anything within one boot (the
@@ -38,9 +38,11 @@
 
 use crate::cli::WatchSet;
 use crate::digest::{display_root, tree_digest, Entry};
+use crate::glob::Glob;
 use crate::json::{self, obj, or_default, strings, Value};
 use crate::state::{Baseline, ContainerId, Locked, StateDir, StateError};
 use crate::time::{self, Millis, Stamp};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -107,8 +109,56 @@ pub struct Shared {
     pub container: ContainerId,
     pub seq: u64,
     pub given: Vec<Given>,
-    pub reloaders: Vec<String>,
+    pub reloaders: Vec<Reloader>,
     pub claim: Option<Claim>,
+}
+
+/// A probe of the container that carries `--on-drift reload`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloader {
+    /// `liveness` or `readiness`.
+    pub by: String,
+    /// Its watch set's state key.
+    pub key: String,
+    /// Its watched paths (as in [`Names`]) and `--exclude` patterns.
+    pub roots: Vec<String>,
+    pub excludes: Vec<String>,
+}
+
+impl Reloader {
+    pub fn of(by: &str, key: &str, watch: &WatchSet) -> Reloader {
+        Reloader {
+            by: by.into(),
+            key: key.into(),
+            roots: watch.roots.iter().map(|r| display_root(r)).collect(),
+            excludes: watch.exclude_texts(),
+        }
+    }
+
+    /// Does it watch the file with this absolute name? (An excluded
+    /// directory excludes all below it, as in the walk.)
+    pub fn watches(&self, path: &str) -> bool {
+        let excludes: Vec<Glob> = self
+            .excludes
+            .iter()
+            .filter_map(|x| Glob::new(x).ok())
+            .collect();
+        self.roots.iter().any(|root| {
+            let rel = match path.strip_prefix(root.as_str()) {
+                Some("") => return true,
+                Some(rest) if root.ends_with('/') => rest,
+                Some(rest) => match rest.strip_prefix('/') {
+                    Some(rel) => rel,
+                    None => return false,
+                },
+                None => return false,
+            };
+            let prefixes = rel.match_indices('/').map(|(i, _)| &rel[..i]).chain([rel]);
+            !prefixes
+                .into_iter()
+                .any(|p| excludes.iter().any(|g| g.is_match(p)))
+        })
+    }
 }
 
 impl Claim {
@@ -159,8 +209,10 @@ impl Shared {
     /// of them), replacing what was given of the same files before.
     pub fn give(&mut self, files: &[Given], at: Millis, source: &str) {
         self.seq += 1;
+        let replaced: std::collections::HashSet<&str> =
+            files.iter().map(|f| f.path.as_str()).collect();
+        self.given.retain(|g| !replaced.contains(g.path.as_str()));
         for f in files {
-            self.given.retain(|g| g.path != f.path);
             self.given.push(Given {
                 path: f.path.clone(),
                 sha256: f.sha256.clone(),
@@ -237,45 +289,51 @@ impl Names {
         if newer.is_empty() {
             return false;
         }
+        // By absolute name: one pass over each list, not one per file given.
+        let mut base: BTreeMap<String, Entry> = baseline
+            .files
+            .iter()
+            .map(|e| (self.absolute(&e.path), e.clone()))
+            .collect();
+        let now: HashMap<String, &Entry> = current
+            .iter()
+            .map(|e| (self.absolute(&e.path), e))
+            .collect();
         let mut changed = false;
         for g in newer {
-            let find =
-                |files: &[Entry]| files.iter().position(|e| self.absolute(&e.path) == g.path);
-            let (in_base, in_current) = (find(&baseline.files), find(current));
-            let name = match (in_base, in_current) {
-                (Some(i), _) => baseline.files[i].path.clone(),
-                (None, Some(i)) => current[i].path.clone(),
-                (None, None) => continue,
-            };
-            let size = |i: Option<usize>, files: &[Entry]| {
-                i.map(|i| &files[i])
-                    .filter(|e| e.sha256 == g.sha256)
-                    .map(|e| e.size)
-            };
-            let size = size(in_current, current)
-                .or(size(in_base, &baseline.files))
-                .unwrap_or(0);
-            match (in_base, g.sha256.is_empty()) {
-                (Some(i), true) => {
-                    baseline.files.remove(i);
+            let in_current = now.get(&g.path).copied();
+            let size = in_current.filter(|e| e.sha256 == g.sha256).map(|e| e.size);
+            match base.get_mut(&g.path) {
+                Some(_) if g.sha256.is_empty() => {
+                    base.remove(&g.path);
                 }
-                (Some(i), false) if baseline.files[i].sha256 == g.sha256 => continue,
-                (Some(i), false) => {
-                    baseline.files[i].sha256 = g.sha256.clone();
-                    baseline.files[i].size = size;
+                Some(e) if e.sha256 == g.sha256 => continue,
+                Some(e) => {
+                    e.sha256 = g.sha256.clone();
+                    e.size = size.unwrap_or(0);
                 }
-                (None, true) => continue,
-                (None, false) => baseline.files.push(Entry {
-                    path: name,
-                    sha256: g.sha256.clone(),
-                    size,
-                }),
+                None if g.sha256.is_empty() => continue,
+                None => match in_current {
+                    Some(e) => {
+                        base.insert(
+                            g.path.clone(),
+                            Entry {
+                                path: e.path.clone(),
+                                sha256: g.sha256.clone(),
+                                size: size.unwrap_or(0),
+                            },
+                        );
+                    }
+                    // Not in this watch set.
+                    None => continue,
+                },
             }
             changed = true;
             baseline.recorded_at = g.at;
             baseline.source = g.source.clone();
         }
         if changed {
+            baseline.files = base.into_values().collect();
             baseline.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
             baseline.digest = tree_digest(&baseline.files);
         }
@@ -363,6 +421,7 @@ impl Marker {
 const KEYS: &[&str] = &[
     "path", "sha256", "seq", "at", "source", "format", "version", "container",
     "boot_id", "pid1_start_ticks", "given", "reloaders", "claim", "by", "key",
+    "roots", "excludes",
     "pid", "at_boot", "until", "until_boot", "files", "signal", "start_ticks",
     "sent", "holder_start",
 ];
@@ -469,7 +528,22 @@ impl Shared {
                 "given",
                 Value::Arr(self.given.iter().map(Given::to_json).collect()),
             ),
-            ("reloaders", strings(&self.reloaders)),
+            (
+                "reloaders",
+                Value::Arr(
+                    self.reloaders
+                        .iter()
+                        .map(|r| {
+                            obj(vec![
+                                ("by", (&r.by).into()),
+                                ("key", (&r.key).into()),
+                                ("roots", strings(&r.roots)),
+                                ("excludes", strings(&r.excludes)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
         ];
         if let Some(c) = &self.claim {
             p.push(("claim", c.to_json()));
@@ -486,7 +560,16 @@ impl Shared {
             },
             seq: v.req("seq")?.u64("seq")?,
             given: or_default(v, "given", |g, n| g.list(n, Given::from_json))?,
-            reloaders: or_default(v, "reloaders", |r, n| r.list(n, Value::str))?,
+            reloaders: or_default(v, "reloaders", |r, n| {
+                r.list(n, |r, _| {
+                    Ok(Reloader {
+                        by: r.req("by")?.str("by")?,
+                        key: r.req("key")?.str("key")?,
+                        roots: or_default(r, "roots", |v, n| v.list(n, Value::str))?,
+                        excludes: or_default(r, "excludes", |v, n| v.list(n, Value::str))?,
+                    })
+                })
+            })?,
             claim: v.opt("claim", Claim::from_json)?,
         })
     }
@@ -586,6 +669,32 @@ mod tests {
     }
 
     #[test]
+    fn reloaders_watch_what_is_under_their_roots_and_not_excluded() {
+        let r = Reloader {
+            by: "liveness".into(),
+            key: "k".into(),
+            roots: vec!["/etc/config".into(), "/etc/app.yaml".into()],
+            excludes: vec!["*.bak".into(), "certs".into()],
+        };
+        assert!(r.watches("/etc/config/a.yaml"));
+        assert!(r.watches("/etc/config/sub/a.yaml"));
+        assert!(r.watches("/etc/app.yaml"));
+        assert!(!r.watches("/etc/config/a.yaml.bak"));
+        assert!(
+            !r.watches("/etc/config/certs/tls.key"),
+            "below an excluded dir"
+        );
+        assert!(!r.watches("/etc/configx/a.yaml"));
+        assert!(!r.watches("/etc/other"));
+        let root = Reloader {
+            roots: vec!["/".into()],
+            excludes: vec![],
+            ..r
+        };
+        assert!(root.watches("/x/y"));
+    }
+
+    #[test]
     fn several_watched_paths_use_their_names_as_they_are() {
         let names = Names { root: None };
         assert_eq!(names.absolute("/etc/a/x"), "/etc/a/x");
@@ -598,7 +707,12 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_other_containers() {
         let mut s = Shared::new(id());
-        s.reloaders.push("liveness watch-1".into());
+        s.reloaders.push(Reloader {
+            by: "liveness".into(),
+            key: "watch-1".into(),
+            roots: vec!["/etc/config".into()],
+            excludes: vec!["*.bak".into()],
+        });
         s.give(
             &[Given {
                 path: "/a".into(),

@@ -319,6 +319,27 @@ fn adopt_beside_reload_waits_for_the_reload() {
     ready().expect(0, "ok:").contains("by reload");
     live().expect(0, "ok:");
     assert_eq!(hups(&got), 1);
+
+    // Files no reloading probe watches are adopted as before.
+    let other = env.volume("other");
+    other.write(&[("feature.flags", "a\n")]);
+    let adopt_other = || {
+        env.run(
+            "readiness",
+            &[
+                OsString::from("--grace"),
+                "0".into(),
+                "--on-drift".into(),
+                "adopt".into(),
+                other.path().into(),
+            ],
+        )
+    };
+    env.run("init", &[other.path()]);
+    other.write(&[("feature.flags", "b\n")]);
+    adopt_other().expect(0, "adopted:");
+    adopt_other().expect(0, "ok:");
+    assert_eq!(hups(&got), 1);
 }
 
 /// The kubelet kills a probe past its timeout. One killed after its
