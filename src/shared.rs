@@ -42,7 +42,6 @@ use crate::glob::Glob;
 use crate::json::{self, obj, or_default, strings, Value};
 use crate::state::{Baseline, ContainerId, Locked, StateDir, StateError};
 use crate::time::{self, Millis, Stamp};
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -209,9 +208,10 @@ impl Shared {
     /// of them), replacing what was given of the same files before.
     pub fn give(&mut self, files: &[Given], at: Millis, source: &str) {
         self.seq += 1;
-        let replaced: std::collections::HashSet<&str> =
-            files.iter().map(|f| f.path.as_str()).collect();
-        self.given.retain(|g| !replaced.contains(g.path.as_str()));
+        let mut replaced: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        replaced.sort_unstable();
+        self.given
+            .retain(|g| replaced.binary_search(&g.path.as_str()).is_err());
         for f in files {
             self.given.push(Given {
                 path: f.path.clone(),
@@ -289,41 +289,47 @@ impl Names {
         if newer.is_empty() {
             return false;
         }
-        // By absolute name: one pass over each list, not one per file given.
-        let mut base: BTreeMap<String, Entry> = baseline
-            .files
-            .iter()
-            .map(|e| (self.absolute(&e.path), e.clone()))
-            .collect();
-        let now: HashMap<String, &Entry> = current
-            .iter()
-            .map(|e| (self.absolute(&e.path), e))
-            .collect();
+        // By absolute name, sorted: looked up, not scanned, per file given.
+        let by_name = |files: &[Entry]| {
+            let mut v: Vec<(String, Entry)> = files
+                .iter()
+                .map(|e| (self.absolute(&e.path), e.clone()))
+                .collect();
+            v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let mut base = by_name(&baseline.files);
+        let now = by_name(current);
+        let find =
+            |v: &[(String, Entry)], path: &str| v.binary_search_by(|(p, _)| p.as_str().cmp(path));
         let mut changed = false;
         for g in newer {
-            let in_current = now.get(&g.path).copied();
-            let size = in_current.filter(|e| e.sha256 == g.sha256).map(|e| e.size);
-            match base.get_mut(&g.path) {
-                Some(_) if g.sha256.is_empty() => {
-                    base.remove(&g.path);
+            let in_current = find(&now, &g.path).ok().map(|i| &now[i].1);
+            let size = in_current
+                .filter(|e| e.sha256 == g.sha256)
+                .map_or(0, |e| e.size);
+            match find(&base, &g.path) {
+                Ok(i) if g.sha256.is_empty() => {
+                    base.remove(i);
                 }
-                Some(e) if e.sha256 == g.sha256 => continue,
-                Some(e) => {
-                    e.sha256 = g.sha256.clone();
-                    e.size = size.unwrap_or(0);
+                Ok(i) if base[i].1.sha256 == g.sha256 => continue,
+                Ok(i) => {
+                    base[i].1.sha256 = g.sha256.clone();
+                    base[i].1.size = size;
                 }
-                None if g.sha256.is_empty() => continue,
-                None => match in_current {
-                    Some(e) => {
-                        base.insert(
+                Err(_) if g.sha256.is_empty() => continue,
+                Err(i) => match in_current {
+                    Some(e) => base.insert(
+                        i,
+                        (
                             g.path.clone(),
                             Entry {
                                 path: e.path.clone(),
                                 sha256: g.sha256.clone(),
-                                size: size.unwrap_or(0),
+                                size,
                             },
-                        );
-                    }
+                        ),
+                    ),
                     // Not in this watch set.
                     None => continue,
                 },
@@ -333,7 +339,7 @@ impl Names {
             baseline.source = g.source.clone();
         }
         if changed {
-            baseline.files = base.into_values().collect();
+            baseline.files = base.into_iter().map(|(_, e)| e).collect();
             baseline.files.sort_unstable_by(|a, b| a.path.cmp(&b.path));
             baseline.digest = tree_digest(&baseline.files);
         }
