@@ -267,6 +267,10 @@ fn a_reload_clears_the_drift_of_every_watch_set_holding_the_files() {
         .contains("1 changed (app.yaml)");
     live().expect(0, "reloaded:").contains("sent SIGHUP");
     assert!(wait_until(Duration::from_secs(5), || hups(&got) == 1));
+    // status shows it before readiness has looked again.
+    let v = json(&env.run("status", &[OsString::from("--json"), file.clone().into()]));
+    assert_eq!(v["state"], "matches", "{v}");
+    assert_eq!(v["baseline"]["source"], "reload", "{v}");
     ready_file().expect(0, "ok:").contains("by reload");
     ready_excl().expect(0, "ok:").contains("by reload");
     let v = json(&env.run("status", &[OsString::from("--json"), file.clone().into()]));
