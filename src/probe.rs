@@ -8,6 +8,12 @@
 //! the digest as being validated, the validator runs, and a second look
 //! records its answer; and the `--reload-url` request, for the same reason
 //! (see [`Step::Call`]).
+//!
+//! The probes of one container act as one through [`crate::shared`]: each
+//! look first applies what any of them gave the app since (a reload by
+//! liveness clears readiness's drift on the same files), and a reload is
+//! claimed there first, so that one change gets one reload whichever
+//! probes carry `--on-drift reload`.
 
 use crate::action::{self, Target};
 use crate::baseline::{self, failure_report, new_baseline, short, Failure, Opened};
