@@ -390,6 +390,7 @@ fn a_probe_killed_between_the_signal_and_the_save_does_not_signal_again() {
     // process), then strace.
     let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id()))
         .unwrap_or_default();
+    let held = !children.trim().is_empty();
     for child in children.split_whitespace() {
         let child: i32 = child.parse().unwrap();
         // SAFETY: kill(2) on the probe this test started (through strace).
@@ -397,7 +398,14 @@ fn a_probe_killed_between_the_signal_and_the_save_does_not_signal_again() {
     }
     let _ = tracer.kill();
     let _ = tracer.wait();
-    assert!(signalled, "the probe never sent its signal");
+    assert!(
+        signalled,
+        "the probe never sent its signal (held before it: has the number of fsyncs before kill(2) changed?)"
+    );
+    assert!(
+        held,
+        "the probe finished before it was killed: strace held it at no fsync after the signal"
+    );
 
     let out = env.on_vol("liveness", &opts);
     out.expect(0, "ok:");
