@@ -184,31 +184,44 @@ pub fn disposition(proc_root: &Path, pid: i32, sig: Signal) -> Option<Dispositio
     })
 }
 
-/// Sends `sig` to `pid`, refusing unless the process has a handler for it:
-/// PID 1 of a namespace would silently drop it (the kernel's rule; `kill`
-/// still returns 0), a process that ignores it would do nothing, and any
-/// other process would be killed by most signals. Either way "reloaded"
-/// would be a lie.
+/// Sends `sig` to `pid`, refusing unless the process has a handler for it
+/// ([`may_signal`], then [`deliver`]).
 pub fn send(proc_root: &Path, pid: i32, sig: Signal) -> Result<(), String> {
+    may_signal(proc_root, pid, sig)?;
+    deliver(pid, sig, &comm(proc_root, pid))
+}
+
+/// Refuses to signal a process that has no handler for `sig`: PID 1 of a
+/// namespace would silently drop it (the kernel's rule; `kill` still
+/// returns 0), a process that ignores it would do nothing, and any other
+/// process would be killed by most signals. Either way "reloaded" would be
+/// a lie.
+pub fn may_signal(proc_root: &Path, pid: i32, sig: Signal) -> Result<(), String> {
     let name = comm(proc_root, pid);
     match disposition(proc_root, pid, sig) {
         Some(Disposition::Ignored) => {
-            return Err(format!(
+            Err(format!(
                 "pid {pid} ({name}) ignores {sig}, so it cannot reload on it"
-            ));
+            ))
         }
         Some(Disposition::Default) if pid == 1 => {
-            return Err(format!(
+            Err(format!(
                 "pid 1 ({name}) has no handler for {sig}, and the kernel drops unhandled signals sent to PID 1"
-            ));
+            ))
         }
         Some(Disposition::Default) => {
-            return Err(format!(
+            Err(format!(
                 "pid {pid} ({name}) has no handler for {sig}: it would not reload, and most signals would kill it"
-            ));
+            ))
         }
-        Some(Disposition::Caught) | None => {}
+        Some(Disposition::Caught) | None => Ok(()),
     }
+}
+
+/// `kill(2)`: nothing else, so that a probe records what it is about to
+/// do right before and what it did right after. `name` is the target's
+/// `comm`, for messages.
+pub fn deliver(pid: i32, sig: Signal, name: &str) -> Result<(), String> {
     kill(Pid::from_raw(pid), sig).map_err(|e| match e {
         nix::errno::Errno::ESRCH => format!("no process {pid}"),
         nix::errno::Errno::EPERM => format!(

@@ -246,6 +246,8 @@ fn record(args: &WatchArgs, how: How) -> Result<Report, Failure> {
     }
     st.baseline = Some(new_baseline(&snap, time::now(), source));
     st.drift = None;
+    // What the app was given before this baseline is in it already.
+    st.given_seq = crate::shared::peek(&opened.dir, &opened.container).map_or(0, |s| s.seq);
     st.cache = snap.cache.clone();
     locked.save(&st)?;
     let mut report = Report::new(

@@ -1018,7 +1018,7 @@ impl Walk<'_> {
     }
 }
 
-fn display_root(root: &Path) -> String {
+pub fn display_root(root: &Path) -> String {
     let s = escape_name(root.as_os_str().as_bytes());
     if s.len() > 1 {
         s.trim_end_matches('/').to_string()

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 const MAX_ANSWER: usize = 4096;
 /// At most this many characters of a reason phrase are shown.
 const REASON_CHARS: usize = 60;
+/// At most this many interim (1xx) answers are skipped before the final one.
+const MAX_INTERIM: usize = 16;
 
 /// A parsed `http://` URL with an IP address to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,31 +226,77 @@ pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, Str
     }
     set_timeout(&stream, libc::SO_SNDTIMEO, left).map_err(failed)?;
     stream.write_all(head.as_bytes()).map_err(failed)?;
-    // Read until the status line is in: nothing after it matters, and a
-    // server that ignores `Connection: close` must not hold the probe to
-    // the deadline. Or MAX_ANSWER bytes, the end, or the deadline.
+    // Read until the final status line is in: nothing after it matters,
+    // and a server that ignores `Connection: close` must not hold the probe
+    // to the deadline. Interim answers (`100 Continue`, `103 Early Hints`:
+    // a status line and headers, RFC 9110 section 15.2) come before it and
+    // are skipped whole. Or MAX_ANSWER bytes of one answer, the end, or the
+    // deadline.
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
-    while buf.len() < MAX_ANSWER && status_line(&buf).is_none() {
+    let mut interim = 0;
+    loop {
+        match status_line(&buf) {
+            Some((code, _)) if is_interim(code) => {
+                if let Some(end) = head_end(&buf) {
+                    buf.drain(..end);
+                    interim += 1;
+                    if interim > MAX_INTERIM {
+                        return Err(format!(
+                            "answered with more than {MAX_INTERIM} interim (1xx) responses and no final status"
+                        ));
+                    }
+                    continue;
+                }
+            }
+            Some(_) => break,
+            None => {}
+        }
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if buf.len() >= MAX_ANSWER || left.is_zero() {
             break;
         }
         match set_timeout(&stream, libc::SO_RCVTIMEO, left).and_then(|()| stream.read(&mut chunk)) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if buf.is_empty() => return Err(failed(e)),
+            Err(e) if buf.is_empty() && interim == 0 => return Err(failed(e)),
             Err(_) => break,
         }
     }
     match status_line(&buf) {
+        Some((code, reason)) if is_interim(code) => match Instant::now() >= deadline {
+            true => Err(late()),
+            false => Err(format!("answered {code} {reason} but no final status")
+                .trim_end()
+                .to_string()),
+        },
         Some((code, _)) if code / 100 == 2 => Ok(format!("answered {code}")),
         Some((code, reason)) => Err(format!("answered {code} {reason}").trim_end().to_string()),
         None if Instant::now() >= deadline => Err(late()),
+        None if buf.is_empty() && interim > 0 => Err(
+            "closed the connection after an interim (1xx) answer, without a final status".into(),
+        ),
         None if buf.is_empty() => Err("closed the connection without an answer".into()),
         // Not even its first line is shown: it is not known what it holds.
         None => Err("answered, but not with an HTTP/1.x status line".into()),
+    }
+}
+
+/// An interim answer, followed by the final one on the same connection.
+/// `101 Switching Protocols` is final (and never asked for here).
+fn is_interim(code: usize) -> bool {
+    code / 100 == 1 && code != 101
+}
+
+/// The end of an answer's head (status line and headers): just past the
+/// blank line that closes it.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = find(buf, b"\r\n\r\n").map(|i| i + 4);
+    let lf = find(buf, b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -358,6 +406,75 @@ mod tests {
             assert!(err.starts_with("--reload-url "), "{text}: {err}");
             assert!(err.contains(why), "{text}: {err}");
         }
+    }
+
+    /// One answer from a loopback server that writes `parts` with a pause
+    /// between them (so interim answers arrive on their own).
+    fn answer_of(parts: &'static [&'static str]) -> Result<String, String> {
+        use std::net::TcpListener;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut head = [0u8; 512];
+            let _ = conn.read(&mut head);
+            for p in parts {
+                let _ = conn.write_all(p.as_bytes());
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        });
+        let u = url(&format!("http://127.0.0.1:{port}/-/reload")).unwrap();
+        let answer = request("POST", &u, Duration::from_secs(3));
+        server.join().unwrap();
+        answer
+    }
+
+    #[test]
+    fn interim_answers_are_skipped() {
+        assert_eq!(
+            answer_of(&["HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n"]),
+            Ok("answered 200".into())
+        );
+        // Two in one packet, one with headers, then the final answer.
+        assert_eq!(
+            answer_of(&[
+                "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n",
+                "HTTP/1.1 204 No Content\r\n\r\n",
+            ]),
+            Ok("answered 204".into())
+        );
+        assert_eq!(
+            answer_of(&["HTTP/1.1 102 Processing\n\n", "HTTP/1.1 500 Boom\r\n\r\n"]),
+            Err("answered 500 Boom".into())
+        );
+        assert_eq!(
+            answer_of(&["HTTP/1.1 100 Continue\r\n\r\n"]),
+            Err(
+                "closed the connection after an interim (1xx) answer, without a final status"
+                    .into()
+            )
+        );
+        assert_eq!(
+            answer_of(&["HTTP/1.1 100 Continue\r\nX: y\r\n"]),
+            Err("answered 100 Continue but no final status".into())
+        );
+        // Switching protocols is not interim: never asked for, not a 2xx.
+        assert_eq!(
+            answer_of(&["HTTP/1.1 101 Switching Protocols\r\n\r\n"]),
+            Err("answered 101 Switching Protocols".into())
+        );
+        let many: &'static str = "HTTP/1.1 100 Continue\r\n\r\n".repeat(40).leak();
+        let parts: &'static [&'static str] = vec![many].leak();
+        assert!(answer_of(parts)
+            .unwrap_err()
+            .contains("interim (1xx) responses"));
+    }
+
+    #[test]
+    fn heads_end_at_the_blank_line() {
+        assert_eq!(head_end(b"HTTP/1.1 100 x\r\n\r\nrest"), Some(18));
+        assert_eq!(head_end(b"HTTP/1.1 100 x\n\nrest"), Some(16));
+        assert_eq!(head_end(b"HTTP/1.1 100 x\r\nA: b\r\n"), None);
     }
 
     #[test]

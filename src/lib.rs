@@ -4,7 +4,7 @@
 //!
 //! The flow of one invocation reads top to bottom: [`cli`] parses,
 //! [`digest`] hashes the watched files, [`state`] loads and saves what this
-//! container recorded, [`verdict`] compares, [`action`] reacts (reload
+//! container recorded (and [`shared`] what its probes share), [`verdict`] compares, [`action`] reacts (reload
 //! signal or [`http`] request, validation command), [`exit`] names the
 //! outcome. [`run`] wires
 //! them; `main` only prints its [`Report`], escaped by [`escape`].
@@ -23,6 +23,7 @@ pub mod inspect;
 pub mod json;
 pub mod key;
 pub mod probe;
+pub mod shared;
 pub mod smallfile;
 pub mod state;
 pub mod status;

@@ -8,15 +8,22 @@
 //! the digest as being validated, the validator runs, and a second look
 //! records its answer; and the `--reload-url` request, for the same reason
 //! (see [`Step::Call`]).
+//!
+//! The probes of one container act as one through [`crate::shared`]: each
+//! look first applies what any of them gave the app since (a reload by
+//! liveness clears readiness's drift on the same files), and a reload is
+//! claimed there first, so that one change gets one reload whichever
+//! probes carry `--on-drift reload`.
 
 use crate::action::{self, Target};
 use crate::baseline::{self, failure_report, new_baseline, Failure, Opened};
 use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
+use crate::shared::{self, Claim, Given, Intent, Names};
 use crate::state::{Drift, Reload, State};
 use crate::state::{EnvDrift, Loaded, Locked, Validating, Validation};
-use crate::time::{self, clock_time, format_duration, Millis};
+use crate::time::{self, clock_time, format_duration, Millis, Stamp};
 use crate::verdict::{self, Changes, Verdict};
 use crate::Report;
 use std::path::Path;
@@ -45,6 +52,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Liveness => "liveness",
+            Kind::Readiness => "readiness",
+        }
+    }
+
     fn default_on_error(self) -> OnError {
         match self {
             // A broken probe must never restart healthy pods everywhere.
@@ -174,6 +188,9 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
     let mut answer = None;
     let mut called = Called::Not;
     let mut validated = false;
+    // Looks made again because another probe gave the app something
+    // meanwhile (see `Step::Again`).
+    let mut again = 0;
     // The validator runs without the lock (it may take seconds; the other
     // probe must not time out waiting), then the probe looks again. At most
     // once per probe: the kubelet's timeout is for one validation. The same
@@ -205,11 +222,17 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
                 let verdict = action::validate(argv, timeout, &mut started);
                 answer = Some((digest, verdict));
             }
-            Step::Call(digest) => {
+            Step::Call(digest, claim) => {
                 drop(locked);
                 if let Response::Http(http) = &reaction.response {
-                    called = Called::Answered(digest, http.call());
+                    called = Called::Answered(digest, http.call(), Box::new(claim));
                 }
+            }
+            Step::Again if again < MAX_AGAIN => again += 1,
+            Step::Again => {
+                return Err(Failure::Unknown(
+                    "what the probes of this container share kept changing under this probe".into(),
+                ))
             }
         }
     }
@@ -218,8 +241,54 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
 /// The `--reload-url` request this probe made, for the look after it.
 enum Called {
     Not,
-    /// For this digest: what answered, or why it is not reloaded.
-    Answered(String, Result<String, String>),
+    /// For this digest: what answered, or why it is not reloaded; and the
+    /// claim it was made under, to release.
+    Answered(String, Result<String, String>, Box<Claim>),
+}
+
+/// How many times a look is made again because the shared file changed
+/// between the look and its claim.
+const MAX_AGAIN: u32 = 5;
+
+/// What came of asking for the one reload claim of the container.
+enum Claimed {
+    /// This probe reloads.
+    Mine(Claim),
+    /// Another probe is reloading right now.
+    Busy(Box<Claim>),
+    /// Another probe gave the app something since this look began: look
+    /// again (it may be this very change).
+    Again,
+    /// The shared file cannot be locked or written.
+    Failed(String),
+}
+
+/// What an `--on-drift adopt` probe does with an overdue drift.
+enum Adoption {
+    Adopt,
+    /// Another probe of the container reloads (`liveness` or `readiness`).
+    Wait(String),
+    Busy(Box<Claim>),
+    Again,
+}
+
+/// The line of a probe that leaves the reload to the one under way.
+fn reloading_line(what: &str, since: Millis, c: &Claim) -> String {
+    format!(
+        "reloading: {what} since {}: another probe ({}) is reloading the app since {}; keeping the running \
+         config meanwhile",
+        clock_time(since),
+        c.by,
+        clock_time(c.at)
+    )
+}
+
+/// What came of a signal reload.
+enum Outcome {
+    Done(String),
+    Failed(String),
+    Busy(Box<Claim>),
+    Again,
 }
 
 /// One look at the files under the lock.
@@ -239,6 +308,9 @@ enum Step {
     Done(Report),
     /// Run the validator on this digest (without the lock), then look again.
     Validate(String),
+    /// Another probe gave the app something between this look's start and
+    /// its claim: look again.
+    Again,
     /// Send the `--reload-url` request for this digest, then look again.
     ///
     /// Without the lock: the app may take up to `--reload-timeout` to
@@ -247,11 +319,12 @@ enum Step {
     /// `--lock-timeout` (800ms), so holding it across the call would turn a
     /// slow reload into a "cannot determine" of the other probe. The cost:
     /// two probes that both reload (`DRIFTPROBE_ON_DRIFT=reload` in the
-    /// pod's env) may both ask for the same config. Reloading the same
-    /// files twice is harmless, and needs no marker in the state. The next
-    /// look records the answer only if the files are still the ones it was
-    /// asked for; otherwise the next probe asks again.
-    Call(String),
+    /// pod's env) could both ask for the same config: the claim in the
+    /// container's shared file ([`shared`]), taken before the request and
+    /// released after it, makes the other one say `reloading:` instead.
+    /// The next look records the answer only if the files are still the
+    /// ones it was asked for; otherwise the next probe asks again.
+    Call(String, Claim),
 }
 
 impl Look<'_> {
@@ -285,6 +358,9 @@ impl Look<'_> {
             None => first_look(opened, &snap, clock)?,
         };
         st.cache = std::mem::take(&mut snap.cache);
+        // What any probe of this container gave the app since this watch
+        // set last looked.
+        self.share(&mut st, previous.is_none(), &snap, clock, warnings);
         // Once per container: the first probe shows what init/run or its
         // own first look found about the watch set.
         if st.warnings_pending {
@@ -527,8 +603,11 @@ impl Look<'_> {
             true => remember(locked, &st, unsaved.as_deref(), saved).err(),
             false => None,
         };
-        // Set when the reload request is to be sent (after saving).
-        let mut call = false;
+        // Set when the reload request is to be sent (after saving), with
+        // the claim it is sent under.
+        let mut call = None;
+        // Set once this look released the claim of its reload request.
+        let mut released = false;
         // Set when the response changed the state (a new baseline).
         let mut adopted = false;
         let (code, line) = match verdict {
@@ -589,29 +668,44 @@ impl Look<'_> {
                     ),
                 ),
                 Response::Reload(signal, target) => {
-                    match reload(&proc_root, *signal, target, &mut st, &snap, now) {
-                        Ok(done) => {
+                    match self.signal_reload(*signal, target, &mut st, &snap, clock, warnings) {
+                        Outcome::Done(done) => {
                             adopted = true;
                             (Code::Healthy, format!("reloaded: {what}: {done}"))
                         }
-                        Err(why) => (Code::Drift, format!("{overdue}; reload failed: {why}")),
+                        Outcome::Failed(why) => (Code::Drift, format!("{overdue}; reload failed: {why}")),
+                        Outcome::Busy(c) => (Code::Healthy, reloading_line(&what, since, &c)),
+                        Outcome::Again => return Ok(Step::Again),
                     }
                 }
                 Response::Http(http) => match self.called {
                     Called::Not => {
-                        call = true;
-                        (Code::Drift, String::new())
+                        let files = Names::of(&opened.watch).files(st.baseline.as_ref(), &snap.files);
+                        match self.take_claim(files, http.timeout, clock, st.given_seq) {
+                            Claimed::Mine(claim) => {
+                                call = Some(claim);
+                                (Code::Drift, String::new())
+                            }
+                            Claimed::Busy(c) => (Code::Healthy, reloading_line(&what, since, &c)),
+                            Claimed::Again => return Ok(Step::Again),
+                            Claimed::Failed(e) => (
+                                Code::Drift,
+                                format!("{overdue}; not reloaded, the reload cannot be claimed ({e}): two probes could both reload"),
+                            ),
+                        }
                     }
-                    Called::Answered(digest, Ok(said)) if *digest == snap.digest => {
+                    Called::Answered(digest, Ok(said), claim) if *digest == snap.digest => {
                         let target = http.url.to_string();
                         adopted = true;
+                        released = true;
+                        self.release(claim, true, &mut st, now, warnings);
                         record_reload(&mut st, &http.method, 0, target, &snap, now);
                         (
                             Code::Healthy,
                             format!("reloaded: {what}: {said}; now the baseline"),
                         )
                     }
-                    Called::Answered(digest, Err(why)) if *digest == snap.digest => {
+                    Called::Answered(digest, Err(why), _) if *digest == snap.digest => {
                         (Code::Drift, format!("{overdue}; reload failed: {why}"))
                     }
                     Called::Answered(..) => (
@@ -621,15 +715,28 @@ impl Look<'_> {
                 },
                 // Adopting changes nothing in the app: when it cannot be
                 // remembered (warned on stderr) the next probe adopts again,
-                // harmlessly.
-                Response::Adopt => {
-                    adopted = true;
-                    adopt(&mut st, &snap, now, "adopt");
-                    (
+                // harmlessly. Beside a probe that reloads, the reload is
+                // left to it: adopting first would swallow the change.
+                Response::Adopt => match self.adopt_shared(&mut st, &snap, clock, unsaved.is_none(), warnings) {
+                    Adoption::Busy(c) => (Code::Healthy, reloading_line(&what, since, &c)),
+                    Adoption::Wait(by) => (
                         Code::Healthy,
-                        format!("adopted: {what}: now the baseline (the app reloads by itself)"),
-                    )
-                }
+                        format!(
+                            "reloading: {what} since {}: left to the reload by another probe of this container ({by} \
+                             --on-drift reload); not adopted",
+                            clock_time(since)
+                        ),
+                    ),
+                    Adoption::Again => return Ok(Step::Again),
+                    Adoption::Adopt => {
+                        adopted = true;
+                        adopt(&mut st, &snap, now, "adopt");
+                        (
+                            Code::Healthy,
+                            format!("adopted: {what}: now the baseline (the app reloads by itself)"),
+                        )
+                    }
+                },
             }
             }
         };
@@ -643,8 +750,13 @@ impl Look<'_> {
                 ));
             }
         }
-        if call {
-            return Ok(Step::Call(snap.digest.clone()));
+        if let Some(claim) = call {
+            return Ok(Step::Call(snap.digest.clone(), claim));
+        }
+        // A request that reloaded nothing (failed, or for files that have
+        // changed since) leaves the next reload to whoever comes first.
+        if let (Called::Answered(_, _, claim), false) = (self.called, released) {
+            self.release(claim, false, &mut st, now, warnings);
         }
         if let (Some(e), Code::Healthy) = (env_error, code) {
             // The files are fine, the environment unknown: no false "ok".
@@ -655,6 +767,345 @@ impl Look<'_> {
         // strings one by one (6% of a 1,000-file probe's instructions).
         std::mem::forget((st, previous, snap));
         Ok(Step::Done(Report::new(code, line)))
+    }
+}
+
+impl Look<'_> {
+    /// This probe among the container's reloaders.
+    fn reloader(&self) -> shared::Reloader {
+        shared::Reloader::of(self.kind.name(), &self.opened.key, &self.opened.watch)
+    }
+
+    fn reloads(&self) -> bool {
+        matches!(
+            self.reaction.response,
+            Response::Reload(..) | Response::Http(_)
+        )
+    }
+
+    fn start_ticks_of(&self, pid: i32) -> Option<u64> {
+        self.opened.proc.start_ticks(pid).ok()
+    }
+
+    fn lock_shared(&self) -> Result<shared::Held, String> {
+        let opened = self.opened;
+        shared::lock(&opened.dir, &opened.container, self.args.lock_timeout)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Is `c` a claim that still stands: an HTTP request under way in a
+    /// probe that is still running, within its time? A signal claim never
+    /// does once the lock is ours: it is made and ended within one hold.
+    fn standing(&self, c: &Claim, now: Stamp) -> bool {
+        c.signal.is_none() && c.live(now) && c.holder_alive(|pid| self.start_ticks_of(pid))
+    }
+
+    /// Ends a claim in `shared` that no longer stands: one left by a probe
+    /// killed after sending its signal counts as that reload done (its
+    /// files given); the note for stderr says so. `Err` with a claim that
+    /// still stands.
+    fn clear_claim(
+        &self,
+        shared: &mut shared::Shared,
+        now: Stamp,
+    ) -> Result<Option<String>, Box<Claim>> {
+        let Some(c) = shared.claim.take() else {
+            return Ok(None);
+        };
+        if self.standing(&c, now) {
+            return Err(Box::new(c));
+        }
+        let (Some(intent), true) = (&c.signal, c.settle(now, |pid| self.start_ticks_of(pid)))
+        else {
+            return Ok(None);
+        };
+        shared.give(&c.files, c.at, "reload");
+        Ok(Some(format!(
+            "driftprobe: {} sent {} to pid {} at {} and was killed before recording it: taken as sent, not sent \
+             again",
+            c.by,
+            intent.signal,
+            intent.pid,
+            clock_time(c.at)
+        )))
+    }
+
+    /// Applies to this watch set's baseline what any probe of the container
+    /// gave the app since it last looked; first ends a claim left by a
+    /// killed probe, and registers this probe among the reloaders once.
+    /// Failures here only cost the sharing: warned.
+    fn share(
+        &self,
+        st: &mut State,
+        fresh: bool,
+        snap: &Snapshot,
+        now: Stamp,
+        warnings: &mut Vec<String>,
+    ) {
+        let opened = self.opened;
+        let mut found = shared::peek(&opened.dir, &opened.container);
+        let register = self.reloads()
+            && found
+                .as_ref()
+                .is_none_or(|s| !s.reloaders.contains(&self.reloader()));
+        let left = |s: &shared::Shared| s.claim.as_ref().is_some_and(|c| !self.standing(c, now));
+        if register || found.as_ref().is_some_and(left) {
+            match self.lock_shared() {
+                Ok(mut held) => {
+                    let before = held.shared.clone();
+                    match self.clear_claim(&mut held.shared, now) {
+                        Ok(note) => warnings.extend(note),
+                        // Still standing: put back.
+                        Err(c) => held.shared.claim = Some(*c),
+                    }
+                    if self.reloads() && !held.shared.reloaders.contains(&self.reloader()) {
+                        held.shared.reloaders.push(self.reloader());
+                    }
+                    if held.shared != before {
+                        if let Err(e) = held.save() {
+                            warnings.push(format!("driftprobe: warning: {e}"));
+                        }
+                    }
+                    found = Some(held.shared);
+                }
+                Err(e) => warnings.push(format!("driftprobe: warning: {e}")),
+            }
+        }
+        let seq = found.as_ref().map_or(0, |s| s.seq);
+        if fresh {
+            // A baseline recorded now already holds all that was given.
+            st.given_seq = seq;
+            return;
+        }
+        if let Some(sh) = found.as_ref().filter(|_| seq != st.given_seq) {
+            // A shared file started over (removed, unusable): all of it.
+            let since = if seq < st.given_seq { 0 } else { st.given_seq };
+            if let Some(b) = st.baseline.as_mut() {
+                Names::of(&opened.watch).apply(sh, since, b, &snap.files);
+            }
+        }
+        st.given_seq = seq;
+    }
+
+    /// Claims the container's one reload for this probe's HTTP request
+    /// (under the shared lock, inside this watch set's), unless another
+    /// probe's claim stands, or the app was given something since this
+    /// look applied `applied`.
+    fn take_claim(&self, files: Vec<Given>, lasts: Duration, now: Stamp, applied: u64) -> Claimed {
+        let mut held = match self.lock_shared() {
+            Ok(h) => h,
+            Err(e) => return Claimed::Failed(e),
+        };
+        if let Err(c) = self.clear_claim(&mut held.shared, now) {
+            return Claimed::Busy(c);
+        }
+        if held.shared.seq != applied {
+            return match held.save() {
+                Ok(()) => Claimed::Again,
+                Err(e) => Claimed::Failed(e.to_string()),
+            };
+        }
+        let start = self.start_ticks_of(std::process::id() as i32).unwrap_or(0);
+        let claim = shared::claim(
+            self.kind.name(),
+            &self.opened.key,
+            start,
+            now,
+            lasts,
+            files,
+            None,
+        );
+        held.shared.claim = Some(claim.clone());
+        match held.save() {
+            Ok(()) => Claimed::Mine(claim),
+            Err(e) => Claimed::Failed(e.to_string()),
+        }
+    }
+
+    /// Ends this probe's HTTP claim; `given`: the app got its files
+    /// (recorded as given, and as applied to this watch set when nothing
+    /// else came between). A claim that expired and was taken over stays.
+    fn release(
+        &self,
+        claim: &Claim,
+        given: bool,
+        st: &mut State,
+        now: Millis,
+        warnings: &mut Vec<String>,
+    ) {
+        let mut held = match self.lock_shared() {
+            Ok(h) => h,
+            Err(e) => {
+                warnings.push(format!(
+                    "driftprobe: warning: {e}; the reload claim ends with this probe"
+                ));
+                return;
+            }
+        };
+        let before = held.shared.seq;
+        if given {
+            held.shared.give(&claim.files, now, "reload");
+        }
+        if held
+            .shared
+            .claim
+            .as_ref()
+            .is_some_and(|c| c.pid == claim.pid && c.at == claim.at)
+        {
+            held.shared.claim = None;
+        }
+        match held.save() {
+            Ok(()) if given && before == st.given_seq => st.given_seq = held.shared.seq,
+            Ok(()) => {}
+            Err(e) => warnings.push(format!(
+                "driftprobe: warning: {e}; the reload claim ends with this probe"
+            )),
+        }
+    }
+
+    /// Signals the app within one hold of the shared lock: the claim (with
+    /// its target) is saved before `kill(2)`, marked sent right after it,
+    /// and ended with the files given. A probe killed after `kill(2)`
+    /// leaves a marked claim, and the next probe does not signal again.
+    fn signal_reload(
+        &self,
+        signal: nix::sys::signal::Signal,
+        target: &Target,
+        st: &mut State,
+        snap: &Snapshot,
+        now: Stamp,
+        warnings: &mut Vec<String>,
+    ) -> Outcome {
+        let proc = &self.opened.proc;
+        let pid = match target.resolve(&proc.root) {
+            Ok(pid) => pid,
+            Err(e) => return Outcome::Failed(e),
+        };
+        if let Err(e) = action::may_signal(&proc.root, pid, signal) {
+            return Outcome::Failed(e);
+        }
+        let Some(start_ticks) = self.start_ticks_of(pid) else {
+            return Outcome::Failed(format!("no process {pid}"));
+        };
+        let name = action::comm(&proc.root, pid);
+        let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
+        let unclaimed = |e: String| {
+            Outcome::Failed(format!(
+                "not signalled, the reload cannot be claimed ({e}): two probes could both reload"
+            ))
+        };
+        let mut held = match self.lock_shared() {
+            Ok(h) => h,
+            Err(e) => return unclaimed(e),
+        };
+        match self.clear_claim(&mut held.shared, now) {
+            Err(c) => return Outcome::Busy(c),
+            Ok(Some(note)) => warnings.push(note),
+            Ok(None) => {}
+        }
+        if held.shared.seq != st.given_seq {
+            return match held.save() {
+                Ok(()) => Outcome::Again,
+                Err(e) => unclaimed(e.to_string()),
+            };
+        }
+        let me = self.start_ticks_of(std::process::id() as i32).unwrap_or(0);
+        let intent = Intent {
+            signal: signal.as_str().into(),
+            pid,
+            start_ticks,
+            sent: false,
+        };
+        held.shared.claim = Some(shared::claim(
+            self.kind.name(),
+            &self.opened.key,
+            me,
+            now,
+            Duration::ZERO,
+            files.clone(),
+            Some(intent),
+        ));
+        if let Err(e) = held.save() {
+            return unclaimed(e.to_string());
+        }
+        let marker = held.marker();
+        let sent = action::deliver(pid, signal, &name);
+        if let (Ok(()), Some(m)) = (&sent, &marker) {
+            let _ = m.set();
+        }
+        held.shared.claim = None;
+        if sent.is_ok() {
+            held.shared.give(&files, now.wall, "reload");
+        }
+        match held.save() {
+            Ok(()) if sent.is_ok() => st.given_seq = held.shared.seq,
+            Ok(()) => {}
+            Err(e) => warnings.push(format!("driftprobe: warning: {e}")),
+        }
+        drop(held);
+        if let Err(e) = sent {
+            return Outcome::Failed(e);
+        }
+        record_reload(st, signal.as_str(), pid, target.describe(), snap, now.wall);
+        Outcome::Done(format!(
+            "sent {signal} to pid {pid} ({name}); now the baseline"
+        ))
+    }
+
+    /// Before adopting: beside a probe that reloads, leave it to that one
+    /// (adopting first would swallow the change); else record the files as
+    /// given, so every watch set holding them sees the adoption.
+    fn adopt_shared(
+        &self,
+        st: &mut State,
+        snap: &Snapshot,
+        now: Stamp,
+        remembered: bool,
+        warnings: &mut Vec<String>,
+    ) -> Adoption {
+        let mut held = match self.lock_shared() {
+            Ok(h) => h,
+            Err(e) => {
+                warnings.push(format!(
+                    "driftprobe: warning: {e}; adopted for this watch set only"
+                ));
+                return Adoption::Adopt;
+            }
+        };
+        if let Err(c) = self.clear_claim(&mut held.shared, now) {
+            return Adoption::Busy(c);
+        }
+        if held.shared.seq != st.given_seq {
+            let _ = held.save();
+            return Adoption::Again;
+        }
+        // The files that changed: left to a reloader that watches one.
+        let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
+        let before: Vec<Given> = st
+            .baseline
+            .as_ref()
+            .map(|b| Names::of(&self.opened.watch).files(None, &b.files))
+            .unwrap_or_default();
+        let changed = files
+            .iter()
+            .filter(|f| !before.contains(f))
+            .map(|f| f.path.as_str());
+        let by = changed
+            .flat_map(|p| held.shared.reloaders.iter().filter(move |r| r.watches(p)))
+            .next();
+        if let Some(r) = by {
+            return Adoption::Wait(r.by.clone());
+        }
+        if remembered {
+            held.shared.give(&files, now.wall, "adopt");
+            match held.save() {
+                Ok(()) => st.given_seq = held.shared.seq,
+                Err(e) => warnings.push(format!(
+                    "driftprobe: warning: {e}; adopted for this watch set only"
+                )),
+            }
+        }
+        Adoption::Adopt
     }
 }
 
@@ -858,24 +1309,6 @@ fn describe(st: &State, changes: &Changes, env_drift: &[String], snap: &Snapshot
         parts.push(format!("missing {}", snap.missing.join(", ")));
     }
     parts.join("; ")
-}
-
-/// Signals the app and adopts the current config as the new baseline.
-fn reload(
-    proc_root: &Path,
-    signal: nix::sys::signal::Signal,
-    target: &Target,
-    st: &mut State,
-    snap: &Snapshot,
-    now: Millis,
-) -> Result<String, String> {
-    let pid = target.resolve(proc_root)?;
-    action::send(proc_root, pid, signal)?;
-    record_reload(st, signal.as_str(), pid, target.describe(), snap, now);
-    Ok(format!(
-        "sent {signal} to pid {pid} ({}); now the baseline",
-        action::comm(proc_root, pid),
-    ))
 }
 
 /// Logs a reload in the state (`how`: the signal, or the HTTP method with

@@ -60,6 +60,11 @@ pub fn max_state_bytes(budgets: &Budgets) -> u64 {
 const ENTRY_BYTES: u64 = 256;
 /// Everything in the state that does not grow with the watched files.
 const OTHER_BYTES: u64 = 4 << 20;
+/// The most the container's shared file (`container.shared`: the files
+/// given to the app, one entry each, and the reload claim) is read: room
+/// for the default budgets' worst case several times over, so budgets
+/// raised in the pod's env still fit.
+const SHARED_MAX_BYTES: u64 = 64 << 20;
 
 /// Identifies one container instance: a restart starts a new entrypoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,6 +381,11 @@ pub struct State {
     /// A probe is running `--validate` on this digest right now (outside
     /// the lock); others hold instead of starting a second validator.
     pub validating: Option<Validating>,
+    /// The last sequence number of the container's shared file
+    /// ([`crate::shared`]) applied to this watch set's baseline: what the
+    /// app was given (by any probe's reload or adoption) since then is
+    /// applied at the next look.
+    pub given_seq: u64,
 }
 
 /// An environment variable that differs from its file.
@@ -451,6 +461,7 @@ impl State {
             warnings_pending: false,
             env_drift: Vec::new(),
             validating: None,
+            given_seq: 0,
         }
     }
 }
@@ -780,13 +791,23 @@ impl StateDir {
 
     /// Takes the exclusive lock for `key`, waiting at most `timeout`.
     pub fn lock(&self, key: &str, timeout: Duration) -> Result<Locked, StateError> {
+        self.lock_file(&format!("{key}.lock"), &format!("{key}.json"), timeout)
+    }
+
+    /// Takes the exclusive lock `lock_name` for the file `name` in this
+    /// dir, waiting at most `timeout`.
+    pub fn lock_file(
+        &self,
+        lock_name: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Locked, StateError> {
         let dir = self.fd()?;
-        let lock_name = format!("{key}.lock");
-        let lock_path = self.path.join(&lock_name);
+        let lock_path = self.path.join(lock_name);
         let open = |flags| {
             openat(
                 Some(dir.as_raw_fd()),
-                lock_name.as_str(),
+                lock_name,
                 flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
                 Mode::from_bits_truncate(0o600),
             )
@@ -826,9 +847,9 @@ impl StateDir {
         Ok(Locked {
             _lock: flock,
             dir,
-            path: self.file(key),
-            name: format!("{key}.json"),
-            tmp: format!(".{key}.json.tmp"),
+            path: self.path.join(name),
+            name: name.to_string(),
+            tmp: format!(".{name}.tmp"),
         })
     }
 
@@ -838,6 +859,14 @@ impl StateDir {
         match &self.fd {
             Some(dir) => load(dir, &format!("{key}.json"), max_bytes),
             None => Loaded::Absent,
+        }
+    }
+
+    /// Reads the file `name` without its lock (see [`Locked::read_bytes`]).
+    pub fn peek_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, String> {
+        match &self.fd {
+            Some(dir) => read_bytes(dir, name, SHARED_MAX_BYTES),
+            None => Ok(None),
         }
     }
 }
@@ -896,12 +925,41 @@ impl Locked {
         load(&self.dir, &self.name, max_bytes)
     }
 
+    /// The file as it is now, opened for writing in place (never through a
+    /// symlink).
+    pub fn open_written(&self) -> Result<File, StateError> {
+        let raw = openat(
+            Some(self.dir.as_raw_fd()),
+            self.name.as_str(),
+            OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io_err(&self.path, &io::Error::from(e)))?;
+        // SAFETY: openat just returned this descriptor; nothing else owns it.
+        Ok(File::from(unsafe { OwnedFd::from_raw_fd(raw) }))
+    }
+
+    /// The file's bytes: `None` when there is none yet, `Err` why one that
+    /// is there cannot be used (symlink, not ours, writable by others, too
+    /// large).
+    pub fn read_bytes(&self) -> Result<Option<Vec<u8>>, String> {
+        read_bytes(&self.dir, &self.name, SHARED_MAX_BYTES)
+    }
+
     /// Atomically replaces the state file: temp file (0600, never through a
     /// symlink), fsync, rename, fsync the directory; all relative to the
     /// directory's descriptor.
     pub fn save(&self, state: &State) -> Result<(), StateError> {
         // Compact: only programs read it (`status` shows it to people).
         let json = json::compact(&state.to_json());
+        self.write_bytes(json.as_bytes(), true)
+    }
+
+    /// Atomically replaces the file with `bytes` and a newline, as
+    /// [`Locked::save`]; `sync` false leaves out the fsyncs (for a file that
+    /// only matters within one boot: a process killed mid-way loses
+    /// nothing that was renamed into place).
+    pub fn write_bytes(&self, bytes: &[u8], sync: bool) -> Result<(), StateError> {
         let dir = self.dir.as_raw_fd();
         let tmp_path = self.path.with_file_name(&self.tmp);
         let fail = |p: &Path, e: Errno| io_err(p, &io::Error::from(e));
@@ -926,9 +984,9 @@ impl Locked {
             let _ = unlinkat(Some(dir), self.tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         };
         let written = f
-            .write_all(json.as_bytes())
+            .write_all(bytes)
             .and_then(|()| f.write_all(b"\n"))
-            .and_then(|()| f.sync_all());
+            .and_then(|()| if sync { f.sync_all() } else { Ok(()) });
         drop(f);
         written.map_err(|e| {
             drop_tmp();
@@ -938,13 +996,25 @@ impl Locked {
             drop_tmp();
             fail(&self.path, e)
         })?;
-        let _ = nix::unistd::fsync(dir);
+        if sync {
+            let _ = nix::unistd::fsync(dir);
+        }
         Ok(())
     }
 }
 
 /// Loads `name` from the state dir `dir`, never through a symlink.
 fn load(dir: &OwnedFd, name: &str, max_bytes: u64) -> Loaded {
+    match read_bytes(dir, name, max_bytes) {
+        Ok(None) => Loaded::Absent,
+        Ok(Some(bytes)) => parse(&bytes),
+        Err(why) => Loaded::Unusable(why),
+    }
+}
+
+/// Reads `name` from the state dir `dir`, never through a symlink, only if
+/// it is a regular file of ours that others cannot write.
+fn read_bytes(dir: &OwnedFd, name: &str, max_bytes: u64) -> Result<Option<Vec<u8>>, String> {
     let raw = match openat(
         Some(dir.as_raw_fd()),
         name,
@@ -952,49 +1022,45 @@ fn load(dir: &OwnedFd, name: &str, max_bytes: u64) -> Loaded {
         Mode::empty(),
     ) {
         Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Loaded::Absent,
-        Err(Errno::ELOOP) => {
-            return Loaded::Unusable("the state file is a symlink; ignored".into())
-        }
-        Err(e) => {
-            return Loaded::Unusable(format!("cannot read the state file: {}", errno_text(e)))
-        }
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => return Err("the state file is a symlink; ignored".into()),
+        Err(e) => return Err(format!("cannot read the state file: {}", errno_text(e))),
     };
     // SAFETY: openat just returned this descriptor; nothing else owns it.
     let file = File::from(unsafe { OwnedFd::from_raw_fd(raw) });
     let meta = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e))),
+        Err(e) => return Err(format!("cannot read the state file: {}", plain_io(&e))),
     };
     if !meta.is_file() {
-        return Loaded::Unusable("the state file is not a regular file; ignored".into());
+        return Err("the state file is not a regular file; ignored".into());
     }
     if meta.uid() != nix::unistd::geteuid().as_raw() {
-        return Loaded::Unusable(format!(
+        return Err(format!(
             "the state file belongs to uid {}, not to us; ignored",
             meta.uid()
         ));
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Loaded::Unusable("the state file is writable by others; ignored".into());
+        return Err("the state file is writable by others; ignored".into());
     }
     // Room for the whole file and one byte more (to see it end): the
     // `take` wrapper hides the size, and growing from 32 bytes up costs
     // a read and a copy per doubling.
     if meta.len() > max_bytes {
-        return Loaded::Unusable("the state file is too large to be ours; ignored".into());
+        return Err("the state file is too large to be ours; ignored".into());
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     if let Err(e) = file
         .take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
     {
-        return Loaded::Unusable(format!("cannot read the state file: {}", plain_io(&e)));
+        return Err(format!("cannot read the state file: {}", plain_io(&e)));
     }
     if bytes.len() as u64 > max_bytes {
-        return Loaded::Unusable("the state file is too large to be ours; ignored".into());
+        return Err("the state file is too large to be ours; ignored".into());
     }
-    parse(&bytes)
+    Ok(Some(bytes))
 }
 
 /// Every key of the state file, the ones repeated per file first: the
@@ -1008,7 +1074,7 @@ const KEYS: &[&str] = &[
     "output", "transient", "command", "reloads", "signal", "pid", "target",
     "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
     "name", "validating", "until", "until_boot", "pgid", "leader_start",
-    "owner", "owner_start", "outcome",
+    "owner", "owner_start", "outcome", "given_seq",
 ];
 
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
@@ -1360,6 +1426,12 @@ impl State {
         if let Some(v) = &self.validating {
             p.push(("validating", v.to_json()));
         }
+        push_if(
+            &mut p,
+            self.given_seq > 0,
+            "given_seq",
+            self.given_seq.into(),
+        );
         obj(p)
     }
 
@@ -1379,6 +1451,7 @@ impl State {
             warnings_pending: or_default(v, "warnings_pending", Value::bool)?,
             env_drift: or_default(v, "env_drift", |c, n| c.list(n, EnvDrift::from_json))?,
             validating: v.opt("validating", Validating::from_json)?,
+            given_seq: or_default(v, "given_seq", Value::u64)?,
         })
     }
 }

@@ -175,6 +175,32 @@ fn validation_json(digest: &str, v: &Validation) -> ValidationJson {
     }
 }
 
+/// The state as this watch set's next probe will see it: with what
+/// another probe of the container gave the app since (see `shared`).
+fn with_given(
+    opened: &baseline::Opened,
+    mut st: crate::state::State,
+    snap: &crate::digest::Snapshot,
+    now: time::Stamp,
+) -> crate::state::State {
+    let Some(sh) = crate::shared::peek(&opened.dir, &opened.container) else {
+        return st;
+    };
+    let since = if sh.seq < st.given_seq {
+        0
+    } else {
+        st.given_seq
+    };
+    let names = crate::shared::Names::of(&opened.watch);
+    if let Some(b) = st.baseline.as_mut().filter(|_| sh.seq != st.given_seq) {
+        if names.apply(&sh, since, b, &snap.files) {
+            let base = st.baseline.as_ref().map(|b| b.digest.as_str());
+            st.drift = crate::verdict::track(base, &snap.digest, st.drift.as_ref(), now);
+        }
+    }
+    st
+}
+
 pub fn status(args: &WatchArgs, json: bool, stagger: Option<std::time::Duration>) -> Report {
     match build(args, stagger) {
         Ok(s) => {
@@ -205,6 +231,7 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
         notes.push("no state for this container yet: the next probe records the baseline (or run `driftprobe init`)".into());
         opened.fresh_state()
     });
+    let st = with_given(&opened, st, &snap, now);
     let changes = st
         .baseline
         .as_ref()

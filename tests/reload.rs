@@ -13,6 +13,7 @@ mod reload {
     mod env;
     mod http;
     mod nginx;
+    mod pair;
     mod prometheus;
     mod signals;
     mod stagger;

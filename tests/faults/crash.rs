@@ -199,3 +199,177 @@ fn kill_9_mid_write_loses_nothing() {
         ),
     );
 }
+
+/// A host process with a SIGHUP handler that records each one at once
+/// (`wait` is interrupted by a trapped signal): killed on drop.
+struct HupApp(std::process::Child, std::path::PathBuf);
+
+impl HupApp {
+    fn start(env: &TestEnv) -> HupApp {
+        let got = env.path("hups");
+        let script = format!(
+            "trap 'echo got >> {}' HUP; while :; do sleep 1 & wait $!; done",
+            got.display()
+        );
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let app = HupApp(child, got);
+        let status = format!("/proc/{}/status", app.0.id());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // SigCgt holds SIGHUP (bit 0) once the trap is set.
+        while !fs::read_to_string(&status)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                l.strip_prefix("SigCgt:")
+                    .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+                    .is_some_and(|m| m & 1 != 0)
+            })
+        {
+            assert!(Instant::now() < deadline, "the app never set its HUP trap");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        app
+    }
+
+    fn hups(&self) -> usize {
+        fs::read_to_string(&self.1)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    }
+
+    /// Waits up to 2 s for at least `n` signals; the count then.
+    fn wait_for(&self, n: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.hups() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.hups()
+    }
+}
+
+impl Drop for HupApp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// kill -9 at random points of a probe that reloads the app by signal
+/// (issue 19.3): every change still reaches the app (the next probe
+/// signals, or settles the claim the killed one left), and the next probe
+/// passes. A probe killed between its claim and `kill(2)`, or between
+/// `kill(2)` and marking its claim sent (one pwrite), is followed by a
+/// second signal: counted, not a failure.
+#[test]
+fn kill_9_during_a_signal_reload_loses_no_reload() {
+    let seed = std::env::var("DRIFTPROBE_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| wall_ms() as u64 | 1);
+    eprintln!("signal crash seed {seed} (DRIFTPROBE_CRASH_SEED to replay)");
+    let mut rng = Rng(seed);
+    let env = TestEnv::new();
+    env.vol.write(&[("app.yaml", "v: 0\n")]);
+    let app = HupApp::start(&env);
+    let pid = app.0.id().to_string();
+    env.init();
+    let opts = [
+        "--grace",
+        "0",
+        "--on-drift",
+        "reload",
+        "--pid",
+        pid.as_str(),
+    ];
+    let reload = || {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear()
+            .args(["liveness", "--state-dir"])
+            .arg(&env.state_dir)
+            .args(opts)
+            .arg(env.vol.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+    let mut change = 0;
+    let mut next_change = || {
+        change += 1;
+        env.vol.write(&[("app.yaml", format!("v: {change}\n"))]);
+    };
+
+    // How long a whole reload takes here: kills land anywhere inside it.
+    let mut took: Vec<Duration> = (0..9)
+        .map(|_| {
+            next_change();
+            let t = Instant::now();
+            reload().status().unwrap();
+            t.elapsed()
+        })
+        .collect();
+    took.sort();
+    let span_us = (took[4].as_micros() as u64 * 12 / 10).max(200);
+    let mut expected = app.wait_for(9);
+    assert_eq!(expected, 9, "one signal per change without kills");
+
+    let n = (runs() / 5).max(1);
+    let (mut lost, mut false_restarts, mut settled) = (0, 0, 0);
+    for i in 0..n {
+        next_change();
+        let mut child = reload().spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng.below(span_us)));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+
+        let mut cmd = env.cmd("liveness");
+        cmd.args(opts).arg(env.vol.path());
+        let out = run(&mut cmd);
+        out.no_panic();
+        if out.code != 0 {
+            false_restarts += 1;
+        }
+        assert_eq!(out.code, 0, "kill {i} (seed {seed}): {out}");
+        assert!(
+            out.stdout.starts_with("reloaded:") || out.stdout.starts_with("ok:"),
+            "kill {i} (seed {seed}): {out}"
+        );
+        assert!(
+            !out.stderr.contains("starting over"),
+            "kill {i} (seed {seed}): state lost: {out}"
+        );
+        if out.stderr.contains("taken as sent") {
+            settled += 1;
+        }
+        // This change reached the app, once or (rarely) twice.
+        let now = app.wait_for(expected + 1);
+        if now <= expected {
+            lost += 1;
+        }
+        assert!(
+            now > expected,
+            "kill {i} (seed {seed}): the change was never signalled: {out}"
+        );
+        expected = now;
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let twice = app.hups().saturating_sub(9 + n);
+    eprintln!("{n} kills within {span_us} us: {twice} changes signalled twice, {settled} claims settled as sent");
+    tally(
+        "kill -9 during a signal reload",
+        n,
+        lost,
+        false_restarts,
+        &format!(
+            "every change signalled; {twice} signalled twice (killed between claim or kill(2) and its mark), \
+             {settled} claims of killed probes taken as sent"
+        ),
+    );
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 /// What a fake server does with a connection once it has read the request.
 #[derive(Clone, Copy)]
-enum Behaviour {
+pub(super) enum Behaviour {
     /// Answer with this raw response after this delay.
     Answer(Duration, &'static str),
     /// Close the connection without a byte.
@@ -23,21 +23,23 @@ enum Behaviour {
     /// Answer with this raw response, then keep the connection open
     /// (ignoring `Connection: close`).
     AnswerAndHold(&'static str),
+    /// Write these parts one by one, 100 ms apart (interim answers first).
+    Parts(&'static [&'static str]),
 }
 
-const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+pub(super) const OK: &str = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 const FAILED: &str = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nContent-Length: 46\r\n\r\nfailed to reload config: line 3: bad\nmore\n...\n";
 
 /// A server on a free loopback port, one thread per connection, until
 /// dropped.
-struct Fake {
-    port: u16,
+pub(super) struct Fake {
+    pub(super) port: u16,
     heads: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Fake {
-    fn start(behaviour: Behaviour) -> Fake {
+    pub(super) fn start(behaviour: Behaviour) -> Fake {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
@@ -58,12 +60,12 @@ impl Fake {
         Fake { port, heads, stop }
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("http://127.0.0.1:{}/-/reload", self.port)
     }
 
     /// The request heads received so far.
-    fn heads(&self) -> Vec<String> {
+    pub(super) fn heads(&self) -> Vec<String> {
         self.heads.lock().unwrap().clone()
     }
 }
@@ -92,6 +94,12 @@ fn serve(mut conn: TcpStream, behaviour: Behaviour, heads: &Mutex<Vec<String>>, 
             let _ = conn.write_all(response.as_bytes());
         }
         Behaviour::Close => {}
+        Behaviour::Parts(parts) => {
+            for p in parts {
+                let _ = conn.write_all(p.as_bytes());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         Behaviour::AnswerAndHold(response) => {
             let _ = conn.write_all(response.as_bytes());
             while !stop.load(Ordering::Relaxed) {
@@ -575,5 +583,32 @@ fn the_status_line_is_enough() {
         took < Duration::from_millis(2_500),
         "the probe took {took:?}"
     );
+    baseline_kept(&env, &d1);
+}
+
+/// Interim answers (`100 Continue`, `103 Early Hints`) come before the
+/// final one and are skipped (RFC 9110): the reload is the 200 after them,
+/// not a failure that sends the request again at the next probe.
+#[test]
+fn interim_1xx_answers_are_skipped() {
+    let server = Fake::start(Behaviour::Parts(&[
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n",
+        OK,
+    ]));
+    let (env, _, d2) = drifted_env();
+    let out = reload_probe(&env, &server.url(), &["--reload-timeout", "3s"]);
+    out.expect(0, "reloaded:").contains("answered 200,");
+    reload_probe(&env, &server.url(), &["--reload-timeout", "3s"]).expect(0, "ok:");
+    assert_eq!(server.heads().len(), 1, "asked once: {:?}", server.heads());
+    let v = json(&env.on_vol("status", &["--json"]));
+    assert_eq!(v["baseline"]["digest"], d2.as_str(), "{v}");
+
+    // An interim answer and then a failure is the failure.
+    let server = Fake::start(Behaviour::Parts(&["HTTP/1.1 100 Continue\r\n\r\n", FAILED]));
+    let (env, d1, _) = drifted_env();
+    reload_probe(&env, &server.url(), &["--reload-timeout", "3s"])
+        .expect(1, "drift:")
+        .contains("answered 500 Internal Server Error\n");
     baseline_kept(&env, &d1);
 }
