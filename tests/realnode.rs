@@ -1515,11 +1515,18 @@ fn processes_with_cmdline(argv: &[&str]) -> Vec<u32> {
         .collect()
 }
 
-/// Scenario 8b: The trap: a validator slower than timeoutSeconds.
+/// Scenario 8b: The trap: a validator slower than timeoutSeconds. What the
+/// real kubelet does: it kills the probe after timeoutSeconds ("command timed
+/// out") and counts one failure, but the validator runs in its own process
+/// group and survives; while it runs, the next probes answer `validating:`
+/// and pass, so failures never reach failureThreshold: the new config is held
+/// (no restart, no reload), the old one keeps serving. After
+/// `--validate-timeout` the next probe kills the leftover and asks again
+/// (another timed-out probe): validators never pile up.
 fn slow_validator(sc: &Scenario) {
     let tag = marker(sc, "never-answers");
     let validate = format!("/pause {tag}");
-    let threshold = 4;
+    let validate_timeout = Duration::from_secs(15);
     sc.config_map("config", &[("config.txt", "greeting: v1\n")]);
     let mut pod = sc.pod(
         "web",
@@ -1529,61 +1536,59 @@ fn slow_validator(sc: &Scenario) {
             "--validate",
             &validate,
             "--validate-timeout",
-            "60s",
+            &secs(validate_timeout),
             "/config",
         ],
     );
-    let probe = &mut pod["spec"]["containers"][0]["livenessProbe"];
-    probe["timeoutSeconds"] = json!(2);
-    probe["failureThreshold"] = json!(threshold);
+    pod["spec"]["containers"][0]["livenessProbe"]["timeoutSeconds"] = json!(2);
     sc.apply(&pod);
     sc.wait_running("web", 0);
+    sc.wait_served("web", "greeting: v1\n", SLACK);
     let payload = sc
         .volume_payload("web", "configmap", "config")
         .unwrap_or_default();
     sc.edit("configmap", "config", &[("config.txt", "greeting: v2\n")]);
-    sc.wait_swap("web", "configmap", "config", &payload);
+    let swapped = sc.wait_swap("web", "configmap", "config", &payload);
 
-    // Every probe now starts the validator and is killed by the kubelet after
-    // timeoutSeconds; each counts as a failure.
-    let bound = sc.node.restart_within(Duration::from_secs(2), threshold)
-        + Duration::from_secs(2) * threshold;
-    let deadline = Instant::now() + bound;
+    // Two validation rounds and then some: restartCount stays 0 throughout.
+    let window = validate_timeout * 2 + PERIOD * (FAILURE_THRESHOLD + 2) + SLACK;
+    sc.note(&format!(
+        "web: watching for {window:?}: timed-out probes, no restart"
+    ));
+    let until = swapped + window;
     let mut most = 0;
-    while sc.restarts("web").unwrap_or(0) == 0 {
-        if Instant::now() > deadline {
-            sc.fail(&format!("no restart within {bound:?} of timed-out probes"));
+    let mut seen_alive = false;
+    while Instant::now() < until {
+        if sc.restarts("web") != Some(0) {
+            sc.fail("a validator slower than timeoutSeconds restarted the container");
         }
         let n = processes_with_cmdline(&["/pause", &tag]).len();
+        seen_alive |= n > 0;
         if n > most {
-            sc.note(&format!("{n} validator process(es) alive"));
+            sc.note(&format!("{n} validator process(es) alive at once"));
             most = n;
         }
         sleep(Duration::from_millis(500));
     }
-    sc.note("restarted after timed-out probes");
     sc.check(
-        sc.event_matching("web", &["Liveness probe failed", "timed out"])
-            .is_some(),
+        seen_alive,
+        "the validator ran (and outlived the probe that started it)",
+    );
+    let timed_out = sc.event_matching("web", &["Liveness probe failed", "timed out"]);
+    sc.check(
+        timed_out.is_some(),
         "the kubelet reports the probe as timed out",
     );
+    sc.note(&format!("event: {}", timed_out.unwrap_or_default()));
     sc.check(
         most <= 2,
         &format!(
             "leftover validators are killed by the next probe, not piled up (saw {most} at once)"
         ),
     );
-    sc.wait_running("web", 1);
-    sc.wait_served("web", "greeting: v2\n", SLACK);
     sc.check(
-        processes_with_cmdline(&["/pause", &tag]).is_empty(),
-        "no validator survives the old container",
-    );
-    sc.assert_no_restart(
-        "web",
-        1,
-        sc.node.quiet_window(Duration::from_secs(2)),
-        "the new container started with the new config",
+        sc.served("web").as_deref() == Some("greeting: v1\n"),
+        "the config is held: the app still serves the old one",
     );
 }
 
