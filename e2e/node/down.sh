@@ -72,7 +72,7 @@ if [ -d "$DIR/host" ]; then
         say "removed netns $ns"
     done
     for f in $(new_entries "$DIR/host/cni-results" /var/lib/cni/results); do
-        case "$f" in "$NODE_CNI_NETWORK"-*) rm -f "/var/lib/cni/results/$f" ;; esac
+        case "$f" in "$NODE_CNI_NETWORK"-* | cni-loopback-*) rm -f "/var/lib/cni/results/$f" ;; esac
     done
     for f in $(new_entries "$DIR/host/log-pods" /var/log/pods); do
         rm -rf "/var/log/pods/$f"
@@ -92,6 +92,7 @@ if [ -d "$DIR/host" ]; then
         find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
         [ -d "$cg" ] && say "could not remove cgroup $cg (processes left in it?)"
     done
+    [ -f "$DIR/host/iptables-chains" ] && remove_new_kube_iptables "$DIR/host/iptables-chains"
     if ip link show "$NODE_BRIDGE" >/dev/null 2>&1; then
         ip link delete "$NODE_BRIDGE" && say "removed bridge $NODE_BRIDGE"
     fi

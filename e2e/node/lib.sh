@@ -103,3 +103,28 @@ start_kubelet() {
     start_component kubelet "$BIN/kubelet" "${args[@]}"
     wait_for "kubelet healthz" 60 kubelet curl -fsS "http://127.0.0.1:$KUBELET_HEALTHZ_PORT/healthz"
 }
+
+# Lists "TOOL TABLE CHAIN" for every KUBE-* chain (iptables and ip6tables).
+# The kubelet runs with makeIPTablesUtilChains: false, but kube-proxy-less
+# kubelets of other releases (and earlier runs) may leave these behind.
+kube_iptables_chains() {
+    local tool table
+    for tool in iptables ip6tables; do
+        command -v "$tool" >/dev/null 2>&1 || continue
+        for table in filter nat mangle; do
+            "$tool" -w -t "$table" -S 2>/dev/null | awk -v t="$tool $table" '$1 == "-N" && $2 ~ /^KUBE-/ { print t, $2 }'
+        done
+    done
+}
+
+# Removes the KUBE-* chains not listed in SAVED (and the rules jumping to them).
+remove_new_kube_iptables() { # SAVED
+    local tool table chain rule
+    kube_iptables_chains | grep -vxF -f "$1" | while read -r tool table chain; do
+        "$tool" -w -t "$table" -S | grep -- "-j $chain\$\|-j $chain " | grep '^-A' | while read -r rule; do
+            eval "$tool -w -t $table -D ${rule#-A }" 2>/dev/null
+        done
+        "$tool" -w -t "$table" -F "$chain" 2>/dev/null
+        "$tool" -w -t "$table" -X "$chain" 2>/dev/null && say "removed $tool -t $table chain $chain"
+    done
+}

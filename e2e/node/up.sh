@@ -104,6 +104,7 @@ ls -A /var/log/pods 2>/dev/null >"$DIR/host/log-pods" || true
 ls -A /var/log/containers 2>/dev/null >"$DIR/host/log-containers" || true
 ls -A /run/netns 2>/dev/null >"$DIR/host/netns" || true
 ls -A /var/lib/cni/results 2>/dev/null >"$DIR/host/cni-results" || true
+kube_iptables_chains >"$DIR/host/iptables-chains"
 ls -d /sys/fs/cgroup/*/"$NODE_CGROUP" /sys/fs/cgroup/"$NODE_CGROUP" 2>/dev/null >"$DIR/host/cgroups" || true
 
 cat >"$DIR/node.env" <<EOF
@@ -261,9 +262,11 @@ imageGCLowThresholdPercent: 99
 evictionHard: { "memory.available": "1Mi", "nodefs.available": "1%", "nodefs.inodesFree": "1%", "imagefs.available": "1%" }
 serializeImagePulls: false
 resolvConf: /etc/resolv.conf
+# No KUBE-FIREWALL & co. on the host (nothing here needs them; down.sh removes any).
+makeIPTablesUtilChains: false
 EOF
     case "$K8S_VERSION" in
-        v1.20.*) echo "makeIPTablesUtilChains: false" ;;
+        v1.20.*) ;;
         *)
             echo "containerRuntimeEndpoint: unix://$CONTAINERD_SOCK"
             echo "imageServiceEndpoint: unix://$CONTAINERD_SOCK"
