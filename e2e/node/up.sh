@@ -41,6 +41,16 @@ if [ -n "$(ls -A "$DIR")" ]; then
     exit 2
 fi
 
+# A failed bring-up stops whatever it started (the logs stay in DIR/logs).
+on_exit() {
+    local rc=$?
+    if [ "$rc" -ne 0 ]; then
+        say "up failed: stopping what was started (logs kept in $DIR/logs; e2e/node/down.sh $DIR removes them)"
+        "$here/down.sh" "$DIR" --keep >&2 || true
+    fi
+}
+trap on_exit EXIT
+
 K8S_VERSION=${DRIFTPROBE_K8S_VERSION:-v1.35.4}
 CACHE=${DRIFTPROBE_NODE_CACHE:-/var/cache/driftprobe-node}
 BIN=$CACHE/bin/$K8S_VERSION
