@@ -16,7 +16,8 @@
 # repeats that replace block with each staging module at its published v0.x.
 # For a version with a committed module (e2e/node/modules/VERSION: go.mod,
 # go.sum) that one is used as is, so the build is
-# pinned by go.sum; for any other version it is generated (go mod tidy).
+# pinned by go.sum; for any other version (or with DRIFTPROBE_K8S_GENERATE=1)
+# it is generated (go mod tidy).
 #
 # Needs: go (1.26.8 here; GOTOOLCHAIN=go1.27.3 where a module asks for newer)
 # and the module proxy. Cold: about 4 minutes on 2 cores, ~3.5 GB of caches.
@@ -70,7 +71,7 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 
 mkdir -p "$SRC"
 cd "$SRC"
-if [ -f "$here/modules/$VERSION/go.mod" ]; then
+if [ -f "$here/modules/$VERSION/go.mod" ] && [ "${DRIFTPROBE_K8S_GENERATE:-0}" != 1 ]; then
     echo "build.sh: using the committed module e2e/node/modules/$VERSION"
     cp "$here/modules/$VERSION/go.mod" "$here/modules/$VERSION/go.sum" "$SRC/"
     mkdir -p etcd
@@ -92,9 +93,12 @@ else
     } >>go.mod
     mkdir -p etcd
     cp "$here/modules/etcd-main.go" etcd/main.go
-    go get "k8s.io/kubernetes@$VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" 2>&1 | tail -n 5
-    go get -tool k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl 2>&1 | tail -n 5
-    go mod tidy >tidy.log 2>&1 || { tail -n 20 tidy.log >&2; exit 1; }
+    # Every package at VERSION (an unversioned `go get -tool` would take the newest release).
+    {
+        go get -tool "k8s.io/kubernetes/cmd/kubelet@$VERSION" "k8s.io/kubernetes/cmd/kube-apiserver@$VERSION" \
+            "k8s.io/kubernetes/cmd/kubectl@$VERSION" "go.etcd.io/etcd/server/v3@$ETCD_VERSION" &&
+            go mod tidy
+    } >tidy.log 2>&1 || { echo "build.sh: generating the module failed; last lines of $SRC/tidy.log:" >&2; tail -n 20 tidy.log >&2; exit 1; }
 fi
 
 # The version the binaries report (`kubelet --version`, the node's kubeletVersion).
