@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the real-node suite's three images FROM scratch (nothing can be pulled
+# here) and imports them into the node's containerd (namespace k8s.io):
+#
+#   e2e/node/images.sh DIR      # DIR of e2e/node/up.sh (run by it)
+#
+# - $PROBE_IMAGE: Dockerfile.static's `prebuilt` stage (the static driftprobe
+#   of scripts/static-build.sh at /driftprobe, USER 65532), the image users run
+#   as the init container that installs the probe;
+# - $APP_IMAGE: the demo server (examples/demo_server.rs, static), plus
+#   e2e/node/fetch (asks the server what it serves, from inside the pod) and
+#   e2e/node/pause (here: a validator that never answers), /tmp mode 1777,
+#   USER 65532;
+# - $PAUSE_IMAGE: e2e/node/pause, the pods' sandbox.
+# The tarballs are docker archives written by e2e/node/mkimage.py (no docker
+# engine needed); a failed import fails with containerd's last log lines.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
+
+[ $# -eq 1 ] || { echo "usage: e2e/node/images.sh DIR" >&2; exit 2; }
+DIR=$(cd "$1" && pwd)
+. "$DIR/node.env"
+
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+release=$target_dir/x86_64-unknown-linux-gnu/release
+if [ ! -x "$release/driftprobe" ] || [ ! -x "$release/examples/demo_server" ]; then
+    "$repo/scripts/static-build.sh"
+fi
+
+out=$DIR/images
+mkdir -p "$out/bin" "$out/probe-context/target/x86_64-unknown-linux-gnu/release"
+cc -static -Os -o "$out/bin/pause" "$here/pause/pause.c"
+cc -static -Os -o "$out/bin/fetch" "$here/fetch/fetch.c"
+strip "$out/bin/pause" "$out/bin/fetch" 2>/dev/null || true
+
+# The probe image: the prebuilt stage, in a context holding just the binary.
+cp "$release/driftprobe" "$out/probe-context/target/x86_64-unknown-linux-gnu/release/driftprobe"
+python3 "$here/mkimage.py" "$out/probe.tar" "$PROBE_IMAGE" \
+    --dockerfile "$repo/Dockerfile.static" --stage prebuilt --context "$out/probe-context"
+python3 "$here/mkimage.py" "$out/app.tar" "$APP_IMAGE" \
+    --file "$release/examples/demo_server:/demo_server" --file "$out/bin/fetch:/fetch" \
+    --file "$out/bin/pause:/pause" --dir /tmp:1777 --user 65532 --entrypoint /demo_server
+python3 "$here/mkimage.py" "$out/pause.tar" "$PAUSE_IMAGE" \
+    --file "$out/bin/pause:/pause" --user 65535 --entrypoint /pause
+
+for image in probe app pause; do
+    if ! ctr --address "$CONTAINERD_SOCK" -n k8s.io images import "$out/$image.tar" >"$out/import-$image.log" 2>&1; then
+        cat "$out/import-$image.log" >&2
+        die "ctr images import $out/$image.tar failed" containerd
+    fi
+done
+listed=$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q)
+for ref in "$PROBE_IMAGE" "$APP_IMAGE" "$PAUSE_IMAGE"; do
+    grep -qxF "$ref" <<<"$listed" || die "$ref is not in containerd after the import (have: $(echo $listed))" containerd
+done
+say "images imported: $PROBE_IMAGE $APP_IMAGE $PAUSE_IMAGE"
