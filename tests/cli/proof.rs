@@ -133,7 +133,7 @@ fn init_as_a_poststart_hook_applies_the_same_proof() {
         let vol = env.vol.path();
         env.settle_syncs();
         c.proving(&env, "init", &[], &[vol])
-            .expect(0, "baseline recorded:");
+            .expect(0, "baseline recorded (");
         c.proving(&env, "liveness", &["--grace", "0"], &[vol])
             .ok()
             .contains("by init)");
@@ -155,7 +155,7 @@ fn init_as_a_poststart_hook_applies_the_same_proof() {
             .expect(0, "drift: no baseline");
         // --force vouches for the current files anyway.
         c.proving(&env, "init", &["--force"], &[vol])
-            .expect(0, "baseline recorded:");
+            .expect(0, "baseline recorded (");
         c.proving(&env, "liveness", &["--grace", "0"], &[vol])
             .ok()
             .contains("by init --force)");
