@@ -24,7 +24,8 @@
 //! - `--table` prints the scenario table (markdown) for scripts/realnode.sh.
 //!
 //! Only stable fragments of driftprobe's output are asserted: the line
-//! prefixes (`ok:`, `drift:`, `invalid:`), the changed file's name, `exceeded`,
+//! prefixes (`ok:`, `drift:`, `invalid:`), the changed file's name, the
+//! overdue window's `, ended `,
 //! and `status` starting with `watching:`.
 
 use std::collections::BTreeMap;
@@ -917,12 +918,12 @@ fn restart_after_grace(sc: &Scenario) {
         &[
             "Liveness probe failed: drift:",
             "1 changed (config.txt)",
-            "exceeded",
+            ", ended ",
         ],
     );
     sc.check(
         event.is_some(),
-        "an event `Liveness probe failed: drift: 1 changed (config.txt) … exceeded …`",
+        "an event `Liveness probe failed: drift: 1 changed (config.txt) … (grace …, ended …)`",
     );
     sc.note(&format!("event: {}", event.unwrap_or_default()));
     sc.wait_running("web", 1);

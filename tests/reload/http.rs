@@ -598,7 +598,7 @@ fn interim_1xx_answers_are_skipped() {
     ]));
     let (env, _, d2) = drifted_env();
     let out = reload_probe(&env, &server.url(), &["--reload-timeout", "3s"]);
-    out.expect(0, "reloaded:").contains("answered 200,");
+    out.expect(0, "reloaded:").contains("answered 200;");
     reload_probe(&env, &server.url(), &["--reload-timeout", "3s"]).expect(0, "ok:");
     assert_eq!(server.heads().len(), 1, "asked once: {:?}", server.heads());
     let v = json(&env.on_vol("status", &["--json"]));
