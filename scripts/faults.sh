@@ -52,15 +52,20 @@ def rank(cls):
     return next((i for i, k in enumerate(order) if k in cls), len(order))
 for cls, (runs, lost, false, note) in sorted(rows.items(), key=lambda r: (rank(r[0]), r[0])):
     print(f"| {cls} | {runs:,} | {'nothing' if lost == 0 else f'{lost} drifts'} | {false} | {note} |")
+# A row whose note starts "known limit" shows a loss the README documents
+# (and the probe warns about); it is counted apart and does not fail the run.
+known = lambda note: note.startswith("known limit")
 total = sum(r[0] for r in rows.values())
-lost = sum(r[1] for r in rows.values())
+lost = sum(r[1] for r in rows.values() if not known(r[3]))
+accepted = sum(r[1] for r in rows.values() if known(r[3]))
 false = sum(r[2] for r in rows.values())
-print(f"| **all** | **{total:,}** | **{'nothing' if lost == 0 else lost}** | **{false}** | |")
+extra = f" ({accepted} in known limits)" if accepted else ""
+print(f"| **all** | **{total:,}** | **{'nothing' if lost == 0 else lost}**{extra} | **{false}** | |")
 PY
 )
 table+=$'\n\n'"Run by \`$mode\` on $(nproc) CPU(s), $(date -u +%F)."
 echo "$table"
-if grep -q '^| \*\*all\*\*.*| \*\*nothing\*\* | \*\*0\*\* |' <<<"$table"; then :; else
+if grep -q '^| \*\*all\*\*.*| \*\*nothing\*\*[^|]* | \*\*0\*\* |' <<<"$table"; then :; else
     echo "faults.sh: something was lost or restarted" >&2
     exit 1
 fi

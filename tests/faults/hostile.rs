@@ -434,7 +434,7 @@ fn another_uid_renames_the_private_state_dir() {
         1,
         lost[0],
         0,
-        "the drift record is lost; warned on stderr and in status (use a sticky or private parent)",
+        "known limit: the drift record is lost; warned on stderr and in status (use a sticky or private parent)",
     );
     tally(
         "state dir renamed by another uid (sticky parent)",
