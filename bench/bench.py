@@ -277,13 +277,13 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
         f.write(subprocess.run(["sh", "-c", pipeline, "sh", cm],
                                env=ENV, check=True, capture_output=True, text=True).stdout.rstrip("\n"))
 
-    # Baselines, recorded explicitly (these files are younger than PID 1,
-    # so a lazy baseline would rightly refuse). Then wait until every file
+    # Baselines, recorded explicitly with --force (these files are younger
+    # than PID 1, so a lazy baseline, and a plain init, would rightly refuse). Then wait until every file
     # is old enough for the stat cache and run one probe to fill it: what
     # follows is the steady state of a probe on an unchanged tree.
     volumes = [cm, tree, *scaled.values()]
     for v in volumes:
-        run_once([dp, "init", "--state-dir", state, v])
+        run_once([dp, "init", "--force", "--state-dir", state, v])
     time.sleep(1.2)
     for v in volumes:
         run_once([dp, "liveness", "--state-dir", state, v])
