@@ -874,15 +874,24 @@ fn restart_after_grace(sc: &Scenario) {
     sc.apply(&sc.pod("web", &["--grace", &grace, "/config"]));
     sc.wait_running("web", 0);
     sc.wait_served("web", &v1, SLACK);
-    let status = sc.exec("web", &["/probe/driftprobe", "status", "/config"]);
-    sc.note(&format!(
-        "status -> exit {}: {}",
-        status.code,
-        status.stdout.lines().next().unwrap_or("")
-    ));
+    // Before the kubelet's first probe there is no baseline yet (`status`
+    // says so, exit 1); the first probe (within one period) records it.
+    let status = sc.wait_for(
+        "`driftprobe status` exit 0, first line `watching:` (the first probe recorded the baseline)",
+        PERIOD + SLACK,
+        || {
+            let status = sc.exec("web", &["/probe/driftprobe", "status", "/config"]);
+            sc.note(&format!(
+                "status -> exit {}: {}",
+                status.code,
+                status.stdout.trim_end().replace('\n', " | ")
+            ));
+            (status.code == 0 && status.stdout.starts_with("watching:")).then_some(status)
+        },
+    );
     sc.check(
-        status.code == 0 && status.stdout.starts_with("watching:"),
-        "`driftprobe status` before the edit: exit 0, first line `watching:`",
+        status.stdout.contains("recorded "),
+        "`driftprobe status` before the edit shows a baseline",
     );
     let (code, line) = sc.probe(
         "web",
