@@ -16,9 +16,6 @@
 use crate::digest::{hex, Entry};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::fs::OpenOptions;
-use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// A key file larger than this is not a key (and is not read whole).
@@ -40,34 +37,9 @@ impl Key {
                 crate::digest::plain_io(&e)
             )
         };
-        // Non-blocking: a FIFO put in its place must not hang the command.
-        let mut f = OpenOptions::new()
-            .read(true)
-            .custom_flags(nix::libc::O_NONBLOCK)
-            .open(path)
-            .map_err(why)?;
-        let meta = f.metadata().map_err(why)?;
-        let kind = meta.file_type();
-        if !kind.is_file() {
-            let what = if kind.is_dir() {
-                "a directory"
-            } else if kind.is_fifo() {
-                "a FIFO"
-            } else {
-                "not a regular file"
-            };
-            return Err(format!("--key-file {shown}: {what}, not a key file"));
-        }
-        let mut bytes = Vec::new();
-        (&mut f)
-            .take(MAX_KEY_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(why)?;
-        if bytes.len() as u64 > MAX_KEY_BYTES {
-            return Err(format!(
-                "--key-file {shown}: larger than {MAX_KEY_BYTES} bytes, not a key file"
-            ));
-        }
+        // Non-blocking, regular files only, capped: a FIFO or /dev/zero
+        // put in its place must not hang the command or fill memory.
+        let mut bytes = crate::smallfile::read(path, MAX_KEY_BYTES as usize).map_err(why)?;
         if bytes.last() == Some(&b'\n') {
             bytes.pop();
             if bytes.last() == Some(&b'\r') {
