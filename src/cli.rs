@@ -48,7 +48,8 @@ Every option can also be set with the environment variable shown.";
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0        healthy, drift inside the grace window, or the command did its job
-  1        drift past the grace window (liveness, readiness); any drift (status)
+  1        drift past the grace window (liveness, readiness); any drift or no
+           baseline yet (status)
   2        usage error: unknown option, bad duration, glob or signal name, bad
            --reload-url or --reload-method, --validate command not in PATH
   3        cannot determine (unreadable path or /proc, a --max-*/--deadline budget

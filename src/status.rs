@@ -228,10 +228,18 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
     let now = time::Stamp::now();
     let mut notes: Vec<String> = note.into_iter().collect();
     let st = previous.unwrap_or_else(|| {
-        notes.push("no state for this container yet: the next probe records the baseline (or run `driftprobe init`)".into());
+        notes.push(format!(
+            "no state for this container yet in {}: the next probe records the baseline (or run `driftprobe init`); \
+             if the probes pass --state-dir, pass the same here",
+            crate::escape::path(&opened.watch.state_dir)
+        ));
         opened.fresh_state()
     });
     let st = with_given(&opened, st, &snap, now);
+    if st.baseline.is_none() {
+        // Exit 1 like drift: nothing proves the files are the ones the app started with.
+        notes.push("exit 1: no baseline yet, so nothing to compare the files with".into());
+    }
     let changes = st
         .baseline
         .as_ref()

@@ -397,6 +397,20 @@ fn status_creates_nothing() {
         out.stdout.contains("no state for this container yet"),
         "{out}"
     );
+    // Exit 1 without a baseline, and the output says why and where it looked.
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stdout
+            .contains("exit 1: no baseline yet, so nothing to compare the files with"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(&format!(
+            "yet in {}: the next probe",
+            env.state_dir.display()
+        )) && out.stdout.contains("pass --state-dir, pass the same here"),
+        "{out}"
+    );
     assert!(!env.state_dir.exists(), "status created the state dir");
     let out = env.on_vol("status", &["--json"]);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
