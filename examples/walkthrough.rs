@@ -70,8 +70,9 @@ fn walkthrough() -> Result<(), String> {
     println!(
         "The kubelet updates those files in place, but most apps read their config once, at start:"
     );
-    println!("readiness fails while the files differ, liveness once the difference outlasts --grace, so the");
-    println!("kubelet restarts the container onto the new config, or driftprobe reloads the app by a signal.");
+    println!("readiness and liveness fail once the difference outlasts --grace (the same window for both, so the");
+    println!("pod leaves its Service only just before its restart), and the kubelet restarts the container onto");
+    println!("the new config; or driftprobe reloads the app by a signal.");
     println!();
     println!(
         "This walkthrough plays a ConfigMap update on this machine, the way the kubelet does it."

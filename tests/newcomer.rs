@@ -70,6 +70,13 @@ fn walkthrough_tells_the_story_and_exits_0() {
         "took {took:?}, well under a minute expected"
     );
     assert!(!text.contains("panicked"), "{text}");
+    // The README's advice: readiness gets the grace window too (an unready
+    // replica for every pod at once is an outage), and the story says so.
+    assert!(
+        !stdout.contains("readiness fails while the files differ")
+            && stdout.contains("readiness and liveness fail once the difference outlasts --grace"),
+        "{text}"
+    );
 
     // Act 1: restart onto the new config.
     let (act1, rest) = stdout.split_once("== 2/3").expect("act 2 header");
@@ -218,4 +225,132 @@ fn a_state_dir_this_user_cannot_use_says_how_to_fix_it() {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// The examples' own tips, read as a newcomer copies them (issue 17 §5).
+mod example_tips {
+    use std::path::Path;
+
+    fn examples() -> Vec<(String, String)> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+        let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        out.sort();
+        assert!(out.len() >= 5, "examples/*.yaml: {out:?}");
+        out
+    }
+
+    /// The values following a `- --state-dir` item of a probe command.
+    fn state_dirs(text: &str) -> Vec<String> {
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        lines
+            .windows(2)
+            .filter(|w| w[0] == "- --state-dir")
+            .map(|w| w[1].trim_start_matches("- ").to_string())
+            .collect()
+    }
+
+    fn mount_paths(text: &str) -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("mountPath:"))
+            .map(|v| v.trim().to_string())
+            .collect()
+    }
+
+    /// A `driftprobe status|digest …` tip in a comment (joined across line
+    /// breaks): its command word, its `--flag value` pairs and its paths.
+    struct Tip {
+        word: String,
+        flags: Vec<(String, String)>,
+        paths: Vec<String>,
+    }
+
+    fn tips(text: &str) -> Vec<Tip> {
+        let comments: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix('#'))
+            .collect();
+        let joined = comments.join(" ");
+        let mut out = Vec::new();
+        for word in ["status", "digest"] {
+            let needle = format!("driftprobe {word} ");
+            for (at, _) in joined.match_indices(&needle) {
+                let mut tip = Tip {
+                    word: word.to_string(),
+                    flags: Vec::new(),
+                    paths: Vec::new(),
+                };
+                let mut words = joined[at + needle.len()..]
+                    .split_whitespace()
+                    .map(|w| w.trim_end_matches(['`', '.', ',', ')']));
+                while let Some(w) = words.next() {
+                    if w.starts_with("--") {
+                        let value = words.next().unwrap_or_default();
+                        tip.flags.push((w.to_string(), value.to_string()));
+                    } else if w.starts_with('/') {
+                        tip.paths.push(w.to_string());
+                    } else {
+                        break;
+                    }
+                }
+                // A mention ("computes it with `driftprobe digest`"), not a command.
+                if !tip.flags.is_empty() || !tip.paths.is_empty() {
+                    out.push(tip);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn status_tips_pass_the_probes_state_dir_and_watch_mounted_paths() {
+        let mut seen = 0;
+        for (name, text) in examples() {
+            let dirs = state_dirs(&text);
+            let mounts = mount_paths(&text);
+            for tip in tips(&text) {
+                seen += 1;
+                let word = &tip.word;
+                if word == "status" {
+                    for d in &dirs {
+                        assert!(
+                            tip.flags.iter().any(|(f, v)| f == "--state-dir" && v == d),
+                            "{name}: a `driftprobe status` tip omits the probe's --state-dir {d}: \
+                             it would say \"no state for this container yet\""
+                        );
+                    }
+                }
+                for path in &tip.paths {
+                    assert!(
+                        mounts.iter().any(|m| m == path),
+                        "{name}: a `driftprobe {word}` tip watches {path}, which no container mounts ({mounts:?})"
+                    );
+                }
+            }
+        }
+        // Examples 03, 04 and 05 each give one.
+        assert!(seen >= 3, "only {seen} tips found");
+    }
+
+    #[test]
+    fn the_ci_workflow_example_needs_nothing_from_this_repository() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci-github-actions.yml");
+        let text = std::fs::read_to_string(path).unwrap();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            for local in ["scripts/", "examples/", "target/", "cargo "] {
+                assert!(
+                    !line.contains(local),
+                    "examples/ci-github-actions.yml runs in the user's repository, which has no {local:?}: {line}"
+                );
+            }
+        }
+        assert!(text.contains("driftprobe digest"), "{text}");
+    }
 }
