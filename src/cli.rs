@@ -374,7 +374,8 @@ pub struct ProbeArgs {
     /// probe's timeoutSeconds above it.
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_VALIDATE_TIMEOUT", value_parser = parse_duration)]
     pub validate_timeout: Option<Duration>,
-    /// Readiness while the new config is invalid; liveness always holds.
+    /// Readiness while the new config is invalid; liveness always holds
+    /// (and warns when given it on its command line).
     /// `pass` keeps serving the old config; `fail` takes the pod out of its
     /// Services (a bad edit reaches every replica: all of them).
     #[arg(
@@ -385,6 +386,11 @@ pub struct ProbeArgs {
         default_value = "pass"
     )]
     pub on_invalid: OnInvalid,
+    /// `--on-invalid` was typed on the command line (not taken from
+    /// DRIFTPROBE_ON_INVALID, which a pod sets for both probes): liveness
+    /// warns that it ignores it.
+    #[arg(skip)]
+    pub on_invalid_typed: bool,
     /// Environment variable NAME the app started with must equal the
     /// content of PATH (the same ConfigMap key mounted as a file); repeatable;
     /// DRIFTPROBE_ENV is a `,`-separated list.
@@ -510,6 +516,9 @@ where
     let Some((_, sub)) = matches.subcommand() else {
         return Ok(cli);
     };
+    if let Command::Liveness(a) = &mut cli.command {
+        a.probe.on_invalid_typed = sub.value_source("on_invalid") == Some(ValueSource::CommandLine);
+    }
     let (files, env) = match &mut cli.command {
         Command::Init(a) => (&mut a.watch.files, None),
         Command::Run(a) => (&mut a.watch.files, None),

@@ -185,6 +185,13 @@ fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failur
     let reaction = reaction(args)?;
     let opened = baseline::open(&args.watch)?;
     let mut warnings = reaction.warnings.clone();
+    if kind == Kind::Liveness && args.on_invalid_typed {
+        warnings.push(
+            "driftprobe: warning: --on-invalid is ignored by liveness (it always keeps the running config \
+             and passes): give it to the readiness probe"
+                .into(),
+        );
+    }
     let mut answer = None;
     let mut called = Called::Not;
     let mut validated = false;

@@ -279,3 +279,28 @@ fn missing_dir_is_drift_not_crash() {
     let out = env.on_vol("status", &[]);
     out.no_panic();
 }
+
+/// `--on-invalid` does nothing on liveness (it always holds and passes):
+/// typed there, it is a warning on stderr, with the verdict unchanged; from
+/// DRIFTPROBE_ON_INVALID (set for both probes of a container) it is quiet,
+/// and readiness takes it without a word.
+#[test]
+fn on_invalid_on_liveness_warns_that_it_does_nothing() {
+    let env = env_v1();
+    const WARNING: &str = "--on-invalid is ignored by liveness";
+    let out = env.on_vol("liveness", &["--on-invalid", "fail"]);
+    out.ok();
+    assert!(out.stderr.contains(WARNING), "{out}");
+    assert!(
+        out.stderr.contains("give it to the readiness probe"),
+        "{out}"
+    );
+    let mut cmd = env.cmd("liveness");
+    cmd.env("DRIFTPROBE_ON_INVALID", "fail").arg(env.vol.path());
+    let out = run(&mut cmd);
+    out.ok();
+    assert!(!out.stderr.contains(WARNING), "{out}");
+    let out = env.on_vol("readiness", &["--on-invalid", "fail"]);
+    out.ok();
+    assert!(!out.stderr.contains("--on-invalid"), "{out}");
+}
