@@ -64,7 +64,8 @@ Exit codes:
 // clap's `usage` feature: that saves ~10 KiB of the static binary.
 #[command(
     name = "driftprobe",
-    version,
+    // "0.1.0 (commit 0123456789ab, target x86_64-unknown-linux-gnu)", from build.rs.
+    version = env!("DRIFTPROBE_VERSION_LINE"),
     long_about = EXAMPLES,
     after_help = EXIT_CODES,
     arg_required_else_help = true,

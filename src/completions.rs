@@ -51,7 +51,11 @@ pub fn script(shell: Shell) -> String {
 }
 
 fn built() -> clap::Command {
-    let mut cmd = cli::command().disable_help_subcommand(true);
+    // The plain version: the committed pages must not change with every
+    // commit (`--version` adds the commit and target).
+    let mut cmd = cli::command()
+        .disable_help_subcommand(true)
+        .version(env!("CARGO_PKG_VERSION"));
     cmd.build();
     cmd
 }

@@ -14,4 +14,5 @@ mod cli {
     mod state;
     mod torn;
     mod values;
+    mod version;
 }
