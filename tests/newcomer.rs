@@ -354,3 +354,46 @@ mod example_tips {
         assert!(text.contains("driftprobe digest"), "{text}");
     }
 }
+
+/// `--stagger` spreads restarts; it does not serialize them (issue 17 §4,
+/// measured by scripts/stagger-spread.sh). No doc may promise otherwise.
+#[test]
+fn no_doc_promises_one_pod_at_a_time() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| {
+                ["yaml", "yml", "md", "rs", "tpl", "sh", "txt"]
+                    .iter()
+                    .any(|e| x == *e)
+            }) {
+                out.push(p);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("src/cli.rs")];
+    walk(&root.join("examples"), &mut files);
+    let mut checked = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let l = line.to_lowercase();
+            if ["one pod at a time", "one after another", "one at a time"]
+                .iter()
+                .any(|p| l.contains(p))
+            {
+                checked += 1;
+                assert!(
+                    l.contains("not") || l.contains("nothing guarantees"),
+                    "{}:{}: promises an order --stagger does not give: {line}",
+                    f.display(),
+                    n + 1
+                );
+            }
+        }
+    }
+    assert!(checked >= 2, "the README's own warning was not found");
+}
