@@ -21,6 +21,8 @@
 # Output:
 #   target/x86_64-unknown-linux-gnu/release/driftprobe
 #   target/x86_64-unknown-linux-gnu/release/examples/demo_server
+#   target/x86_64-unknown-linux-gnu/release/driftprobe.cdx.json (the SBOM: scripts/sbom.sh, when
+#   cargo-cyclonedx is installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -76,4 +78,12 @@ if [ "$(id -u)" = 0 ] && command -v chroot >/dev/null 2>&1; then
     fi
 else
     echo "(not root: skipped the empty-chroot check)"
+fi
+
+# The SBOM beside the binary ($OUT/driftprobe.cdx.json), checked against the
+# crates this build links; needs cargo-cyclonedx (.ci/run installs it).
+if cargo cyclonedx --version >/dev/null 2>&1; then
+    scripts/sbom.sh
+else
+    echo "(no SBOM: cargo-cyclonedx is not installed; see scripts/sbom.sh)"
 fi
