@@ -77,3 +77,47 @@ fn the_commit_comes_from_the_first_source_that_knows() {
         "0.1.0 (commit unknown, target x86_64-unknown-linux-gnu)"
     );
 }
+
+/// CHANGELOG.md: the version being built is listed (released or not), and
+/// every entry states CLI and state-file compatibility, with the state file
+/// version this build writes in the newest entry.
+#[test]
+fn the_changelog_states_compatibility_for_every_version() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/CHANGELOG.md"))
+        .expect("CHANGELOG.md");
+    let entries: Vec<&str> = text.split("\n## [").skip(1).collect();
+    assert!(!entries.is_empty(), "no `## [version]` entries");
+    let versions: Vec<&str> = entries
+        .iter()
+        .map(|e| e.split(']').next().unwrap())
+        .collect();
+    assert!(
+        versions.contains(&env!("CARGO_PKG_VERSION")),
+        "Cargo.toml's version {} has no CHANGELOG.md entry: {versions:?}",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (v, e) in versions.iter().zip(&entries) {
+        let compat = e
+            .lines()
+            .skip_while(|l| !l.starts_with("Compatibility:"))
+            .take_while(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            compat.contains("CLI") && compat.contains("state file version"),
+            "CHANGELOG.md [{v}] states no CLI and state-file compatibility: {compat:?}"
+        );
+    }
+    let newest = &entries[0];
+    for (what, version) in [
+        ("state file version", driftprobe::state::VERSION),
+        ("`status --json` version", 1),
+    ] {
+        assert!(
+            newest.contains(&format!("{what} {version}")),
+            "CHANGELOG.md [{}] must name {what} {version}, what this build writes",
+            versions[0]
+        );
+    }
+    assert_eq!(driftprobe::shared::VERSION, driftprobe::state::VERSION);
+}
