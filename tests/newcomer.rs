@@ -397,3 +397,35 @@ fn no_doc_promises_one_pod_at_a_time() {
     }
     assert!(checked >= 2, "the README's own warning was not found");
 }
+
+/// scripts/stagger-spread.sh (the README's stagger table) still runs against
+/// the binary under test: a few Deployments, every row present.
+#[test]
+fn the_stagger_spread_script_measures_the_binary() {
+    if !is_root() {
+        eprintln!("skipped: scripts/stagger-spread.sh needs root (unshare --uts)");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/stagger-spread.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["--trials", "3", "--binary", BIN])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.contains(" % |"))
+        .collect();
+    assert_eq!(rows.len(), 18, "6 replica counts x 3 windows: {stdout}");
+    // 50 replicas in a 2m window: two within 30s, always, measured too.
+    assert!(
+        rows.iter().any(|r| r.starts_with("| 50 | 2m | 100 % |")),
+        "{stdout}"
+    );
+}
