@@ -387,3 +387,35 @@ fn bad_app_checks_are_usage_errors() {
         assert!(out.stderr.contains(why), "{opts:?}: {out}");
     }
 }
+
+#[test]
+fn the_validator_gets_what_the_app_check_left() {
+    // The app answers after 400ms; the validator, given no
+    // --validate-timeout, gets what is left of the probe's 800ms.
+    let env = matching();
+    env.vol.write(&[("app.conf", "v2\n")]);
+    let slow = Fake::start(Behaviour::Answer(Duration::from_millis(400), OK));
+    let (out, took) = timed(
+        &env,
+        "liveness",
+        &[
+            "--grace",
+            "0",
+            "--validate",
+            "sleep 5",
+            "--http-get",
+            &health(&slow),
+        ],
+    );
+    out.expect(0, "invalid: ")
+        .contains("could not be validated (timed out after ");
+    let ms: u64 = out
+        .stdout
+        .split("timed out after ")
+        .nth(1)
+        .and_then(|r| r.split("ms").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no timeout in ms: {out}"));
+    assert!((50..=400).contains(&ms), "validator had {ms}ms: {out}");
+    assert!(took < Duration::from_millis(1200), "took {took:?}: {out}");
+}
