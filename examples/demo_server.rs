@@ -14,6 +14,12 @@
 //! kubelet after the grace period). With `--reload-on-hup` it handles SIGHUP by
 //! reading the file again (what `driftprobe liveness --on-drift reload` asks for).
 //!
+//! `GET /healthz` is its own health check (what a kubelet `httpGet` probe, or
+//! `driftprobe readiness --http-get`, asks): `503` for the first
+//! `DEMO_READY_AFTER` seconds after start (default 0: never), then `200`, like an
+//! app that takes a while to warm up. Its 503 page quotes the config, as error
+//! pages do (driftprobe must never pass a body on).
+//!
 //! `demo_server --check CONFIG_PATH` is its config check (like `nginx -t`): every
 //! line that is not empty or a `#` comment must read `key: value`; exit 0 if so,
 //! else exit 1 with the first bad line's number (never its content).
@@ -25,7 +31,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Set by the SIGHUP handler, cleared by the thread that re-reads the config.
 static HUP: AtomicBool = AtomicBool::new(false);
@@ -77,6 +83,13 @@ fn main() -> ExitCode {
         "demo_server: serving {path} ({} bytes) on 127.0.0.1:{port}",
         body.len()
     );
+    let ready_at = Instant::now()
+        + Duration::from_secs(
+            env::var("DEMO_READY_AFTER")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        );
     let body = Arc::new(Mutex::new(body));
     if reload_on_hup {
         if let Err(err) = reload_on_sighup(path, Arc::clone(&body)) {
@@ -89,7 +102,8 @@ fn main() -> ExitCode {
         match stream {
             Ok(stream) => {
                 let current = body.lock().map(|b| b.clone()).unwrap_or_default();
-                if let Err(err) = answer(stream, &current) {
+                let ready = Instant::now() >= ready_at;
+                if let Err(err) = answer(stream, &current, ready) {
                     eprintln!("demo_server: request failed: {err}");
                 }
             }
@@ -156,7 +170,8 @@ fn check(path: &str) -> ExitCode {
 }
 
 /// Reads one request head and writes one response; the connection is then closed.
-fn answer(stream: TcpStream, body: &[u8]) -> std::io::Result<()> {
+/// `ready`: what `/healthz` says.
+fn answer(stream: TcpStream, body: &[u8], ready: bool) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -167,8 +182,11 @@ fn answer(stream: TcpStream, body: &[u8]) -> std::io::Result<()> {
     }
 
     let mut parts = request_line.split_whitespace();
+    let starting = [&b"starting; config: "[..], body].concat();
     let (status, body) = match (parts.next(), parts.next()) {
         (Some("GET"), Some("/")) => ("200 OK", body),
+        (Some("GET"), Some("/healthz")) if ready => ("200 OK", &b"ok\n"[..]),
+        (Some("GET"), Some("/healthz")) => ("503 Service Unavailable", &starting[..]),
         _ => ("404 Not Found", &b"not found\n"[..]),
     };
     let mut stream = reader.into_inner();

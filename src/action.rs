@@ -274,6 +274,11 @@ impl HttpReload {
 /// Splits a command line: whitespace separates words; single quotes,
 /// double quotes and backslashes work as in a shell. No shell is run.
 pub fn split_command(line: &str) -> Result<Vec<String>, String> {
+    split_words("--validate", line)
+}
+
+/// [`split_command`] for the option `flag` (named in its errors).
+pub fn split_words(flag: &str, line: &str) -> Result<Vec<String>, String> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -286,7 +291,7 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(ch) => word.push(ch),
-                        None => return Err(format!("--validate {line:?}: unclosed single quote")),
+                        None => return Err(format!("{flag} {line:?}: unclosed single quote")),
                     }
                 }
             }
@@ -297,10 +302,10 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
                         Some('"') => break,
                         Some('\\') => match chars.next() {
                             Some(ch) => word.push(ch),
-                            None => return Err(format!("--validate {line:?}: trailing backslash")),
+                            None => return Err(format!("{flag} {line:?}: trailing backslash")),
                         },
                         Some(ch) => word.push(ch),
-                        None => return Err(format!("--validate {line:?}: unclosed double quote")),
+                        None => return Err(format!("{flag} {line:?}: unclosed double quote")),
                     }
                 }
             }
@@ -309,7 +314,7 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
                     in_word = true;
                     word.push(ch)
                 }
-                None => return Err(format!("--validate {line:?}: trailing backslash")),
+                None => return Err(format!("{flag} {line:?}: trailing backslash")),
             },
             c if c.is_whitespace() => {
                 if in_word {
@@ -327,7 +332,7 @@ pub fn split_command(line: &str) -> Result<Vec<String>, String> {
         words.push(word);
     }
     if words.is_empty() {
-        return Err("--validate: empty command".into());
+        return Err(format!("{flag}: empty command"));
     }
     Ok(words)
 }
@@ -356,44 +361,77 @@ pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)
     let Some(program) = argv.first() else {
         return invalid("empty validator command".into(), String::new());
     };
+    let (ending, raw) = run_command(argv, timeout, started);
+    let output = first_lines(&raw);
+    match ending {
+        Ending::CannotRun(why) => no_answer(
+            format!("cannot run validator {program}: {why}"),
+            String::new(),
+        ),
+        Ending::Broken(why) => no_answer(format!("validator {program}: {why}"), String::new()),
+        Ending::TimedOut => no_answer(
+            format!("timed out after {}", time::format_duration(timeout)),
+            output,
+        ),
+        Ending::Exited(0) => Validation {
+            ok: true,
+            ..invalid("exit 0".into(), output)
+        },
+        Ending::Exited(c) => invalid(format!("exit {c}"), output),
+        Ending::Signalled => invalid("killed by a signal".into(), output),
+    }
+}
+
+/// How a command run by [`run_command`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    Exited(i32),
+    Signalled,
+    /// Killed, with its process group, at the timeout.
+    TimedOut,
+    /// It could not be started: why.
+    CannotRun(String),
+    /// Starting or waiting for it failed otherwise (pipes, waitpid): why.
+    Broken(String),
+}
+
+/// Runs `argv` (non-empty, searched in `PATH`) in its own process group,
+/// stdin from /dev/null, killing the group after `timeout` and, once the
+/// command ended, whatever it left running in the background. `started`
+/// learns its pid as soon as it runs. Returns how it ended and the first
+/// bytes of its stderr then stdout (at most `VALIDATOR_KEEP` of each).
+pub fn run_command(
+    argv: &[String],
+    timeout: Duration,
+    started: &mut dyn FnMut(i32),
+) -> (Ending, Vec<u8>) {
+    let broken = |e: Errno| (Ending::Broken(plain_io(&e.into())), Vec::new());
+    if argv.is_empty() {
+        return (Ending::CannotRun("empty command".into()), Vec::new());
+    }
     // waitpid needs SIGCHLD at its default: an inherited SIG_IGN would
-    // have the kernel reap the validator and lose its exit status.
+    // have the kernel reap the command and lose its exit status.
     // SAFETY: restoring the default disposition installs no handler.
     let _ = unsafe { signal(Signal::SIGCHLD, SigHandler::SigDfl) };
     let (err_read, err_write) = match pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => {
-            return no_answer(
-                format!("validator {program}: {}", plain_io(&e.into())),
-                String::new(),
-            )
-        }
+        Err(e) => return broken(e),
     };
     let (out_read, out_write) = match pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
-        Err(e) => {
-            return no_answer(
-                format!("validator {program}: {}", plain_io(&e.into())),
-                String::new(),
-            )
-        }
+        Err(e) => return broken(e),
     };
     let pid = match spawn(argv, &out_write, &err_write) {
         Ok(pid) => pid,
-        Err(e) => {
-            return no_answer(
-                format!("cannot run validator {program}: {}", plain_io(&e)),
-                String::new(),
-            )
-        }
+        Err(e) => return (Ending::CannotRun(plain_io(&e)), Vec::new()),
     };
-    // The validator leads its own process group: a timeout kills all it
+    // The command leads its own process group: a timeout kills all it
     // started, and nothing it left running in the background survives it.
     let group = Pid::from_raw(-pid.as_raw());
     started(pid.as_raw());
     // Only the child writes: keep no write end, or the pipes never end.
     drop((out_write, err_write));
-    // Read both pipes while waiting, so a chatty validator cannot block on
+    // Read both pipes while waiting, so a chatty command cannot block on
     // a full pipe. No threads: poll() from here.
     let mut out = Output {
         pipes: [Some(File::from(err_read)), Some(File::from(out_read))],
@@ -412,10 +450,7 @@ pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)
             Ok(status) => break Some(status),
             Err(e) => {
                 let _ = kill(group, Signal::SIGKILL);
-                return no_answer(
-                    format!("validator {program}: {}", plain_io(&e.into())),
-                    String::new(),
-                );
+                return broken(e);
             }
         }
     };
@@ -427,24 +462,12 @@ pub fn validate(argv: &[String], timeout: Duration, started: &mut dyn FnMut(i32)
             break;
         }
     }
-    let output = first_lines(&out.kept.concat());
-    match status {
-        None => no_answer(
-            format!("timed out after {}", time::format_duration(timeout)),
-            output,
-        ),
-        Some(WaitStatus::Exited(_, 0)) => Validation {
-            ok: true,
-            ..invalid("exit 0".into(), output)
-        },
-        Some(s) => {
-            let how = match s {
-                WaitStatus::Exited(_, c) => format!("exit {c}"),
-                _ => "killed by a signal".into(),
-            };
-            invalid(how, output)
-        }
-    }
+    let ending = match status {
+        None => Ending::TimedOut,
+        Some(WaitStatus::Exited(_, c)) => Ending::Exited(c),
+        Some(_) => Ending::Signalled,
+    };
+    (ending, out.kept.concat())
 }
 
 /// Starts `argv` (searched in `PATH`) with stdin from /dev/null and

@@ -35,6 +35,9 @@ Examples:
   driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid \\
       --validate 'nginx -t' /etc/nginx/conf.d
 
+  # composed with the app's own check (its old httpGet probe)
+  driftprobe readiness --http-get http://127.0.0.1:8080/actuator/health /etc/config
+
   # what changed, for humans or scripts
   driftprobe status /etc/config
   driftprobe status --json /etc/config
@@ -49,9 +52,11 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0        healthy, drift inside the grace window, or the command did its job
   1        drift past the grace window (liveness, readiness); any drift or no
-           baseline yet (status)
+           baseline yet (status); the app check (--http-get, --tcp-socket,
+           --exec) failed
   2        usage error: unknown option, bad duration, glob or signal name, bad
-           --reload-url or --reload-method, --validate command not in PATH
+           --reload-url, --reload-method, --http-get or --tcp-socket, --validate
+           or --exec command not in PATH
   3        cannot determine (unreadable path or /proc, a --max-*/--deadline budget
            exceeded, unusable state dir, lock timeout); liveness passes instead
            unless --on-error fail
@@ -104,14 +109,14 @@ pub enum Command {
     /// Liveness probe: exit 1 once drift outlasts the grace window.
     #[command(
         override_usage = "driftprobe liveness [OPTIONS] <PATH>...",
-        long_about = "Liveness probe: exit 1 once drift outlasts the grace window.\n\nExample (livenessProbe exec command: restart 5m..7m after a change):\n  driftprobe liveness --grace 5m --stagger 2m /etc/config",
+        long_about = "Liveness probe: exit 1 once drift outlasts the grace window.\n\nExample (livenessProbe exec command: restart 5m..7m after a change):\n  driftprobe liveness --grace 5m --stagger 2m /etc/config\n\nExample (the app's own liveness check, ANDed in):\n  driftprobe liveness --tcp-socket 8080 --app-timeout 300ms /etc/config\n  driftprobe liveness --exec '/app/healthcheck --quick' /etc/config",
         after_help = EXIT_CODES
     )]
     Liveness(LivenessArgs),
     /// Readiness probe: exit 1 once drift outlasts the grace window.
     #[command(
         override_usage = "driftprobe readiness [OPTIONS] <PATH>...",
-        long_about = "Readiness probe: exit 1 once drift outlasts the grace window.\n\nExample (readinessProbe exec command, same window as liveness):\n  driftprobe readiness --grace 5m --stagger 2m /etc/config",
+        long_about = "Readiness probe: exit 1 once drift outlasts the grace window.\n\nExample (readinessProbe exec command, same window as liveness):\n  driftprobe readiness --grace 5m --stagger 2m /etc/config\n\nExample (the app's own readiness check, ANDed in; the line says which failed):\n  driftprobe readiness --http-get http://127.0.0.1:8080/actuator/health /etc/config",
         after_help = EXIT_CODES
     )]
     Readiness(ReadinessArgs),
@@ -297,10 +302,46 @@ pub enum OnDrift {
     Adopt,
 }
 
+// The app's own health check, ANDed into the probe's verdict: at most one
+// (plain comment: a doc comment would become the subcommand's about text).
+#[derive(Debug, Args)]
+pub struct AppArgs {
+    /// Also check the app like a kubelet httpGet probe: GET URL
+    /// (http://IP[:PORT]/PATH, IP a literal or localhost; no https, no
+    /// DNS); 200-399 passes, redirects are not followed.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DRIFTPROBE_HTTP_GET",
+        conflicts_with_all = ["tcp_socket", "exec"]
+    )]
+    pub http_get: Option<String>,
+    /// Also check the app like a kubelet tcpSocket probe: a TCP connect to
+    /// [HOST:]PORT (HOST an IP literal or localhost) [default host:
+    /// 127.0.0.1].
+    #[arg(
+        long,
+        value_name = "[HOST:]PORT",
+        env = "DRIFTPROBE_TCP_SOCKET",
+        conflicts_with = "exec"
+    )]
+    pub tcp_socket: Option<String>,
+    /// Also check the app like a kubelet exec probe: run CMD (split like
+    /// --validate, no shell); exit 0 passes. Its output is never shown.
+    #[arg(long, value_name = "CMD", env = "DRIFTPROBE_EXEC")]
+    pub exec: Option<String>,
+    /// The app check fails if it has no answer within this long (counted
+    /// inside the probe's timeoutSeconds, before the files are looked at).
+    #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_APP_TIMEOUT", default_value = "500ms", value_parser = parse_deadline)]
+    pub app_timeout: Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     #[command(flatten)]
     pub watch: WatchArgs,
+    #[command(flatten)]
+    pub app: AppArgs,
     /// What "cannot determine" exits with [default: pass for liveness, so a
     /// broken probe never restarts healthy pods; fail for readiness].
     #[arg(long, value_enum, ignore_case = true, env = "DRIFTPROBE_ON_ERROR")]

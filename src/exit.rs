@@ -11,7 +11,9 @@ pub enum Code {
     /// The config matches the baseline, drift is still inside the grace
     /// window, or the command did what it was asked.
     Healthy,
-    /// The config drifted from the baseline and the grace window has passed.
+    /// The config drifted from the baseline and the grace window has passed,
+    /// or the app failed its own health check (`--http-get`, `--tcp-socket`,
+    /// `--exec`): the probe's verdict is "unhealthy" either way.
     Drift,
     /// Bad command line or bad option value (clap uses the same code).
     Usage,

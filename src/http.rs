@@ -197,6 +197,59 @@ impl std::fmt::Display for Url {
     }
 }
 
+impl Url {
+    /// `[HOST:]PORT` (`--tcp-socket`): HOST as in a URL (IP literal,
+    /// bracketed IPv6, `localhost`), 127.0.0.1 if left out; the port is
+    /// required.
+    pub fn parse_socket(flag: &str, text: &str) -> Result<Url, String> {
+        let bad = |why: &str| format!("{flag} {text:?}: {why}");
+        let port_only = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        let authority = if port_only {
+            format!("127.0.0.1:{text}")
+        } else {
+            text.to_string()
+        };
+        if authority.contains(['/', '?', '#', '@']) {
+            return Err(bad("expected [HOST:]PORT"));
+        }
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'));
+        if !has_port {
+            return Err(bad("expected [HOST:]PORT (the port is required)"));
+        }
+        Url::parse_text(&format!("http://{authority}/")).map_err(bad)
+    }
+
+    /// The path, without the query (which may carry a token): what a
+    /// probe line names.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("/")
+    }
+
+    /// `HOST:PORT` as written, with the port even when it was left out.
+    pub fn endpoint(&self) -> String {
+        match self.host.rsplit_once(':') {
+            Some((_, p)) if !p.contains(']') => self.host.clone(),
+            _ => format!("{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// Why a request got no final HTTP answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoAnswer {
+    /// The connection was refused: nothing listens on that port.
+    Refused,
+    /// No final status line within the timeout (nor a refusal).
+    Late,
+    /// Only an interim (1xx) answer came before the end: its code and
+    /// reason phrase.
+    NoFinal(usize, String),
+    /// Anything else, said after "METHOD URL" (no byte of the answer in it).
+    Other(String),
+}
+
 /// Sends `METHOD url` (no body, `Connection: close`) and reads the status
 /// line of the answer, all within `timeout`. What happened, to be read
 /// after "METHOD URL": `Ok("answered 200")` for a 2xx; otherwise `Err` with
@@ -205,27 +258,60 @@ impl std::fmt::Display for Url {
 /// Never the body: an app's error page may quote its config, which can be
 /// a Secret, and the probe's line ends up in the pod's events.
 pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, String> {
-    let deadline = Instant::now() + timeout;
-    let late = || format!("gave no answer within {}", format_duration(timeout));
-    let failed = |e: io::Error| match e.kind() {
-        ErrorKind::ConnectionRefused => {
-            "refused the connection (is the app listening on that port?)".into()
+    match exchange(method, url, timeout) {
+        Ok((code, _)) if code / 100 == 2 => Ok(format!("answered {code}")),
+        Ok((code, reason)) => Err(format!("answered {code} {reason}").trim_end().to_string()),
+        Err(NoAnswer::Refused) => {
+            Err("refused the connection (is the app listening on that port?)".into())
         }
-        ErrorKind::WouldBlock | ErrorKind::TimedOut => late(),
-        _ => format!("failed: {}", plain_io(&e)),
-    };
+        Err(NoAnswer::Late) => Err(format!(
+            "gave no answer within {}",
+            format_duration(timeout)
+        )),
+        Err(NoAnswer::NoFinal(code, reason)) => {
+            Err(format!("answered {code} {reason} but no final status")
+                .trim_end()
+                .to_string())
+        }
+        Err(NoAnswer::Other(why)) => Err(why),
+    }
+}
+
+/// Whether a TCP connection to `url`'s address and port is accepted
+/// within `timeout` (`--tcp-socket`: like the kubelet's tcpSocket probe,
+/// nothing is sent; the connection is closed at once).
+pub fn connects(url: &Url, timeout: Duration) -> Result<(), NoAnswer> {
+    connect(url, timeout).map(drop).map_err(no_answer)
+}
+
+/// An I/O error as [`NoAnswer`].
+fn no_answer(e: io::Error) -> NoAnswer {
+    match e.kind() {
+        ErrorKind::ConnectionRefused => NoAnswer::Refused,
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => NoAnswer::Late,
+        _ => NoAnswer::Other(format!("failed: {}", plain_io(&e))),
+    }
+}
+
+/// Sends `METHOD url` and reads the final answer's status line within
+/// `timeout`: its code and reason phrase, whatever the code. Nothing after
+/// the status line is read (no header, no body), and a server that
+/// trickles bytes or never ends its interim answers' headers ends at the
+/// timeout or after `MAX_ANSWER` bytes.
+pub fn exchange(method: &str, url: &Url, timeout: Duration) -> Result<(usize, String), NoAnswer> {
+    let deadline = Instant::now() + timeout;
     let head = format!(
         "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: driftprobe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         url.target, url.host,
     );
-    let mut stream = connect(url, timeout).map_err(failed)?;
+    let mut stream = connect(url, timeout).map_err(no_answer)?;
     // What the connect left of the deadline, not the whole timeout again.
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err(late());
+        return Err(NoAnswer::Late);
     }
-    set_timeout(&stream, libc::SO_SNDTIMEO, left).map_err(failed)?;
-    stream.write_all(head.as_bytes()).map_err(failed)?;
+    set_timeout(&stream, libc::SO_SNDTIMEO, left).map_err(no_answer)?;
+    stream.write_all(head.as_bytes()).map_err(no_answer)?;
     // Read until the final status line is in: nothing after it matters,
     // and a server that ignores `Connection: close` must not hold the probe
     // to the deadline. Interim answers (`100 Continue`, `103 Early Hints`:
@@ -242,9 +328,9 @@ pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, Str
                     buf.drain(..end);
                     interim += 1;
                     if interim > MAX_INTERIM {
-                        return Err(format!(
+                        return Err(NoAnswer::Other(format!(
                             "answered with more than {MAX_INTERIM} interim (1xx) responses and no final status"
-                        ));
+                        )));
                     }
                     continue;
                 }
@@ -260,26 +346,27 @@ pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, Str
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if buf.is_empty() && interim == 0 => return Err(failed(e)),
+            Err(e) if buf.is_empty() && interim == 0 => return Err(no_answer(e)),
             Err(_) => break,
         }
     }
     match status_line(&buf) {
         Some((code, reason)) if is_interim(code) => match Instant::now() >= deadline {
-            true => Err(late()),
-            false => Err(format!("answered {code} {reason} but no final status")
-                .trim_end()
-                .to_string()),
+            true => Err(NoAnswer::Late),
+            false => Err(NoAnswer::NoFinal(code, reason)),
         },
-        Some((code, _)) if code / 100 == 2 => Ok(format!("answered {code}")),
-        Some((code, reason)) => Err(format!("answered {code} {reason}").trim_end().to_string()),
-        None if Instant::now() >= deadline => Err(late()),
-        None if buf.is_empty() && interim > 0 => Err(
+        Some(answer) => Ok(answer),
+        None if Instant::now() >= deadline => Err(NoAnswer::Late),
+        None if buf.is_empty() && interim > 0 => Err(NoAnswer::Other(
             "closed the connection after an interim (1xx) answer, without a final status".into(),
-        ),
-        None if buf.is_empty() => Err("closed the connection without an answer".into()),
+        )),
+        None if buf.is_empty() => Err(NoAnswer::Other(
+            "closed the connection without an answer".into(),
+        )),
         // Not even its first line is shown: it is not known what it holds.
-        None => Err("answered, but not with an HTTP/1.x status line".into()),
+        None => Err(NoAnswer::Other(
+            "answered, but not with an HTTP/1.x status line".into(),
+        )),
     }
 }
 

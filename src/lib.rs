@@ -6,10 +6,12 @@
 //! [`digest`] hashes the watched files, [`state`] loads and saves what this
 //! container recorded (and [`shared`] what its probes share), [`verdict`] compares, [`action`] reacts (reload
 //! signal or [`http`] request, validation command), [`exit`] names the
-//! outcome. [`run`] wires
+//! outcome; [`app`] runs the app's own health check, ANDed into a probe's
+//! verdict. [`run`] wires
 //! them; `main` only prints its [`Report`], escaped by [`escape`].
 
 pub mod action;
+pub mod app;
 pub mod baseline;
 pub mod cli;
 #[cfg(feature = "completions")]

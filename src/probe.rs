@@ -1,5 +1,8 @@
 //! The liveness and readiness probes: one pass of
-//! snapshot → drift record → validation gate → verdict → reload → one line.
+//! app check → snapshot → drift record → validation gate → verdict → reload
+//! → one line. The app's own check (`--http-get`, `--tcp-socket`,
+//! `--exec`, see [`crate::app`]) runs first, outside the lock, and is ANDed
+//! in: a failing app fails the probe and is named first in its line.
 //!
 //! Each look is done under the state lock, and the state is saved only when
 //! it changed, so an unchanged tree costs a few `stat`s and no write. The
@@ -16,6 +19,7 @@
 //! probes carry `--on-drift reload`.
 
 use crate::action::{self, Target};
+use crate::app;
 use crate::baseline::{self, failure_report, new_baseline, Failure, Opened};
 use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
@@ -70,11 +74,24 @@ impl Kind {
 }
 
 pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
+    let probe_start = Instant::now();
     let on_error = args.on_error.unwrap_or(kind.default_on_error());
-    match check(kind, grace, args) {
-        Ok(report) => report,
-        Err(Failure::Usage(m)) => Report::usage(m),
-        Err(f) => {
+    let app = match app::Check::from_args(&args.app) {
+        Ok(app) => app,
+        Err(m) => return Report::usage(m),
+    };
+    // The app's own check first, without the state lock (it may take up
+    // to --app-timeout; the validator's default budget shrinks by it). A
+    // failing app is a verdict (exit 1), not "cannot determine": the
+    // files are still looked at, so the line can say both and drift keeps
+    // being tracked.
+    let app_failed = app.and_then(|c| c.run().err());
+    match (check(kind, grace, args, probe_start), app_failed) {
+        (Err(Failure::Usage(m)), _) => Report::usage(m),
+        (Ok(report), None) => report,
+        (Ok(report), Some(why)) => app_report(&why, report),
+        (Err(f), Some(why)) => app_report(&why, failure_report(f)),
+        (Err(f), None) => {
             let mut r = failure_report(f);
             if on_error == OnError::Pass {
                 r.code = Code::Healthy;
@@ -83,6 +100,17 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
             r
         }
     }
+}
+
+/// The app failed its check (`why`): exit 1 whatever the files said, the
+/// app named first ([`app::line`]).
+fn app_report(why: &str, mut files: Report) -> Report {
+    if files.code == Code::Usage {
+        return files;
+    }
+    files.stdout = app::line(why, &files.stdout);
+    files.code = Code::Drift;
+    files
 }
 
 /// What to do once drift outlasts the grace window.
@@ -180,8 +208,12 @@ fn validate_timeout(args: &ProbeArgs, started: Instant) -> Duration {
     })
 }
 
-fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failure> {
-    let probe_start = Instant::now();
+fn check(
+    kind: Kind,
+    grace: Duration,
+    args: &ProbeArgs,
+    probe_start: Instant,
+) -> Result<Report, Failure> {
     let reaction = reaction(args)?;
     let opened = baseline::open(&args.watch)?;
     let mut warnings = reaction.warnings.clone();

@@ -95,6 +95,11 @@ const SCENARIOS: &[Entry] = &[
         stagger_spreads_restarts,
     ),
     (
+        "composed_app_check",
+        "the app's own checks composed in (`readiness --http-get`, `liveness --tcp-socket`): `Readiness probe failed: app: HTTP 503 from /healthz` events while the app warms up, without its error page; Ready after, no restart",
+        composed_app_check,
+    ),
+    (
         "probe_binary_missing",
         "trap: the probe binary is missing (no init container): `probe errored`, never a restart",
         probe_binary_missing,
@@ -1511,6 +1516,73 @@ fn probe_binary_missing(sc: &Scenario) {
         sc.event_matching("web", &["Liveness probe failed"])
             .is_none(),
         "errored, never failed",
+    );
+}
+
+/// Issue 17 §1: the app's own health checks ride along in driftprobe's probes.
+/// The demo server's `/healthz` answers 503 (its page quoting the config) for
+/// its first `READY_AFTER`: readiness must fail on the app, not pass because the
+/// files match, and say so in the event without the page; then the pod becomes
+/// Ready. Liveness's `--tcp-socket` passes all along: no restart.
+fn composed_app_check(sc: &Scenario) {
+    const READY_AFTER: Duration = Duration::from_secs(20);
+    let quoted = marker(sc, "greeting-quoted-by-the-error-page");
+    sc.config_map(
+        "config",
+        &[("config.txt", &format!("greeting: {quoted}\n"))],
+    );
+    let url = format!("http://127.0.0.1:{PORT}/healthz");
+    let mut pod = sc.pod(
+        "web",
+        &["--grace", &secs(GRACE), "--tcp-socket", PORT, "/config"],
+    );
+    let app = &mut pod["spec"]["containers"][0];
+    app["env"] =
+        json!([{ "name": "DEMO_READY_AFTER", "value": READY_AFTER.as_secs().to_string() }]);
+    app["readinessProbe"] = json!({
+        "exec": { "command": ["/probe/driftprobe", "readiness", "--http-get", url, "/config"] },
+        "periodSeconds": PERIOD.as_secs(),
+        "failureThreshold": 1,
+        "timeoutSeconds": TIMEOUT_SECONDS
+    });
+    sc.apply(&pod);
+    sc.wait_running("web", 0);
+    let running = Instant::now();
+    let ready = || sc.container_status("web")["ready"].as_bool();
+    sc.wait_event(
+        "web",
+        &["Readiness probe failed: app: HTTP 503 from /healthz"],
+        PERIOD * 3 + SLACK,
+    );
+    if running.elapsed() + PERIOD < READY_AFTER {
+        sc.check(
+            ready() == Some(false),
+            "not Ready while the app answers 503, though the files match",
+        );
+    }
+    sc.wait_for("web Ready", READY_AFTER + PERIOD * 2 + SLACK, || {
+        (ready() == Some(true)).then_some(())
+    });
+    let (code, line) = sc.probe(
+        "web",
+        &[
+            "/probe/driftprobe",
+            "readiness",
+            "--http-get",
+            &url,
+            "/config",
+        ],
+    );
+    sc.check(
+        code == 0 && line.starts_with("ok:"),
+        "by hand, the composed probe passes once the app is up",
+    );
+    sc.assert_not_in_events(&quoted);
+    sc.assert_no_restart(
+        "web",
+        0,
+        PERIOD * FAILURE_THRESHOLD,
+        "liveness's --tcp-socket passes",
     );
 }
 

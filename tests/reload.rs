@@ -2,7 +2,8 @@
 //! (issue 5): reload in place by signal (a real nginx, PID-namespace PID 1,
 //! missing/dead/forbidden targets), reload by HTTP request (a real
 //! Prometheus, and fake servers that fail in every way; issue 9), the
-//! `--validate` gate, `--env` drift, subPath detection and `--stagger`. All drive the real binary; the
+//! `--validate` gate, `--env` drift, subPath detection, `--stagger`, and
+//! the app's own health check composed in (compose.rs). All drive the real binary; the
 //! ConfigMap volumes are written by the kubelet-faithful emulation in
 //! tests/support. Most tests need root (namespaces, bind mounts, setpriv).
 
@@ -10,6 +11,7 @@ mod support;
 
 mod reload {
     mod common;
+    mod compose;
     mod env;
     mod http;
     mod nginx;

@@ -63,6 +63,10 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l max-b
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l http-get -d 'Also check the app like a kubelet httpGet probe: GET URL (http://IP[:PORT]/PATH, IP a literal or localhost; no https, no DNS); 200-399 passes, redirects are not followed' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l tcp-socket -d 'Also check the app like a kubelet tcpSocket probe: a TCP connect to [HOST:]PORT (HOST an IP literal or localhost) [default host: 127.0.0.1]' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l exec -d 'Also check the app like a kubelet exec probe: run CMD (split like --validate, no shell); exit 0 passes. Its output is never shown' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l app-timeout -d 'The app check fails if it has no answer within this long (counted inside the probe\'s timeoutSeconds, before the files are looked at)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-error -d 'What "cannot determine" exits with [default: pass for liveness, so a broken probe never restarts healthy pods; fail for readiness]' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
 fail\t'Exit 3 (the kubelet counts it as a failure)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l lock-timeout -d 'How long to wait for a concurrent probe holding the state lock' -r
@@ -92,6 +96,10 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l max-
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l max-name-bytes -d 'Total bytes of all names walked (their paths below the watched path)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l deadline -d 'Wall time for walking and hashing, retries included; keep it under the probe\'s timeoutSeconds' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l state-dir -d 'Directory for the state file (use an emptyDir with readOnlyRootFilesystem)' -r -F
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l http-get -d 'Also check the app like a kubelet httpGet probe: GET URL (http://IP[:PORT]/PATH, IP a literal or localhost; no https, no DNS); 200-399 passes, redirects are not followed' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l tcp-socket -d 'Also check the app like a kubelet tcpSocket probe: a TCP connect to [HOST:]PORT (HOST an IP literal or localhost) [default host: 127.0.0.1]' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l exec -d 'Also check the app like a kubelet exec probe: run CMD (split like --validate, no shell); exit 0 passes. Its output is never shown' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l app-timeout -d 'The app check fails if it has no answer within this long (counted inside the probe\'s timeoutSeconds, before the files are looked at)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-error -d 'What "cannot determine" exits with [default: pass for liveness, so a broken probe never restarts healthy pods; fail for readiness]' -r -f -a "pass\t'Exit 0 (the reason is still printed)'
 fail\t'Exit 3 (the kubelet counts it as a failure)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l lock-timeout -d 'How long to wait for a concurrent probe holding the state lock' -r
