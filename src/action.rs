@@ -231,6 +231,29 @@ pub fn deliver(pid: i32, sig: Signal, name: &str) -> Result<(), String> {
     })
 }
 
+/// How long after a signal its target must still be running for the
+/// reload to count: a Go program without `signal.Notify` exits within
+/// microseconds, a JVM's shutdown with trivial hooks within tens of ms.
+pub const SURVIVAL: Duration = Duration::from_millis(150);
+
+/// Is `pid` (started at `start_ticks`) still running, and not a zombie,
+/// for all of `within` after a signal? Polled every 10ms; `false` as soon
+/// as it is gone. A /proc that cannot be read counts as running: this
+/// check only adds to what was known before it.
+pub fn survives(proc: &Proc, pid: i32, start_ticks: u64, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    loop {
+        if proc.running(pid, start_ticks) == Some(false) {
+            return false;
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(10)));
+    }
+}
+
 /// `--reload-url`: the app is asked to reload by an HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpReload {
@@ -935,6 +958,27 @@ mod tests {
         assert_eq!(disposition(proc_root, i32::MAX, Signal::SIGUSR2), None);
         let err = send(proc_root, me, Signal::SIGPIPE).unwrap_err();
         assert!(err.contains("ignores SIGPIPE"), "{err}");
+    }
+
+    #[test]
+    fn survival_is_checked_by_pid_start_time_and_zombie_state() {
+        let proc = Proc::default();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let start = proc.start_ticks(pid).unwrap();
+        assert!(survives(&proc, pid, start, Duration::from_millis(30)));
+        // Another start time: another process under the same pid.
+        assert!(!survives(&proc, pid, start + 1, Duration::from_millis(30)));
+        // Killed and not reaped: a zombie, not a survivor; seen at once.
+        child.kill().unwrap();
+        let t = Instant::now();
+        assert!(!survives(&proc, pid, start, Duration::from_secs(5)));
+        assert!(t.elapsed() < Duration::from_secs(1));
+        let _ = child.wait();
+        assert!(!survives(&proc, pid, start, Duration::from_millis(30)));
     }
 
     #[test]

@@ -325,6 +325,13 @@ pub struct ProbeArgs {
     // warned about, so the probe must see whether it was given.
     #[arg(long, value_name = "NAME", env = "DRIFTPROBE_SIGNAL")]
     pub signal: Option<String>,
+    /// The app reloads on --signal although its runtime's default is to
+    /// exit or do nothing (a Go program that calls signal.Notify, a JVM app
+    /// with sun.misc.Signal.handle): signal it anyway. Without it a Go or
+    /// JVM target is not signalled. Either way the probe checks that the
+    /// target is still running after the signal.
+    #[arg(long, env = "DRIFTPROBE_SIGNAL_HANDLED", value_parser = parse_bool)]
+    pub signal_handled: bool,
     /// --on-drift reload by an HTTP request instead of a signal:
     /// http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS).
     #[arg(

@@ -15,6 +15,7 @@ mod reload {
     mod nginx;
     mod pair;
     mod prometheus;
+    mod runtimes;
     mod signals;
     mod stagger;
     mod subpath;

@@ -83,6 +83,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-in
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l full -d 'Hash every file, bypassing the stat cache'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal-handled -d 'The app reloads on --signal although its runtime\'s default is to exit or do nothing (a Go program that calls signal.Notify, a JVM app with sun.misc.Signal.handle): signal it anyway. Without it a Go or JVM target is not signalled. Either way the probe checks that the target is still running after the signal'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l grace -d 'How long drift may last before the probe fails' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
@@ -112,6 +113,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-i
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l full -d 'Hash every file, bypassing the stat cache'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal-handled -d 'The app reloads on --signal although its runtime\'s default is to exit or do nothing (a Go program that calls signal.Notify, a JVM app with sun.misc.Signal.handle): signal it anyway. Without it a Go or JVM target is not signalled. Either way the probe checks that the target is still running after the signal'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
