@@ -409,3 +409,86 @@ fn jvm_is_signalled_only_when_the_app_handles_it() {
     ));
     not_reloaded(&out);
 }
+
+/// A probe killed while it waits to see the target survive (the kubelet's
+/// timeout) leaves its claim marked sent. The next probe takes such a
+/// claim as a reload done only if the target still runs: a Go program
+/// that died of the signal (a zombie until reaped, then gone) was given
+/// nothing, so the drift stands and the probe fails.
+#[test]
+fn a_killed_probe_whose_target_died_is_not_taken_as_a_reload() {
+    let test = "a_killed_probe_whose_target_died_is_not_taken_as_a_reload";
+    if !StdCommand::new("strace")
+        .arg("-V")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        return skip_e2e(test, "strace is not installed");
+    }
+    let env = TestEnv::new();
+    let Some(server) = build_go(test, env.tmp.path()) else {
+        return;
+    };
+    env.vol.write(&V1);
+    env.init();
+    let got = env.path("got");
+    let mut app = Proc::spawn(StdCommand::new(&server).arg(&got));
+    assert!(wait_until(Duration::from_secs(10), || ready(&got)));
+    let pid = app.pid().to_string();
+    let opts = [
+        "--grace",
+        "0",
+        "--on-drift",
+        "reload",
+        "--pid",
+        &pid,
+        "--signal-handled",
+    ];
+    env.on_vol("liveness", &opts).expect(0, "ok:");
+    env.vol.write(&V2);
+    // Held right after its sent mark (its one pwrite), then killed.
+    let mut tracer = StdCommand::new("strace")
+        .args(["-qq", "-o", "/dev/null", "-e", "trace=pwrite64"])
+        .args(["-e", "inject=pwrite64:delay_exit=20000000:when=1"])
+        .arg(BIN)
+        .args(["liveness", "--state-dir"])
+        .arg(&env.state_dir)
+        .args(opts)
+        .arg(env.vol.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn strace");
+    let died = wait_until(Duration::from_secs(10), || !alive(app.pid(), "server"));
+    let children =
+        fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id())).unwrap_or_default();
+    let held = !children.trim().is_empty();
+    for child in children.split_whitespace() {
+        // SAFETY: kill(2) on the probe this test started (through strace).
+        unsafe { libc::kill(child.parse().unwrap(), libc::SIGKILL) };
+    }
+    let _ = tracer.kill();
+    let _ = tracer.wait();
+    assert!(died, "the Go app was expected to die of SIGHUP");
+    assert!(held, "the probe finished before it was killed");
+    let shared = fs::read_to_string(env.state_dir.join("container.shared")).unwrap_or_default();
+    assert!(
+        shared.contains("\"sent\":true"),
+        "a claim marked sent: {shared}"
+    );
+
+    // A zombie, then reaped: either way not a reload done.
+    for reap in [false, true] {
+        if reap {
+            let _ = app.0.wait();
+        }
+        let out = env.on_vol("liveness", &opts);
+        out.expect(1, "drift:")
+            .contains(&format!("reload failed: no process {pid}"));
+        assert!(!out.stderr.contains("taken as sent"), "{out}");
+    }
+    let v = json(&env.on_vol("status", &["--json"]));
+    assert_eq!(v["state"], "drift", "{v}");
+}
