@@ -35,6 +35,13 @@ Examples:
   driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid \\
       --validate 'nginx -t' /etc/nginx/conf.d
 
+  # a Go app that calls signal.Notify(syscall.SIGHUP) (else: not signalled)
+  driftprobe liveness --on-drift reload --signal-handled /etc/config
+  # Spring: POST /actuator/refresh with a token from a mounted Secret
+  driftprobe liveness --on-drift reload \\
+      --reload-url http://127.0.0.1:8080/actuator/refresh \\
+      --reload-header 'Authorization: @/etc/refresh/token' /etc/config
+
   # what changed, for humans or scripts
   driftprobe status /etc/config
   driftprobe status --json /etc/config
@@ -341,6 +348,17 @@ pub struct ProbeArgs {
         conflicts_with = "signal"
     )]
     pub reload_url: Option<String>,
+    /// Header sent with the --reload-url request, `Name: value`
+    /// (repeatable). A value `@PATH` is read from that file (e.g. a mounted
+    /// Secret) at each request, surrounding whitespace trimmed; values are
+    /// never shown. DRIFTPROBE_RELOAD_HEADER holds one header per line.
+    #[arg(
+        long = "reload-header",
+        value_name = "NAME: VALUE",
+        env = "DRIFTPROBE_RELOAD_HEADER",
+        hide_env_values = true
+    )]
+    pub reload_headers: Vec<String>,
     /// HTTP method of the --reload-url request.
     #[arg(
         long,
@@ -504,8 +522,9 @@ pub fn parse() -> Cli {
 }
 
 /// Parses a command line. Only the list variables (`DRIFTPROBE_PATHS`
-/// split on `:`, `DRIFTPROBE_EXCLUDE` and `DRIFTPROBE_ENV` on `,`) are
-/// split: an argument is always one value, whatever it holds.
+/// split on `:`, `DRIFTPROBE_EXCLUDE` and `DRIFTPROBE_ENV` on `,`,
+/// `DRIFTPROBE_RELOAD_HEADER` on newlines) are split: an argument is
+/// always one value, whatever it holds.
 pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
@@ -516,6 +535,21 @@ where
     let Some((_, sub)) = matches.subcommand() else {
         return Ok(cli);
     };
+    let probe = match &mut cli.command {
+        Command::Liveness(a) => Some(&mut a.probe),
+        Command::Readiness(a) => Some(&mut a.probe),
+        _ => None,
+    };
+    if let Some(p) = probe {
+        // One header per line: a header value may hold commas.
+        if let Some(list) = from_variable(sub, "reload_headers", b'\n') {
+            p.reload_headers = list
+                .into_iter()
+                .map(|h| h.to_string_lossy().into_owned())
+                .filter(|h| !h.trim().is_empty())
+                .collect();
+        }
+    }
     let (files, env) = match &mut cli.command {
         Command::Init(a) => (&mut a.watch.files, None),
         Command::Run(a) => (&mut a.watch.files, None),

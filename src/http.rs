@@ -205,6 +205,18 @@ impl std::fmt::Display for Url {
 /// Never the body: an app's error page may quote its config, which can be
 /// a Secret, and the probe's line ends up in the pod's events.
 pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, String> {
+    request_with(method, url, &[], timeout)
+}
+
+/// [`request`] with more header lines (`--reload-header`), checked by
+/// the caller to be a token and a one-line value. Their values may be
+/// credentials: no message here holds any part of the request.
+pub fn request_with(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<String, String> {
     let deadline = Instant::now() + timeout;
     let late = || format!("gave no answer within {}", format_duration(timeout));
     let failed = |e: io::Error| match e.kind() {
@@ -214,10 +226,17 @@ pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, Str
         ErrorKind::WouldBlock | ErrorKind::TimedOut => late(),
         _ => format!("failed: {}", plain_io(&e)),
     };
-    let head = format!(
-        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: driftprobe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: driftprobe\r\nContent-Length: 0\r\nConnection: close\r\n",
         url.target, url.host,
     );
+    for (name, value) in headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
     let mut stream = connect(url, timeout).map_err(failed)?;
     // What the connect left of the deadline, not the whole timeout again.
     let left = deadline.saturating_duration_since(Instant::now());

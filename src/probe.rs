@@ -109,16 +109,21 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
     // with --on-drift reload. Given without it they are a warning, not an
     // error: pod env vars (DRIFTPROBE_RELOAD_URL, DRIFTPROBE_SIGNAL) reach
     // the readiness probe too, which rightly has no --on-drift reload.
+    let headers = action::parse_headers(&args.reload_headers).map_err(Failure::Usage)?;
+    let mut warnings = Vec::new();
+    if !headers.is_empty() && args.reload_url.is_none() {
+        warnings
+            .push("driftprobe: warning: --reload-header is ignored without --reload-url".into());
+    }
     let http = match &args.reload_url {
         Some(url) => Some(
-            action::HttpReload::new(url, &args.reload_method, args.reload_timeout)
+            action::HttpReload::new(url, &args.reload_method, args.reload_timeout, headers)
                 .map_err(Failure::Usage)?,
         ),
         None => None,
     };
     let signal =
         action::parse_signal(args.signal.as_deref().unwrap_or("HUP")).map_err(Failure::Usage)?;
-    let mut warnings = Vec::new();
     let response = match (args.on_drift, http) {
         (OnDrift::Reload, Some(http)) => Response::Http(http),
         (OnDrift::Reload, None) => Response::Reload(signal, app_target(args)),

@@ -11,6 +11,7 @@ mod support;
 mod reload {
     mod common;
     mod env;
+    mod headers;
     mod http;
     mod nginx;
     mod pair;

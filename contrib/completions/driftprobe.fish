@@ -72,6 +72,7 @@ reload\t'Signal the app to reload (or call --reload-url), adopt the new config a
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-header -d 'Header sent with the --reload-url request, `Name: value` (repeatable). A value `@PATH` is read from that file (e.g. a mounted Secret) at each request, surrounding whitespace trimmed; values are never shown. DRIFTPROBE_RELOAD_HEADER holds one header per line' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l pid -d 'Process to signal and read --env from [default: the container\'s entrypoint: PID 1, or with shareProcessNamespace the first process of this container]' -r
@@ -102,6 +103,7 @@ reload\t'Signal the app to reload (or call --reload-url), adopt the new config a
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-header -d 'Header sent with the --reload-url request, `Name: value` (repeatable). A value `@PATH` is read from that file (e.g. a mounted Secret) at each request, surrounding whitespace trimmed; values are never shown. DRIFTPROBE_RELOAD_HEADER holds one header per line' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l pid -d 'Process to signal and read --env from [default: the container\'s entrypoint: PID 1, or with shareProcessNamespace the first process of this container]' -r
