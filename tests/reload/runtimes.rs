@@ -492,3 +492,43 @@ fn a_killed_probe_whose_target_died_is_not_taken_as_a_reload() {
     let v = json(&env.on_vol("status", &["--json"]));
     assert_eq!(v["state"], "drift", "{v}");
 }
+
+/// A Go executable without section headers (as `sstrip` leaves one) is
+/// still told by the build-info magic at the start of its writable
+/// segment, where Go's own debug/buildinfo looks.
+#[test]
+fn a_go_executable_without_section_headers_is_still_recognised() {
+    let test = "a_go_executable_without_section_headers_is_still_recognised";
+    let env = TestEnv::new();
+    let Some(server) = build_go(test, env.tmp.path()) else {
+        return;
+    };
+    let mut bytes = fs::read(&server).unwrap();
+    assert_eq!(
+        &bytes[..6],
+        b"\x7fELF\x02\x01",
+        "a 64-bit little-endian ELF"
+    );
+    // e_shoff, e_shnum, e_shstrndx: no section headers at all.
+    bytes[0x28..0x30].fill(0);
+    bytes[0x3c..0x40].fill(0);
+    let stripped = env.path("server");
+    fs::write(&stripped, &bytes).unwrap();
+    fs::set_permissions(
+        &stripped,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    env.vol.write(&V1);
+    env.init();
+    let got = env.path("got");
+    let app = Proc::spawn(StdCommand::new(&stripped).arg(&got));
+    assert!(wait_until(Duration::from_secs(10), || ready(&got)));
+    let pid = app.pid().to_string();
+    env.vol.write(&V2);
+    let out = env.on_vol("liveness", &reload_opts(&["--pid", &pid]));
+    out.expect(1, "drift:").contains(&format!(
+        "not reloaded: pid {pid} (server) is a Go program, which exits on SIGHUP"
+    ));
+    assert!(alive(app.pid(), "server"));
+}
