@@ -58,7 +58,7 @@ impl Check {
     pub fn run(&self) -> Result<(), String> {
         let within = format_duration(self.timeout);
         match &self.kind {
-            Kind::HttpGet(url) => match http::exchange("GET", url, self.timeout) {
+            Kind::HttpGet(url) => match http::exchange("GET", url, &[], self.timeout) {
                 // Like the kubelet's httpGet: 2xx and 3xx pass (redirects
                 // are not followed).
                 Ok((code, _)) if (200..400).contains(&code) => Ok(()),

@@ -38,6 +38,13 @@ Examples:
   # composed with the app's own check (its old httpGet probe)
   driftprobe readiness --http-get http://127.0.0.1:8080/actuator/health /etc/config
 
+  # a Go app that calls signal.Notify(syscall.SIGHUP) (else: not signalled)
+  driftprobe liveness --on-drift reload --signal-handled /etc/config
+  # Spring: POST /actuator/refresh with a token from a mounted Secret
+  driftprobe liveness --on-drift reload \\
+      --reload-url http://127.0.0.1:8080/actuator/refresh \\
+      --reload-header 'Authorization: @/etc/refresh/token' /etc/config
+
   # what changed, for humans or scripts
   driftprobe status /etc/config
   driftprobe status --json /etc/config
@@ -55,8 +62,8 @@ Exit codes:
            baseline yet (status); the app check (--http-get, --tcp-socket,
            --exec) failed
   2        usage error: unknown option, bad duration, glob or signal name, bad
-           --reload-url, --reload-method, --http-get or --tcp-socket, --validate
-           or --exec command not in PATH
+           --reload-url, --reload-method, --reload-header, --http-get or
+           --tcp-socket, --validate or --exec command not in PATH
   3        cannot determine (unreadable path or /proc, a --max-*/--deadline budget
            exceeded, unusable state dir, lock timeout); liveness passes instead
            unless --on-error fail
@@ -368,6 +375,13 @@ pub struct ProbeArgs {
     // warned about, so the probe must see whether it was given.
     #[arg(long, value_name = "NAME", env = "DRIFTPROBE_SIGNAL")]
     pub signal: Option<String>,
+    /// The app reloads on --signal although its runtime's default is to
+    /// exit or do nothing (a Go program that calls signal.Notify, a JVM app
+    /// with sun.misc.Signal.handle): signal it anyway. Without it a Go or
+    /// JVM target is not signalled. Either way the probe checks that the
+    /// target is still running after the signal.
+    #[arg(long, env = "DRIFTPROBE_SIGNAL_HANDLED", value_parser = parse_bool)]
+    pub signal_handled: bool,
     /// --on-drift reload by an HTTP request instead of a signal:
     /// http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS).
     #[arg(
@@ -377,6 +391,17 @@ pub struct ProbeArgs {
         conflicts_with = "signal"
     )]
     pub reload_url: Option<String>,
+    /// Header sent with the --reload-url request, `Name: value`
+    /// (repeatable). A value `@PATH` is read from that file (e.g. a mounted
+    /// Secret) at each request, surrounding whitespace trimmed; values are
+    /// never shown. DRIFTPROBE_RELOAD_HEADER holds one header per line.
+    #[arg(
+        long = "reload-header",
+        value_name = "NAME: VALUE",
+        env = "DRIFTPROBE_RELOAD_HEADER",
+        hide_env_values = true
+    )]
+    pub reload_headers: Vec<String>,
     /// HTTP method of the --reload-url request.
     #[arg(
         long,
@@ -546,8 +571,9 @@ pub fn parse() -> Cli {
 }
 
 /// Parses a command line. Only the list variables (`DRIFTPROBE_PATHS`
-/// split on `:`, `DRIFTPROBE_EXCLUDE` and `DRIFTPROBE_ENV` on `,`) are
-/// split: an argument is always one value, whatever it holds.
+/// split on `:`, `DRIFTPROBE_EXCLUDE` and `DRIFTPROBE_ENV` on `,`,
+/// `DRIFTPROBE_RELOAD_HEADER` on newlines) are split: an argument is
+/// always one value, whatever it holds.
 pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
 where
     I: IntoIterator<Item = T>,
@@ -560,6 +586,21 @@ where
     };
     if let Command::Liveness(a) = &mut cli.command {
         a.probe.on_invalid_typed = sub.value_source("on_invalid") == Some(ValueSource::CommandLine);
+    }
+    let probe = match &mut cli.command {
+        Command::Liveness(a) => Some(&mut a.probe),
+        Command::Readiness(a) => Some(&mut a.probe),
+        _ => None,
+    };
+    if let Some(p) = probe {
+        // One header per line: a header value may hold commas.
+        if let Some(list) = from_variable(sub, "reload_headers", b'\n') {
+            p.reload_headers = list
+                .into_iter()
+                .map(|h| h.to_string_lossy().into_owned())
+                .filter(|h| !h.trim().is_empty())
+                .collect();
+        }
     }
     let (files, env) = match &mut cli.command {
         Command::Init(a) => (&mut a.watch.files, None),

@@ -258,7 +258,19 @@ pub enum NoAnswer {
 /// Never the body: an app's error page may quote its config, which can be
 /// a Secret, and the probe's line ends up in the pod's events.
 pub fn request(method: &str, url: &Url, timeout: Duration) -> Result<String, String> {
-    match exchange(method, url, timeout) {
+    request_with(method, url, &[], timeout)
+}
+
+/// [`request`] with more header lines (`--reload-header`), checked by
+/// the caller to be a token and a one-line value. Their values may be
+/// credentials: no message here holds any part of the request.
+pub fn request_with(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<String, String> {
+    match exchange(method, url, headers, timeout) {
         Ok((code, _)) if code / 100 == 2 => Ok(format!("answered {code}")),
         Ok((code, reason)) => Err(format!("answered {code} {reason}").trim_end().to_string()),
         Err(NoAnswer::Refused) => {
@@ -298,12 +310,24 @@ fn no_answer(e: io::Error) -> NoAnswer {
 /// the status line is read (no header, no body), and a server that
 /// trickles bytes or never ends its interim answers' headers ends at the
 /// timeout or after `MAX_ANSWER` bytes.
-pub fn exchange(method: &str, url: &Url, timeout: Duration) -> Result<(usize, String), NoAnswer> {
+pub fn exchange(
+    method: &str,
+    url: &Url,
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<(usize, String), NoAnswer> {
     let deadline = Instant::now() + timeout;
-    let head = format!(
-        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: driftprobe\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    let mut head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: driftprobe\r\nContent-Length: 0\r\nConnection: close\r\n",
         url.target, url.host,
     );
+    for (name, value) in headers {
+        head.push_str(name);
+        head.push_str(": ");
+        head.push_str(value);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
     let mut stream = connect(url, timeout).map_err(no_answer)?;
     // What the connect left of the deadline, not the whole timeout again.
     let left = deadline.saturating_duration_since(Instant::now());

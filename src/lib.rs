@@ -25,6 +25,7 @@ pub mod inspect;
 pub mod json;
 pub mod key;
 pub mod probe;
+pub mod runtime;
 pub mod shared;
 pub mod smallfile;
 pub mod state;

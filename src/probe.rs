@@ -24,6 +24,7 @@ use crate::baseline::{self, failure_report, new_baseline, Failure, Opened};
 use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
+use crate::runtime;
 use crate::shared::{self, Claim, Given, Intent, Names};
 use crate::state::{Drift, Reload, State};
 use crate::state::{EnvDrift, Loaded, Locked, Validating, Validation};
@@ -136,16 +137,21 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
     // with --on-drift reload. Given without it they are a warning, not an
     // error: pod env vars (DRIFTPROBE_RELOAD_URL, DRIFTPROBE_SIGNAL) reach
     // the readiness probe too, which rightly has no --on-drift reload.
+    let headers = action::parse_headers(&args.reload_headers).map_err(Failure::Usage)?;
+    let mut warnings = Vec::new();
+    if !headers.is_empty() && args.reload_url.is_none() {
+        warnings
+            .push("driftprobe: warning: --reload-header is ignored without --reload-url".into());
+    }
     let http = match &args.reload_url {
         Some(url) => Some(
-            action::HttpReload::new(url, &args.reload_method, args.reload_timeout)
+            action::HttpReload::new(url, &args.reload_method, args.reload_timeout, headers)
                 .map_err(Failure::Usage)?,
         ),
         None => None,
     };
     let signal =
         action::parse_signal(args.signal.as_deref().unwrap_or("HUP")).map_err(Failure::Usage)?;
-    let mut warnings = Vec::new();
     let response = match (args.on_drift, http) {
         (OnDrift::Reload, Some(http)) => Response::Http(http),
         (OnDrift::Reload, None) => Response::Reload(signal, app_target(args)),
@@ -153,6 +159,7 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
             let unused = [
                 ("--reload-url", args.reload_url.is_some()),
                 ("--signal", args.signal.is_some()),
+                ("--signal-handled", args.signal_handled),
             ];
             for (flag, _) in unused.iter().filter(|(_, given)| *given) {
                 warnings.push(format!(
@@ -326,6 +333,8 @@ fn reloading_line(what: &str, since: Millis, c: &Claim) -> String {
 enum Outcome {
     Done(String),
     Failed(String),
+    /// Not signalled: the target's runtime would not reload on it.
+    Refused(String),
     Busy(Box<Claim>),
     Again,
 }
@@ -400,6 +409,7 @@ impl Look<'_> {
         // What any probe of this container gave the app since this watch
         // set last looked.
         self.share(&mut st, previous.is_none(), &snap, clock, warnings);
+        self.check_runtime(&mut st);
         // Once per container: the first probe shows what init/run or its
         // own first look found about the watch set.
         if st.warnings_pending {
@@ -713,6 +723,7 @@ impl Look<'_> {
                             (Code::Healthy, format!("reloaded: {what}: {done}"))
                         }
                         Outcome::Failed(why) => (Code::Drift, format!("{overdue}; reload failed: {why}")),
+                        Outcome::Refused(why) => (Code::Drift, format!("{overdue}; not reloaded: {why}")),
                         Outcome::Busy(c) => (Code::Healthy, reloading_line(&what, since, &c)),
                         Outcome::Again => return Ok(Step::Again),
                     }
@@ -822,8 +833,35 @@ impl Look<'_> {
         )
     }
 
+    /// A live process's start time; `None` once it exited (a zombie too).
     fn start_ticks_of(&self, pid: i32) -> Option<u64> {
-        self.opened.proc.start_ticks(pid).ok()
+        self.opened.proc.live_start_ticks(pid)
+    }
+
+    /// Once per container instance, a probe that reloads by signal looks
+    /// at its target's runtime: a Go program or a JVM would not be
+    /// signalled (see [`runtime`]), and that is said now, on the first
+    /// probe's stderr and in `status`, not first on the day the config
+    /// changes. A target that cannot be resolved yet (no pidfile) is
+    /// looked at by a later probe.
+    fn check_runtime(&self, st: &mut State) {
+        let Response::Reload(signal, target) = &self.reaction.response else {
+            return;
+        };
+        if self.args.signal_handled || st.runtime_checked {
+            return;
+        }
+        let root = &self.opened.proc.root;
+        let Ok(pid) = target.resolve(root) else {
+            return;
+        };
+        st.runtime_checked = true;
+        if let Some(rt) = runtime::of(root, pid) {
+            let why = runtime::refusal(rt, pid, &action::comm(root, pid), *signal);
+            st.warnings
+                .push(format!("--on-drift reload will not signal: {why}"));
+            st.warnings_pending = true;
+        }
     }
 
     fn lock_shared(&self) -> Result<shared::Held, String> {
@@ -1020,13 +1058,20 @@ impl Look<'_> {
             Ok(pid) => pid,
             Err(e) => return Outcome::Failed(e),
         };
-        if let Err(e) = action::may_signal(&proc.root, pid, signal) {
-            return Outcome::Failed(e);
-        }
+        // Gone, or a zombie (exited, not reaped): nothing to reload.
         let Some(start_ticks) = self.start_ticks_of(pid) else {
             return Outcome::Failed(format!("no process {pid}"));
         };
+        if let Err(e) = action::may_signal(&proc.root, pid, signal) {
+            return Outcome::Failed(e);
+        }
         let name = action::comm(&proc.root, pid);
+        // Caught is not handled: Go and the JVM catch SIGHUP to exit.
+        if !self.args.signal_handled {
+            if let Some(rt) = runtime::of(&proc.root, pid) {
+                return Outcome::Refused(runtime::refusal(rt, pid, &name, signal));
+            }
+        }
         let files = Names::of(&self.opened.watch).files(st.baseline.as_ref(), &snap.files);
         let unclaimed = |e: String| {
             Outcome::Failed(format!(
@@ -1072,6 +1117,16 @@ impl Look<'_> {
         if let (Ok(()), Some(m)) = (&sent, &marker) {
             let _ = m.set();
         }
+        // A target that died of it was not reloaded, and is not given the
+        // files. A probe killed while it waits leaves the claim marked
+        // sent, and the next one settles it only if the target lives.
+        let sent =
+            sent.and_then(
+                |()| match action::survives(proc, pid, start_ticks, action::SURVIVAL) {
+                    true => Ok(()),
+                    false => Err(format!("pid {pid} ({name}) exited after {signal}")),
+                },
+            );
         held.shared.claim = None;
         if sent.is_ok() {
             held.shared.give(&files, now.wall, "reload");

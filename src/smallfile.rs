@@ -45,7 +45,7 @@ pub fn read_to_string(path: &Path, cap: usize) -> io::Result<String> {
 /// Opens `path` for a capped read: O_NONBLOCK (opening a FIFO does not
 /// wait for a writer), O_NOCTTY, and refuses anything but a regular file
 /// or one whose size already says it is over `cap`.
-fn open(path: &Path, cap: usize) -> io::Result<(File, u64)> {
+pub fn open(path: &Path, cap: usize) -> io::Result<(File, u64)> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)

@@ -193,6 +193,13 @@ impl Proc {
         Some(start == start_ticks && !matches!(state, "Z" | "X" | "x"))
     }
 
+    /// The start time of `pid` if it is a live process (not a zombie):
+    /// `None` for a process that exited, even one not reaped yet.
+    pub fn live_start_ticks(&self, pid: i32) -> Option<u64> {
+        let start = self.start_ticks(pid).ok()?;
+        self.running(pid, start)?.then_some(start)
+    }
+
     /// Wall-clock time the container's entrypoint ([`Proc::init_pid`])
     /// started, never later than the truth.
     ///
@@ -386,6 +393,10 @@ pub struct State {
     /// app was given (by any probe's reload or adoption) since then is
     /// applied at the next look.
     pub given_seq: u64,
+    /// A probe that reloads by signal has checked its target's runtime
+    /// (Go, JVM: [`crate::runtime`]) for this container instance, and
+    /// warned if the signal would not be sent.
+    pub runtime_checked: bool,
 }
 
 /// An environment variable that differs from its file.
@@ -462,6 +473,7 @@ impl State {
             env_drift: Vec::new(),
             validating: None,
             given_seq: 0,
+            runtime_checked: false,
         }
     }
 }
@@ -1074,7 +1086,7 @@ const KEYS: &[&str] = &[
     "output", "transient", "command", "reloads", "signal", "pid", "target",
     "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
     "name", "validating", "until", "until_boot", "pgid", "leader_start",
-    "owner", "owner_start", "outcome", "given_seq",
+    "owner", "owner_start", "outcome", "given_seq", "runtime_checked",
 ];
 
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
@@ -1432,6 +1444,7 @@ impl State {
             "given_seq",
             self.given_seq.into(),
         );
+        push_if(&mut p, self.runtime_checked, "runtime_checked", true.into());
         obj(p)
     }
 
@@ -1452,6 +1465,7 @@ impl State {
             env_drift: or_default(v, "env_drift", |c, n| c.list(n, EnvDrift::from_json))?,
             validating: v.opt("validating", Validating::from_json)?,
             given_seq: or_default(v, "given_seq", Value::u64)?,
+            runtime_checked: or_default(v, "runtime_checked", Value::bool)?,
         })
     }
 }

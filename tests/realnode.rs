@@ -70,6 +70,11 @@ const SCENARIOS: &[Entry] = &[
         reload_in_place,
     ),
     (
+        "go_app_reload",
+        "`--on-drift reload` on a Go entrypoint: without `signal.Notify` it is never signalled (`status` warns from the first probe; `not reloaded: … is a Go program` events) and liveness restarts it onto the new config; with `signal.Notify` and `--signal-handled` it reloads in place, restartCount 0",
+        go_app_reload,
+    ),
+    (
         "validation_gate",
         "`--validate`: a broken edit gives `Readiness probe failed: invalid:` events without config text, no restart, no reload; the fix then restarts once",
         validation_gate,
@@ -1019,6 +1024,112 @@ fn reload_in_place(sc: &Scenario) {
         sc.event_matching("web", &["Liveness probe failed"])
             .is_none(),
         "no failed liveness probe",
+    );
+}
+
+/// `--on-drift reload` on Go entrypoints (e2e/node/goapp): the Go runtime
+/// catches SIGHUP (SigCgt) but exits on it unless the program called
+/// signal.Notify, so driftprobe refuses to send it without
+/// `--signal-handled`, and the fallback is the restart.
+fn go_app_reload(sc: &Scenario) {
+    let grace = Duration::from_secs(4);
+    let g = secs(grace);
+    sc.config_map("config", &[("config.txt", "greeting: before\n")]);
+    let go_pod = |name: &str, args: &[&str], extra: &[&str]| {
+        let mut liveness = vec!["--grace", g.as_str(), "--on-drift", "reload"];
+        liveness.extend_from_slice(extra);
+        liveness.push("/config");
+        let mut pod = sc.pod(name, &liveness);
+        pod["spec"]["containers"][0]["command"] = json!(["/goapp"]);
+        pod["spec"]["containers"][0]["args"] = json!(args);
+        pod
+    };
+    sc.apply(&go_pod("plain", &[], &[]));
+    sc.apply(&go_pod("notify", &["--notify"], &["--signal-handled"]));
+    sc.wait_running("plain", 0);
+    sc.wait_running("notify", 0);
+    let warning =
+        "--on-drift reload will not signal: pid 1 (goapp) is a Go program, which exits on SIGHUP";
+    sc.wait_for(
+        "plain: `status` warns, from the first probe on, that SIGHUP would end the Go app",
+        PERIOD + SLACK,
+        || {
+            let s = sc.exec("plain", &["/probe/driftprobe", "status", "/config"]);
+            s.stdout.contains(warning).then_some(())
+        },
+    );
+    let s = sc.exec("notify", &["/probe/driftprobe", "status", "/config"]);
+    sc.check(
+        !s.stdout.contains("Go program"),
+        "no warning where --signal-handled is given",
+    );
+    let payloads = ["plain", "notify"].map(|p| {
+        sc.volume_payload(p, "configmap", "config")
+            .unwrap_or_default()
+    });
+    sc.edit(
+        "configmap",
+        "config",
+        &[("config.txt", "greeting: after\n")],
+    );
+    for (pod, payload) in ["plain", "notify"].iter().zip(&payloads) {
+        sc.wait_swap(pod, "configmap", "config", payload);
+    }
+    // With signal.Notify and --signal-handled: reloaded in place.
+    sc.wait_for(
+        "notify: the Go app logged its SIGHUP",
+        grace + PERIOD * 2 + SLACK,
+        || {
+            let logs = sc.kubectl(&["logs", "notify", "-c", "app"]).stdout;
+            logs.contains("goapp: got SIGHUP, reloading").then_some(())
+        },
+    );
+    // Without: refused with the reason, then restarted by liveness.
+    let within = sc.node.restart_within(grace, FAILURE_THRESHOLD);
+    sc.wait_event(
+        "plain",
+        &[
+            "Liveness probe failed: drift:",
+            "1 changed (config.txt)",
+            "; not reloaded: pid 1 (goapp) is a Go program, which exits on SIGHUP unless it calls signal.Notify",
+        ],
+        within,
+    );
+    sc.wait_restart("plain", 0, within);
+    sc.wait_running("plain", 1);
+    let previous = sc
+        .kubectl(&["logs", "plain", "-c", "app", "--previous"])
+        .stdout;
+    sc.check(
+        previous.contains("goapp: running, without a SIGHUP handler"),
+        "the restarted container's log is the plain Go app's",
+    );
+    sc.assert_no_restart(
+        "notify",
+        0,
+        sc.node.quiet_window(grace),
+        "the Go app with signal.Notify reloaded in place",
+    );
+    sc.check(
+        sc.event_matching("notify", &["Liveness probe failed"])
+            .is_none(),
+        "no failed liveness probe for the Go app that reloads",
+    );
+    let (code, line) = sc.probe(
+        "plain",
+        &[
+            "/probe/driftprobe",
+            "liveness",
+            "--grace",
+            &g,
+            "--on-drift",
+            "reload",
+            "/config",
+        ],
+    );
+    sc.check(
+        code == 0 && line.starts_with("ok:"),
+        "the restarted plain Go app runs the new config: ok:",
     );
 }
 

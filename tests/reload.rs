@@ -13,10 +13,12 @@ mod reload {
     mod common;
     mod compose;
     mod env;
+    mod headers;
     mod http;
     mod nginx;
     mod pair;
     mod prometheus;
+    mod runtimes;
     mod signals;
     mod stagger;
     mod subpath;

@@ -363,7 +363,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__liveness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --http-get --tcp-socket --exec --app-timeout --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -401,22 +401,6 @@ _driftprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --http-get)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --tcp-socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --exec)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --app-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --on-error)
                     COMPREPLY=($(compgen -W "pass fail" -- "${cur}"))
                     return 0
@@ -438,6 +422,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --reload-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -499,7 +487,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__readiness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --http-get --tcp-socket --exec --app-timeout --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -537,22 +525,6 @@ _driftprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --http-get)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --tcp-socket)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --exec)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --app-timeout)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --on-error)
                     COMPREPLY=($(compgen -W "pass fail" -- "${cur}"))
                     return 0
@@ -574,6 +546,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --reload-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -76,6 +76,7 @@ reload\t'Signal the app to reload (or call --reload-url), adopt the new config a
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-header -d 'Header sent with the --reload-url request, `Name: value` (repeatable). A value `@PATH` is read from that file (e.g. a mounted Secret) at each request, surrounding whitespace trimmed; values are never shown. DRIFTPROBE_RELOAD_HEADER holds one header per line' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l pid -d 'Process to signal and read --env from [default: the container\'s entrypoint: PID 1, or with shareProcessNamespace the first process of this container]' -r
@@ -87,6 +88,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-in
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l full -d 'Hash every file, bypassing the stat cache'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal-handled -d 'The app reloads on --signal although its runtime\'s default is to exit or do nothing (a Go program that calls signal.Notify, a JVM app with sun.misc.Signal.handle): signal it anyway. Without it a Go or JVM target is not signalled. Either way the probe checks that the target is still running after the signal'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l grace -d 'How long drift may last before the probe fails' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
@@ -109,6 +111,7 @@ reload\t'Signal the app to reload (or call --reload-url), adopt the new config a
 adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-header -d 'Header sent with the --reload-url request, `Name: value` (repeatable). A value `@PATH` is read from that file (e.g. a mounted Secret) at each request, surrounding whitespace trimmed; values are never shown. DRIFTPROBE_RELOAD_HEADER holds one header per line' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-method -d 'HTTP method of the --reload-url request' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-timeout -d 'No 2xx answer within this long: not reloaded (keep the probe\'s timeoutSeconds above it)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l pid -d 'Process to signal and read --env from [default: the container\'s entrypoint: PID 1, or with shareProcessNamespace the first process of this container]' -r
@@ -120,6 +123,7 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-i
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l full -d 'Hash every file, bypassing the stat cache'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal-handled -d 'The app reloads on --signal although its runtime\'s default is to exit or do nothing (a Go program that calls signal.Notify, a JVM app with sun.misc.Signal.handle): signal it anyway. Without it a Go or JVM target is not signalled. Either way the probe checks that the target is still running after the signal'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r

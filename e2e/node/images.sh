@@ -9,8 +9,9 @@
 #   as the init container that installs the probe;
 # - $APP_IMAGE: the demo server (examples/demo_server.rs, static), plus
 #   e2e/node/fetch (asks the server what it serves, from inside the pod) and
-#   e2e/node/pause (here: a validator that never answers), /tmp mode 1777,
-#   USER 65532;
+#   e2e/node/pause (here: a validator that never answers), and e2e/node/goapp
+#   (a Go program, built with the machine's Go, no module needed), /tmp mode
+#   1777, USER 65532;
 # - $PAUSE_IMAGE: e2e/node/pause, the pods' sandbox.
 # The tarballs are docker archives written by e2e/node/mkimage.py (no docker
 # engine needed); a failed import fails with containerd's last log lines.
@@ -34,6 +35,11 @@ mkdir -p "$out/bin" "$out/probe-context/target/x86_64-unknown-linux-gnu/release"
 cc -static -Os -o "$out/bin/pause" "$here/pause/pause.c"
 cc -static -Os -o "$out/bin/fetch" "$here/fetch/fetch.c"
 strip "$out/bin/pause" "$out/bin/fetch" 2>/dev/null || true
+# The Go app: standard library only, so no module proxy; static (no cgo).
+go=$(command -v go || echo /usr/local/go/bin/go)
+(cd "$here/goapp" && CGO_ENABLED=0 GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-buildvcs=false \
+    GOCACHE=${DRIFTPROBE_NODE_CACHE:-/var/cache/driftprobe-node}/go/build \
+    "$go" build -o "$out/bin/goapp" .) || die "building e2e/node/goapp failed"
 
 # The probe image: the prebuilt stage, in a context holding just the binary.
 cp "$release/driftprobe" "$out/probe-context/target/x86_64-unknown-linux-gnu/release/driftprobe"
@@ -41,7 +47,8 @@ python3 "$here/mkimage.py" "$out/probe.tar" "$PROBE_IMAGE" \
     --dockerfile "$repo/Dockerfile.static" --stage prebuilt --context "$out/probe-context"
 python3 "$here/mkimage.py" "$out/app.tar" "$APP_IMAGE" \
     --file "$release/examples/demo_server:/demo_server" --file "$out/bin/fetch:/fetch" \
-    --file "$out/bin/pause:/pause" --dir /tmp:1777 --user 65532 --entrypoint /demo_server
+    --file "$out/bin/pause:/pause" --file "$out/bin/goapp:/goapp" \
+    --dir /tmp:1777 --user 65532 --entrypoint /demo_server
 python3 "$here/mkimage.py" "$out/pause.tar" "$PAUSE_IMAGE" \
     --file "$out/bin/pause:/pause" --user 65535 --entrypoint /pause
 

@@ -97,7 +97,10 @@ pub fn no_values(out: &Out, secrets: &[&str]) {
 #[track_caller]
 pub fn not_reloaded(out: &Out) {
     assert!(
-        !out.stdout.contains("reloaded") && !out.stdout.contains("sent SIG"),
+        // "not reloaded: …" is the opposite.
+        !out.stdout.lines().any(|l| l.starts_with("reloaded"))
+            && !out.stdout.contains("; reloaded")
+            && !out.stdout.contains("sent SIG"),
         "must not claim a reload: {out}"
     );
 }

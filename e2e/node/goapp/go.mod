@@ -1,0 +1,3 @@
+module driftprobe.local/goapp
+
+go 1.21
