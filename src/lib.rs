@@ -6,7 +6,8 @@
 //! [`digest`] hashes the watched files, [`state`] loads and saves what this
 //! container recorded (and [`shared`] what its probes share), [`verdict`] compares, [`action`] reacts (reload
 //! signal or [`http`] request, validation command), [`exit`] names the
-//! outcome. [`run`] wires
+//! outcome, and [`mirror`] copies verdict changes to the container's log.
+//! [`run`] wires
 //! them; `main` only prints its [`Report`], escaped by [`escape`].
 
 pub mod action;
@@ -22,6 +23,7 @@ pub mod http;
 pub mod inspect;
 pub mod json;
 pub mod key;
+pub mod mirror;
 pub mod probe;
 pub mod shared;
 pub mod smallfile;

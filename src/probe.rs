@@ -20,8 +20,9 @@ use crate::baseline::{self, failure_report, new_baseline, Failure, Opened};
 use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
+use crate::mirror::{self, Class};
 use crate::shared::{self, Claim, Given, Intent, Names};
-use crate::state::{Drift, Reload, State};
+use crate::state::{Drift, Mirrored, Reload, State};
 use crate::state::{EnvDrift, Loaded, Locked, Validating, Validation};
 use crate::time::{self, clock_time, format_duration, Millis, Stamp};
 use crate::verdict::{self, Changes, Verdict};
@@ -38,12 +39,20 @@ const VALIDATE_RETRY_MS: i64 = 60_000;
 const REVALIDATE_MS: i64 = 600_000;
 /// How long past its own timeout a validation marker is honoured.
 const MARKER_SLACK: Duration = Duration::from_secs(2);
-/// Without `--validate-timeout` the validator gets what is left of this
-/// much time from the probe's start: inside the kubelet's default
-/// `timeoutSeconds: 1`, so that the probe, not the kubelet, ends a slow
-/// validator and says so. At least `MIN_VALIDATE`.
-pub const PROBE_DEADLINE: Duration = Duration::from_millis(800);
+/// What a probe keeps back from `--probe-timeout` for itself: the walk's
+/// retries, the state save, the line, the exec. See [`probe_deadline`].
+const PROBE_MARGIN: Duration = Duration::from_millis(200);
 const MIN_VALIDATE: Duration = Duration::from_millis(50);
+
+/// How long from its start a probe may spend on work that can be slow
+/// (the validator, and the timeouts of the app's own checks): inside
+/// `--probe-timeout` (the kubelet's `timeoutSeconds`, 1s by default, so
+/// 800ms), so that the probe, not the kubelet, ends a slow validator and
+/// says so. The timeout less 200ms, and never less than half of it.
+pub fn probe_deadline(args: &ProbeArgs) -> Duration {
+    let t = args.probe_timeout;
+    t.saturating_sub(PROBE_MARGIN).max(t / 2)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -80,6 +89,7 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
                 r.code = Code::Healthy;
                 r.stdout.push_str(" (passing: --on-error pass)");
             }
+            mirror_failure(kind, args, &mut r);
             r
         }
     }
@@ -92,6 +102,8 @@ enum Response {
     /// `--reload-url`: an HTTP request instead of a signal.
     Http(action::HttpReload),
     Adopt,
+    /// `--on-drift report`: observe only; pass, say `(report only)`.
+    Report,
 }
 
 /// The options that only matter once drift is found, checked up front so
@@ -133,6 +145,7 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
             }
             match on_drift {
                 OnDrift::Adopt => Response::Adopt,
+                OnDrift::Report => Response::Report,
                 _ => Response::Fail,
             }
         }
@@ -171,13 +184,64 @@ fn app_target(args: &ProbeArgs) -> Target {
 }
 
 /// How long the validator may run: `--validate-timeout`, or what is left
-/// of [`PROBE_DEADLINE`] since the probe `started`.
+/// of [`probe_deadline`] since the probe `started`.
 fn validate_timeout(args: &ProbeArgs, started: Instant) -> Duration {
     args.validate_timeout.unwrap_or_else(|| {
-        PROBE_DEADLINE
+        probe_deadline(args)
             .saturating_sub(started.elapsed())
             .max(MIN_VALIDATE)
     })
+}
+
+/// The misconfigurations this probe can see from its options and this
+/// look: each one makes the probe silently useless, so each is said once
+/// per container (stderr and the container's log) and shown by `status`.
+/// `missing`: watched paths that do not exist; `unsaved`: why the state
+/// could not be saved.
+pub fn misconfigurations(
+    reaction_reloads_by_http: bool,
+    args: &ProbeArgs,
+    missing: &[String],
+    unsaved: Option<&str>,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    let deadline = probe_deadline(args);
+    let fits = |flag: &str, t: Duration, what: &str| {
+        (t > deadline).then(|| {
+            format!(
+                "{flag} {} cannot fit inside --probe-timeout {} (the kubelet kills the probe first, so {what}): \
+                 set --probe-timeout to the probe's timeoutSeconds and keep {flag} under it, less 200ms",
+                format_duration(t),
+                format_duration(args.probe_timeout)
+            )
+        })
+    };
+    if let (Some(_), Some(t)) = (&args.validate, args.validate_timeout) {
+        found.extend(fits(
+            "--validate-timeout",
+            t,
+            "a slow validator is killed with it every time and the new config is never applied",
+        ));
+    }
+    if reaction_reloads_by_http {
+        found.extend(fits(
+            "--reload-timeout",
+            args.reload_timeout,
+            "a slow reload is never recorded and is asked again at every probe",
+        ));
+    }
+    for m in missing {
+        found.push(format!(
+            "watched path {m} does not exist: nothing there is watched (a typo, or a volume not mounted?)"
+        ));
+    }
+    if let Some(why) = unsaved {
+        found.push(format!(
+            "the state dir cannot be written ({why}): drift and reloads are not remembered between probes; \
+             use a writable emptyDir (--state-dir)"
+        ));
+    }
+    found
 }
 
 fn check(kind: Kind, grace: Duration, args: &ProbeArgs) -> Result<Report, Failure> {
@@ -572,6 +636,10 @@ impl Look<'_> {
         };
         let window = self.grace.saturating_add(offset);
         let verdict = verdict::judge(drift.as_ref(), clock, window, hold.is_some());
+        let in_grace = !matches!(verdict, Verdict::Overdue { .. });
+        let report_only = matches!(reaction.response, Response::Report);
+        // `--on-drift report`: every drift-related line says so.
+        let only = if report_only { " (report only)" } else { "" };
         // While another probe validates, readiness keeps its normal window.
         let plain = verdict::judge(drift.as_ref(), clock, window, false);
         let changes = match &st.baseline {
@@ -626,7 +694,7 @@ impl Look<'_> {
             Verdict::Drifting { since, left } => (
                 Code::Healthy,
                 format!(
-                    "drift: {what} since {} ({window_text}, {} left)",
+                    "drift: {what} since {} ({window_text}, {} left){only}",
                     clock_time(since),
                     format_duration(left)
                 ),
@@ -635,13 +703,14 @@ impl Look<'_> {
                 let hold = hold.unwrap_or(Hold::Validating);
                 let within_grace = matches!(plain, Verdict::Drifting { .. });
                 let code = match (self.kind, args.on_invalid) {
+                    _ if report_only => Code::Healthy,
                     (Kind::Liveness, _) | (Kind::Readiness, OnInvalid::Pass) => Code::Healthy,
                     (Kind::Readiness, _) if hold == Hold::Validating && within_grace => {
                         Code::Healthy
                     }
                     (Kind::Readiness, OnInvalid::Fail) => Code::Drift,
                 };
-                (code, hold.line(&what, since))
+                (code, format!("{}{only}", hold.line(&what, since)))
             }
             Verdict::Overdue { since, .. } => {
                 // A failing line becomes an Event, and the kubelet folds
@@ -655,6 +724,7 @@ impl Look<'_> {
                 );
                 match &reaction.response {
                 Response::Fail => (Code::Drift, overdue),
+                Response::Report => (Code::Healthy, format!("{overdue}{only}")),
                 Response::Reload(..) | Response::Http(..) | Response::Adopt if !env_drift.is_empty() => (
                     Code::Drift,
                     format!("{overdue}; a reload cannot change environment variables, only a restart can"),
@@ -761,6 +831,22 @@ impl Look<'_> {
         if let (Some(e), Code::Healthy) = (env_error, code) {
             // The files are fine, the environment unknown: no false "ok".
             return Err(Failure::Unknown(format!("--env: {e}")));
+        }
+        // What is new for the container's log: a changed verdict class
+        // (`--log-changes`), a misconfiguration not told yet. Remembered
+        // with one more save, only when something was new.
+        let by_http = matches!(reaction.response, Response::Http(_));
+        let problems = misconfigurations(by_http, args, &snap.missing, unsaved.as_deref());
+        let class = args.log_changes.then(|| Class::of(&line, in_grace));
+        if mirror(
+            self.kind, args, &proc_root, &mut st, class, &problems, &line, warnings,
+        ) && unsaved.is_none()
+        {
+            if let Err(e) = locked.save(&st) {
+                warnings.push(format!(
+                    "driftprobe: warning: {e}; what was written to the container's log is not remembered"
+                ));
+            }
         }
         // The answer is the last thing this process does: leave the states
         // and the snapshot to the exit rather than free their thousands of
@@ -1107,6 +1193,121 @@ impl Look<'_> {
         }
         Adoption::Adopt
     }
+}
+
+/// Where the container's log is: the stdout of the app's process
+/// ([`app_target`]). In the host's PID namespace there is no container
+/// entrypoint (PID 1 is the machine's init): never written to by default.
+fn log_target(args: &ProbeArgs, proc_root: &Path) -> Result<i32, String> {
+    let target = app_target(args);
+    if matches!(target, Target::Entrypoint) && mirror::in_host_pid_namespace(proc_root) {
+        return Err(
+            "this probe runs in the host's PID namespace, which has no container entrypoint (PID 1 is the \
+             machine's init): not written (name the process with --pid, --pidfile or --process)"
+                .into(),
+        );
+    }
+    target.resolve(proc_root)
+}
+
+/// Writes to the container's log what is new for probe `kind` since it
+/// last wrote there (see [`mirror::news`]): misconfigurations first (also
+/// on stderr), then `line` if its class changed. Records that in `st`
+/// (with why a write failed, for `status`); true when `st` changed.
+#[allow(clippy::too_many_arguments)]
+fn mirror(
+    kind: Kind,
+    args: &ProbeArgs,
+    proc_root: &Path,
+    st: &mut State,
+    class: Option<Class>,
+    problems: &[String],
+    line: &str,
+    warnings: &mut Vec<String>,
+) -> bool {
+    let at = st.mirrored.iter().position(|m| m.probe == kind.name());
+    let blank = Mirrored {
+        probe: kind.name().into(),
+        ..Mirrored::default()
+    };
+    let before = at.map_or_else(|| blank.clone(), |i| st.mirrored[i].clone());
+    let mut rec = before.clone();
+    let (fresh, changed) = mirror::news(&mut rec, class, problems);
+    let mut lines: Vec<String> = fresh
+        .iter()
+        .map(|p| format!("misconfigured: {p}"))
+        .collect();
+    warnings.extend(lines.iter().map(|l| format!("driftprobe: warning: {l}")));
+    if changed {
+        lines.push(line.to_string());
+    }
+    if !lines.is_empty() {
+        rec.failed = log_target(args, proc_root)
+            .and_then(|pid| {
+                lines.iter().try_for_each(|l| {
+                    mirror::write_to_stdout_of(proc_root, pid, &mirror::log_line(kind.name(), l))
+                })
+            })
+            .err();
+    }
+    if rec == before {
+        return false;
+    }
+    match at {
+        Some(i) => st.mirrored[i] = rec,
+        None if rec == blank => return false,
+        None => st.mirrored.push(rec),
+    }
+    true
+}
+
+/// After a "cannot determine": a state dir that cannot be used is told
+/// (stderr and the container's log) at every probe, as there is nowhere to
+/// remember it was; otherwise, with `--log-changes`, the change to "cannot
+/// determine" is mirrored if this container has a state to remember it in
+/// (a quick lock: this probe has spent its time already).
+fn mirror_failure(kind: Kind, args: &ProbeArgs, report: &mut Report) {
+    let proc_root = crate::state::Proc::default().root;
+    if let Err(e) = crate::state::StateDir::open(&args.watch.state_dir) {
+        let problem = format!(
+            "misconfigured: the state dir cannot be used ({e}): nothing is remembered between probes; use a writable \
+             emptyDir (--state-dir)"
+        );
+        report
+            .stderr
+            .push(format!("driftprobe: warning: {problem}"));
+        let _ = log_target(args, &proc_root).and_then(|pid| {
+            mirror::write_to_stdout_of(&proc_root, pid, &mirror::log_line(kind.name(), &problem))
+        });
+        return;
+    }
+    if !args.log_changes {
+        return;
+    }
+    let Ok(opened) = baseline::open(&args.watch) else {
+        return;
+    };
+    let Ok(locked) = opened.dir.lock(&opened.key, Duration::from_millis(100)) else {
+        return;
+    };
+    let (Some(mut st), _) = opened.previous(locked.load(opened.max_state_bytes())) else {
+        return;
+    };
+    let mut warnings = Vec::new();
+    let class = Some(Class::CannotDetermine);
+    if mirror(
+        kind,
+        args,
+        &proc_root,
+        &mut st,
+        class,
+        &[],
+        &report.stdout,
+        &mut warnings,
+    ) {
+        let _ = locked.save(&st);
+    }
+    report.stderr.extend(warnings);
 }
 
 /// The cached answer of `command` for `digest`, unless it is time to ask

@@ -358,6 +358,21 @@ pub struct Reload {
     pub to_digest: String,
 }
 
+/// What one probe kind last mirrored to the container's log
+/// ([`crate::mirror`]): kept so that a line is written once per change,
+/// not at every probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mirrored {
+    /// `liveness` or `readiness`.
+    pub probe: String,
+    /// The last verdict class logged (`--log-changes` only).
+    pub class: Option<String>,
+    /// The misconfigurations already reported (stderr and log line).
+    pub problems: Vec<String>,
+    /// Why the last line could not be written, shown by `status`.
+    pub failed: Option<String>,
+}
+
 /// Everything a container instance remembers between probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
@@ -386,6 +401,8 @@ pub struct State {
     /// app was given (by any probe's reload or adoption) since then is
     /// applied at the next look.
     pub given_seq: u64,
+    /// What each probe kind last mirrored to the container's log.
+    pub mirrored: Vec<Mirrored>,
 }
 
 /// An environment variable that differs from its file.
@@ -462,6 +479,7 @@ impl State {
             env_drift: Vec::new(),
             validating: None,
             given_seq: 0,
+            mirrored: Vec::new(),
         }
     }
 }
@@ -1074,7 +1092,8 @@ const KEYS: &[&str] = &[
     "output", "transient", "command", "reloads", "signal", "pid", "target",
     "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
     "name", "validating", "until", "until_boot", "pgid", "leader_start",
-    "owner", "owner_start", "outcome", "given_seq",
+    "owner", "owner_start", "outcome", "given_seq", "mirrored", "probe",
+    "class", "problems", "failed",
 ];
 
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
@@ -1341,6 +1360,34 @@ impl EnvDrift {
     }
 }
 
+impl Mirrored {
+    fn to_json(&self) -> Value {
+        let mut p = vec![("probe", (&self.probe).into())];
+        if let Some(c) = &self.class {
+            p.push(("class", c.into()));
+        }
+        push_if(
+            &mut p,
+            !self.problems.is_empty(),
+            "problems",
+            strings(&self.problems),
+        );
+        if let Some(f) = &self.failed {
+            p.push(("failed", f.into()));
+        }
+        obj(p)
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<Mirrored> {
+        Ok(Mirrored {
+            probe: v.req("probe")?.str("probe")?,
+            class: v.opt("class", Value::str)?,
+            problems: or_default(v, "problems", string_list)?,
+            failed: v.opt("failed", Value::str)?,
+        })
+    }
+}
+
 impl Validating {
     fn to_json(&self) -> Value {
         let mut p = vec![
@@ -1432,6 +1479,12 @@ impl State {
             "given_seq",
             self.given_seq.into(),
         );
+        push_if(
+            &mut p,
+            !self.mirrored.is_empty(),
+            "mirrored",
+            list(&self.mirrored, Mirrored::to_json),
+        );
         obj(p)
     }
 
@@ -1452,6 +1505,7 @@ impl State {
             env_drift: or_default(v, "env_drift", |c, n| c.list(n, EnvDrift::from_json))?,
             validating: v.opt("validating", Validating::from_json)?,
             given_seq: or_default(v, "given_seq", Value::u64)?,
+            mirrored: or_default(v, "mirrored", |c, n| c.list(n, Mirrored::from_json))?,
         })
     }
 }

@@ -363,7 +363,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__liveness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,7 +414,7 @@ _driftprobe() {
                     return 0
                     ;;
                 --on-drift)
-                    COMPREPLY=($(compgen -W "fail reload adopt" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "fail reload adopt report" -- "${cur}"))
                     return 0
                     ;;
                 --signal)
@@ -458,6 +458,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -483,7 +487,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__readiness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -534,7 +538,7 @@ _driftprobe() {
                     return 0
                     ;;
                 --on-drift)
-                    COMPREPLY=($(compgen -W "fail reload adopt" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "fail reload adopt report" -- "${cur}"))
                     return 0
                     ;;
                 --signal)
@@ -578,6 +582,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -69,7 +69,8 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l lock-
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l stagger -d 'Spread restarts/reloads of replicas: add a per-pod offset in [0, DURATION) to the grace window, derived from the hostname' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-drift -d 'What to do once drift outlasts the grace window' -r -f -a "fail\t'Fail the probe (liveness: the kubelet restarts the container)'
 reload\t'Signal the app to reload (or call --reload-url), adopt the new config as baseline, pass'
-adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
+adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'
+report\t'Observe only: print the verdict with `(report only)` and pass; never fail for drift or an invalid config, never reload or adopt (a gradual rollout, with --log-changes). "Cannot determine" still follows --on-error'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l reload-method -d 'HTTP method of the --reload-url request' -r
@@ -78,11 +79,13 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l pid -
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l pidfile -d 'Read the process to signal from this pidfile' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l process -d 'Signal the oldest process with this name (from /proc/*/comm)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l validate -d 'Command that checks a new config before it is restarted or reloaded into (split on whitespace, quotes respected, no shell); run once per new digest' -r
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute) [default: what is left of 800ms since the probe started, inside the kubelet\'s default timeoutSeconds: 1]. Keep the probe\'s timeoutSeconds above it' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute) [default: what is left of --probe-timeout less 200ms since the probe started: 800ms for the kubelet\'s default timeoutSeconds: 1]. Keep the probe\'s timeoutSeconds above it' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0: keep serving on the running config (the reason is printed)'
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l probe-timeout -d 'The probe\'s timeoutSeconds: the time the kubelet gives it. Default validator budget and the check that --validate-timeout, --reload-timeout and --deadline fit inside it' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l full -d 'Hash every file, bypassing the stat cache'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -l log-changes -d 'Mirror each change of this probe\'s verdict (ok, drift, invalid, ...) as one line to the container\'s log: the stdout of the entrypoint (or of --pid/--pidfile/--process), so `kubectl logs` shows it'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand liveness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l grace -d 'How long drift may last before the probe fails' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
@@ -98,7 +101,8 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l lock
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l stagger -d 'Spread restarts/reloads of replicas: add a per-pod offset in [0, DURATION) to the grace window, derived from the hostname' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-drift -d 'What to do once drift outlasts the grace window' -r -f -a "fail\t'Fail the probe (liveness: the kubelet restarts the container)'
 reload\t'Signal the app to reload (or call --reload-url), adopt the new config as baseline, pass'
-adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'"
+adopt\t'Adopt the new config as baseline and pass (apps that reload by themselves; with --validate, readiness still guards bad configs)'
+report\t'Observe only: print the verdict with `(report only)` and pass; never fail for drift or an invalid config, never reload or adopt (a gradual rollout, with --log-changes). "Cannot determine" still follows --on-error'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l signal -d 'Signal sent by --on-drift reload (HUP, SIGUSR1, 10, ...) [default: HUP]' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-url -d '--on-drift reload by an HTTP request instead of a signal: http://IP[:PORT]/PATH, IP a literal or localhost (no https, no DNS)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l reload-method -d 'HTTP method of the --reload-url request' -r
@@ -107,11 +111,13 @@ complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l pid 
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l pidfile -d 'Read the process to signal from this pidfile' -r -F
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l process -d 'Signal the oldest process with this name (from /proc/*/comm)' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l validate -d 'Command that checks a new config before it is restarted or reloaded into (split on whitespace, quotes respected, no shell); run once per new digest' -r
-complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute) [default: what is left of 800ms since the probe started, inside the kubelet\'s default timeoutSeconds: 1]. Keep the probe\'s timeoutSeconds above it' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l validate-timeout -d 'Kill the validator after this long (no answer: held, asked again after a minute) [default: what is left of --probe-timeout less 200ms since the probe started: 800ms for the kubelet\'s default timeoutSeconds: 1]. Keep the probe\'s timeoutSeconds above it' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l on-invalid -d 'Readiness while the new config is invalid; liveness always holds. `pass` keeps serving the old config; `fail` takes the pod out of its Services (a bad edit reaches every replica: all of them)' -r -f -a "pass\t'Exit 0: keep serving on the running config (the reason is printed)'
 fail\t'Exit 1: the pod leaves its Services until the config is fixed'"
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l env -d 'Environment variable NAME the app started with must equal the content of PATH (the same ConfigMap key mounted as a file); repeatable; DRIFTPROBE_ENV is a `,`-separated list' -r
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l probe-timeout -d 'The probe\'s timeoutSeconds: the time the kubelet gives it. Default validator budget and the check that --validate-timeout, --reload-timeout and --deadline fit inside it' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l full -d 'Hash every file, bypassing the stat cache'
+complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -l log-changes -d 'Mirror each change of this probe\'s verdict (ok, drift, invalid, ...) as one line to the container\'s log: the stdout of the entrypoint (or of --pid/--pidfile/--process), so `kubectl logs` shows it'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand readiness" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l exclude -d 'Ignore files matching GLOB (`*.bak`, `certs/*.pem`); repeatable; DRIFTPROBE_EXCLUDE is a `,`-separated list' -r
 complete -c driftprobe -n "__fish_driftprobe_using_subcommand status" -l max-entries -d 'Entries walked, of every kind: files, directories, symlinks' -r
