@@ -407,3 +407,42 @@ fn misconfigurations_are_said_once_on_stderr_in_the_log_and_by_status() {
         );
     }
 }
+
+/// The README's alert rules (examples/alerts/): valid for Prometheus, and
+/// each fires on the series it is meant for (promtool's rule unit tests).
+#[test]
+fn the_example_alert_rules_check_and_fire() {
+    let promtool = std::env::var_os("DRIFTPROBE_PROMTOOL")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            std::env::split_paths(&path)
+                .chain([std::path::PathBuf::from("/usr/bin")])
+                .map(|d| d.join("promtool"))
+                .find(|p| p.is_file())
+        });
+    let Some(promtool) = promtool else {
+        skip_e2e(
+            "the_example_alert_rules_check_and_fire",
+            "promtool is not installed (apt-get install --no-install-recommends prometheus)",
+        );
+        return;
+    };
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/alerts");
+    for args in [
+        ["check", "rules", "driftprobe.rules.yaml"],
+        ["test", "rules", "driftprobe.rules.test.yaml"],
+    ] {
+        let out = std::process::Command::new(&promtool)
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
