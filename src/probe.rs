@@ -1590,6 +1590,56 @@ mod tests {
         st
     }
 
+    fn probe_args(extra: &[&str]) -> ProbeArgs {
+        let argv = ["driftprobe", "liveness"]
+            .iter()
+            .chain(extra)
+            .chain(&["/x"]);
+        match crate::cli::try_parse_from(argv).expect("parses").command {
+            crate::cli::Command::Liveness(a) => a.probe,
+            _ => unreachable!("a liveness command line"),
+        }
+    }
+
+    #[test]
+    fn the_probe_deadline_follows_the_probe_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(probe_deadline(&probe_args(&[])), ms(800));
+        assert_eq!(
+            probe_deadline(&probe_args(&["--probe-timeout", "10s"])),
+            ms(9_800)
+        );
+        // Never less than half of it.
+        assert_eq!(
+            probe_deadline(&probe_args(&["--probe-timeout", "300ms"])),
+            ms(150)
+        );
+        assert_eq!(
+            probe_deadline(&probe_args(&["--probe-timeout", "0"])),
+            ms(0)
+        );
+    }
+
+    #[test]
+    fn timeouts_that_cannot_fit_are_misconfigurations() {
+        let v = ["--validate", "true", "--validate-timeout", "3s"];
+        let found = misconfigurations(false, &probe_args(&v), &[], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("--validate-timeout 3s cannot fit inside --probe-timeout 1s"));
+        let roomy = [&v[..], &["--probe-timeout", "5s"]].concat();
+        assert!(misconfigurations(false, &probe_args(&roomy), &[], None).is_empty());
+        // A timeout for a validator that is not used is not one.
+        let unused = probe_args(&["--validate-timeout", "3s"]);
+        assert!(misconfigurations(false, &unused, &[], None).is_empty());
+        // --reload-timeout only counts for a reload by HTTP; 500ms fits.
+        let slow = probe_args(&["--reload-timeout", "2s"]);
+        assert!(misconfigurations(false, &slow, &[], None).is_empty());
+        assert_eq!(misconfigurations(true, &slow, &[], None).len(), 1);
+        assert!(misconfigurations(true, &probe_args(&[]), &[], None).is_empty());
+        let both = misconfigurations(false, &probe_args(&[]), &["/etc/x".into()], Some("EROFS"));
+        assert_eq!(both.len(), 2, "{both:?}");
+    }
+
     #[test]
     fn a_validation_marker_expires_on_the_boot_clock() {
         let st = with_marker(T0 + 12_000, Some(112_000));
