@@ -205,29 +205,32 @@ pub fn misconfigurations(
     unsaved: Option<&str>,
 ) -> Vec<String> {
     let mut found = Vec::new();
-    let deadline = probe_deadline(args);
-    let fits = |flag: &str, t: Duration, what: &str| {
-        (t > deadline).then(|| {
-            format!(
-                "{flag} {} cannot fit inside --probe-timeout {} (the kubelet kills the probe first, so {what}): \
-                 set --probe-timeout to the probe's timeoutSeconds and keep {flag} under it, less 200ms",
-                format_duration(t),
-                format_duration(args.probe_timeout)
-            )
-        })
-    };
+    // The slow steps one probe may take one after the other: together
+    // they must fit (a new `--app-timeout` is one more part).
+    let mut parts: Vec<(&str, Duration)> = Vec::new();
     if let (Some(_), Some(t)) = (&args.validate, args.validate_timeout) {
-        found.extend(fits(
-            "--validate-timeout",
-            t,
-            "a slow validator is killed with it every time and the new config is never applied",
-        ));
+        parts.push(("--validate-timeout", t));
     }
     if reaction_reloads_by_http {
-        found.extend(fits(
-            "--reload-timeout",
-            args.reload_timeout,
-            "a slow reload is never recorded and is asked again at every probe",
+        parts.push(("--reload-timeout", args.reload_timeout));
+    }
+    let total = parts.iter().map(|(_, t)| *t).sum::<Duration>();
+    if total > probe_deadline(args) {
+        let named = parts
+            .iter()
+            .map(|(flag, t)| format!("{flag} {}", format_duration(*t)))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let flags = parts
+            .iter()
+            .map(|(flag, _)| *flag)
+            .collect::<Vec<_>>()
+            .join(" + ");
+        found.push(format!(
+            "{named} cannot fit inside --probe-timeout {} (the kubelet kills the probe first, so a slow validator \
+             is killed with it every time and the new config is never applied, or a slow reload is never \
+             recorded): set --probe-timeout to the probe's timeoutSeconds and keep {flags} under it, less 200ms",
+            format_duration(args.probe_timeout)
         ));
     }
     for m in missing {
@@ -1636,6 +1639,23 @@ mod tests {
         assert!(misconfigurations(false, &slow, &[], None).is_empty());
         assert_eq!(misconfigurations(true, &slow, &[], None).len(), 1);
         assert!(misconfigurations(true, &probe_args(&[]), &[], None).is_empty());
+        // One probe may validate and then reload: the two add up.
+        let each_fits = [
+            "--validate",
+            "true",
+            "--validate-timeout",
+            "5s",
+            "--reload-timeout",
+            "3s",
+        ];
+        let tight = [&each_fits[..], &["--probe-timeout", "6s"]].concat();
+        let found = misconfigurations(true, &probe_args(&tight), &[], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with(
+            "--validate-timeout 5s + --reload-timeout 3s cannot fit inside --probe-timeout 6s"
+        ));
+        let roomy = [&each_fits[..], &["--probe-timeout", "12s"]].concat();
+        assert!(misconfigurations(true, &probe_args(&roomy), &[], None).is_empty());
         let both = misconfigurations(false, &probe_args(&[]), &["/etc/x".into()], Some("EROFS"));
         assert_eq!(both.len(), 2, "{both:?}");
     }
