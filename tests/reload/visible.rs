@@ -444,3 +444,30 @@ fn the_example_alert_rules_check_and_fire() {
         );
     }
 }
+
+/// `status` says a state dir cannot be written every time it is asked
+/// (readOnlyRootFilesystem without --state-dir on an emptyDir).
+#[test]
+fn status_says_the_state_dir_cannot_be_written() {
+    let env = TestEnv::new();
+    env.vol.write(&V1);
+    let ro = env.path("ro");
+    fs::create_dir(&ro).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o ro tmpfs {ro} || exit 90; \"$BIN\" status --state-dir {ro}/state {vol}",
+        ro = ro.display(),
+        vol = env.vol.path().display()
+    );
+    let out = sh_in_private_mounts(&script);
+    assert_ne!(out.code, 90, "cannot mount a tmpfs (needs root): {out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "warning:    misconfigured: the state dir {}/state cannot be written (Read-only file system)",
+            ro.display()
+        )),
+        "{out}"
+    );
+    // A writable one is not reported.
+    let ok = env.run("status", &[env.vol.path()]);
+    assert!(!ok.stdout.contains("misconfigured"), "{ok}");
+}
