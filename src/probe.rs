@@ -839,7 +839,15 @@ impl Look<'_> {
         // (`--log-changes`), a misconfiguration not told yet. Remembered
         // with one more save, only when something was new.
         let by_http = matches!(reaction.response, Response::Http(_));
-        let problems = misconfigurations(by_http, args, &snap.missing, unsaved.as_deref());
+        // A path missing while the files match the baseline never existed
+        // in this container (a typo, a volume not mounted); one that went
+        // away since is drift, and its line says so.
+        let never_there: &[String] = if st.drift.is_none() {
+            &snap.missing
+        } else {
+            &[]
+        };
+        let problems = misconfigurations(by_http, args, never_there, unsaved.as_deref());
         let class = args.log_changes.then(|| Class::of(&line, in_grace));
         if mirror(
             self.kind, args, &proc_root, &mut st, class, &problems, &line, warnings,
