@@ -287,6 +287,16 @@ fn report_mode_passes_drift_invalid_and_grace_and_never_signals() {
     assert_eq!(v["state"], "drift", "{v}");
     assert_eq!(v["reloads"].as_array().map(Vec::len), Some(0), "{v}");
     assert_eq!(v["baseline"]["digest"], before.as_str(), "{v}");
+    // What each probe kind last mirrored, for scripts.
+    let mirrored = v["mirrored"].as_array().expect("mirrored");
+    let class = |probe: &str| {
+        mirrored
+            .iter()
+            .find(|m| m["probe"] == probe)
+            .map(|m| m["class"].clone())
+    };
+    assert_eq!(class("liveness"), Some("cannot determine".into()), "{v}");
+    assert_eq!(class("readiness"), Some("cannot determine".into()), "{v}");
     // One line per change, each saying it only reports.
     let lines = log_lines(&log);
     let expected = [
