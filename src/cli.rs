@@ -45,6 +45,9 @@ Examples:
       --reload-url http://127.0.0.1:8080/actuator/refresh \\
       --reload-header 'Authorization: @/etc/refresh/token' /etc/config
 
+  # observe only (gradual rollout): never fails, logs verdict changes
+  driftprobe liveness --on-drift report --log-changes /etc/config
+
   # what changed, for humans or scripts
   driftprobe status /etc/config
   driftprobe status --json /etc/config
@@ -307,6 +310,11 @@ pub enum OnDrift {
     /// Adopt the new config as baseline and pass (apps that reload by
     /// themselves; with --validate, readiness still guards bad configs).
     Adopt,
+    /// Observe only: print the verdict with `(report only)` and pass; never
+    /// fail for drift or an invalid config, never reload or adopt (a gradual
+    /// rollout, with --log-changes). "Cannot determine" still follows
+    /// --on-error.
+    Report,
 }
 
 // The app's own health check, ANDed into the probe's verdict: at most one
@@ -436,9 +444,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "CMD", env = "DRIFTPROBE_VALIDATE")]
     pub validate: Option<String>,
     /// Kill the validator after this long (no answer: held, asked again
-    /// after a minute) [default: what is left of 800ms since the probe
-    /// started, inside the kubelet's default timeoutSeconds: 1]. Keep the
-    /// probe's timeoutSeconds above it.
+    /// after a minute) [default: what is left of --probe-timeout less 200ms
+    /// since the probe started: 800ms for the kubelet's default
+    /// timeoutSeconds: 1]. Keep the probe's timeoutSeconds above it.
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_VALIDATE_TIMEOUT", value_parser = parse_duration)]
     pub validate_timeout: Option<Duration>,
     /// Readiness while the new config is invalid; liveness always holds
@@ -463,6 +471,16 @@ pub struct ProbeArgs {
     /// DRIFTPROBE_ENV is a `,`-separated list.
     #[arg(long = "env", value_name = "NAME=PATH", env = "DRIFTPROBE_ENV", value_parser = parse_env_pair)]
     pub env: Vec<(String, PathBuf)>,
+    /// Mirror each change of this probe's verdict (ok, drift, invalid, ...)
+    /// as one line to the container's log: the stdout of the entrypoint (or
+    /// of --pid/--pidfile/--process), so `kubectl logs` shows it.
+    #[arg(long, env = "DRIFTPROBE_LOG_CHANGES", value_parser = parse_bool)]
+    pub log_changes: bool,
+    /// The probe's timeoutSeconds: the time the kubelet gives it. Default
+    /// validator budget and the check that --validate-timeout,
+    /// --reload-timeout and --deadline fit inside it.
+    #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_PROBE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
 }
 
 #[derive(Debug, Args)]

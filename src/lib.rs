@@ -7,7 +7,8 @@
 //! container recorded (and [`shared`] what its probes share), [`verdict`] compares, [`action`] reacts (reload
 //! signal or [`http`] request, validation command), [`exit`] names the
 //! outcome; [`app`] runs the app's own health check, ANDed into a probe's
-//! verdict. [`run`] wires
+//! verdict, and [`mirror`] copies verdict changes to the container's log.
+//! [`run`] wires
 //! them; `main` only prints its [`Report`], escaped by [`escape`].
 
 pub mod action;
@@ -24,6 +25,7 @@ pub mod http;
 pub mod inspect;
 pub mod json;
 pub mod key;
+pub mod mirror;
 pub mod probe;
 pub mod runtime;
 pub mod shared;

@@ -24,9 +24,10 @@ use crate::baseline::{self, failure_report, new_baseline, Failure, Opened};
 use crate::cli::{OnDrift, OnError, OnInvalid, ProbeArgs};
 use crate::digest::Snapshot;
 use crate::exit::Code;
+use crate::mirror::{self, Class};
 use crate::runtime;
 use crate::shared::{self, Claim, Given, Intent, Names};
-use crate::state::{Drift, Reload, State};
+use crate::state::{Drift, Mirrored, Reload, State};
 use crate::state::{EnvDrift, Loaded, Locked, Validating, Validation};
 use crate::time::{self, clock_time, format_duration, Millis, Stamp};
 use crate::verdict::{self, Changes, Verdict};
@@ -43,12 +44,20 @@ const VALIDATE_RETRY_MS: i64 = 60_000;
 const REVALIDATE_MS: i64 = 600_000;
 /// How long past its own timeout a validation marker is honoured.
 const MARKER_SLACK: Duration = Duration::from_secs(2);
-/// Without `--validate-timeout` the validator gets what is left of this
-/// much time from the probe's start: inside the kubelet's default
-/// `timeoutSeconds: 1`, so that the probe, not the kubelet, ends a slow
-/// validator and says so. At least `MIN_VALIDATE`.
-pub const PROBE_DEADLINE: Duration = Duration::from_millis(800);
+/// What a probe keeps back from `--probe-timeout` for itself: the walk's
+/// retries, the state save, the line, the exec. See [`probe_deadline`].
+const PROBE_MARGIN: Duration = Duration::from_millis(200);
 const MIN_VALIDATE: Duration = Duration::from_millis(50);
+
+/// How long from its start a probe may spend on work that can be slow
+/// (the validator, and the timeouts of the app's own checks): inside
+/// `--probe-timeout` (the kubelet's `timeoutSeconds`, 1s by default, so
+/// 800ms), so that the probe, not the kubelet, ends a slow validator and
+/// says so. The timeout less 200ms, and never less than half of it.
+pub fn probe_deadline(args: &ProbeArgs) -> Duration {
+    let t = args.probe_timeout;
+    t.saturating_sub(PROBE_MARGIN).max(t / 2)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -98,6 +107,7 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
                 r.code = Code::Healthy;
                 r.stdout.push_str(" (passing: --on-error pass)");
             }
+            mirror_failure(kind, args, &mut r);
             r
         }
     }
@@ -121,6 +131,8 @@ enum Response {
     /// `--reload-url`: an HTTP request instead of a signal.
     Http(action::HttpReload),
     Adopt,
+    /// `--on-drift report`: observe only; pass, say `(report only)`.
+    Report,
 }
 
 /// The options that only matter once drift is found, checked up front so
@@ -168,6 +180,7 @@ fn reaction(args: &ProbeArgs) -> Result<Reaction, Failure> {
             }
             match on_drift {
                 OnDrift::Adopt => Response::Adopt,
+                OnDrift::Report => Response::Report,
                 _ => Response::Fail,
             }
         }
@@ -206,13 +219,70 @@ fn app_target(args: &ProbeArgs) -> Target {
 }
 
 /// How long the validator may run: `--validate-timeout`, or what is left
-/// of [`PROBE_DEADLINE`] since the probe `started`.
+/// of [`probe_deadline`] since the probe `started`.
 fn validate_timeout(args: &ProbeArgs, started: Instant) -> Duration {
     args.validate_timeout.unwrap_or_else(|| {
-        PROBE_DEADLINE
+        probe_deadline(args)
             .saturating_sub(started.elapsed())
             .max(MIN_VALIDATE)
     })
+}
+
+/// The misconfigurations this probe can see from its options and this
+/// look: each one makes the probe silently useless, so each is said once
+/// per container (stderr and the container's log) and shown by `status`.
+/// `missing`: watched paths that do not exist; `unsaved`: why the state
+/// could not be saved.
+pub fn misconfigurations(
+    reaction_reloads_by_http: bool,
+    args: &ProbeArgs,
+    missing: &[String],
+    unsaved: Option<&str>,
+) -> Vec<String> {
+    let mut found = Vec::new();
+    // The slow steps one probe may take one after the other: together
+    // they must fit.
+    let mut parts: Vec<(&str, Duration)> = Vec::new();
+    if args.app.http_get.is_some() || args.app.tcp_socket.is_some() || args.app.exec.is_some() {
+        parts.push(("--app-timeout", args.app.app_timeout));
+    }
+    if let (Some(_), Some(t)) = (&args.validate, args.validate_timeout) {
+        parts.push(("--validate-timeout", t));
+    }
+    if reaction_reloads_by_http {
+        parts.push(("--reload-timeout", args.reload_timeout));
+    }
+    let total = parts.iter().map(|(_, t)| *t).sum::<Duration>();
+    if total > probe_deadline(args) {
+        let named = parts
+            .iter()
+            .map(|(flag, t)| format!("{flag} {}", format_duration(*t)))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        let flags = parts
+            .iter()
+            .map(|(flag, _)| *flag)
+            .collect::<Vec<_>>()
+            .join(" + ");
+        found.push(format!(
+            "{named} cannot fit inside --probe-timeout {} (the kubelet kills the probe first, so a slow validator \
+             is killed with it every time and the new config is never applied, or a slow reload is never \
+             recorded): set --probe-timeout to the probe's timeoutSeconds and keep {flags} under it, less 200ms",
+            format_duration(args.probe_timeout)
+        ));
+    }
+    for m in missing {
+        found.push(format!(
+            "watched path {m} does not exist: nothing there is watched (a typo, or a volume not mounted?)"
+        ));
+    }
+    if let Some(why) = unsaved {
+        found.push(format!(
+            "the state dir cannot be written ({why}): drift and reloads are not remembered between probes; \
+             use a writable emptyDir (--state-dir)"
+        ));
+    }
+    found
 }
 
 fn check(
@@ -621,6 +691,10 @@ impl Look<'_> {
         };
         let window = self.grace.saturating_add(offset);
         let verdict = verdict::judge(drift.as_ref(), clock, window, hold.is_some());
+        let in_grace = !matches!(verdict, Verdict::Overdue { .. });
+        let report_only = matches!(reaction.response, Response::Report);
+        // `--on-drift report`: every drift-related line says so.
+        let only = if report_only { " (report only)" } else { "" };
         // While another probe validates, readiness keeps its normal window.
         let plain = verdict::judge(drift.as_ref(), clock, window, false);
         let changes = match &st.baseline {
@@ -675,7 +749,7 @@ impl Look<'_> {
             Verdict::Drifting { since, left } => (
                 Code::Healthy,
                 format!(
-                    "drift: {what} since {} ({window_text}, {} left)",
+                    "drift: {what} since {} ({window_text}, {} left){only}",
                     clock_time(since),
                     format_duration(left)
                 ),
@@ -684,13 +758,14 @@ impl Look<'_> {
                 let hold = hold.unwrap_or(Hold::Validating);
                 let within_grace = matches!(plain, Verdict::Drifting { .. });
                 let code = match (self.kind, args.on_invalid) {
+                    _ if report_only => Code::Healthy,
                     (Kind::Liveness, _) | (Kind::Readiness, OnInvalid::Pass) => Code::Healthy,
                     (Kind::Readiness, _) if hold == Hold::Validating && within_grace => {
                         Code::Healthy
                     }
                     (Kind::Readiness, OnInvalid::Fail) => Code::Drift,
                 };
-                (code, hold.line(&what, since))
+                (code, format!("{}{only}", hold.line(&what, since)))
             }
             Verdict::Overdue { since, .. } => {
                 // A failing line becomes an Event, and the kubelet folds
@@ -704,6 +779,7 @@ impl Look<'_> {
                 );
                 match &reaction.response {
                 Response::Fail => (Code::Drift, overdue),
+                Response::Report => (Code::Healthy, format!("{overdue}{only}")),
                 Response::Reload(..) | Response::Http(..) | Response::Adopt if !env_drift.is_empty() => (
                     Code::Drift,
                     format!("{overdue}; a reload cannot change environment variables, only a restart can"),
@@ -811,6 +887,30 @@ impl Look<'_> {
         if let (Some(e), Code::Healthy) = (env_error, code) {
             // The files are fine, the environment unknown: no false "ok".
             return Err(Failure::Unknown(format!("--env: {e}")));
+        }
+        // What is new for the container's log: a changed verdict class
+        // (`--log-changes`), a misconfiguration not told yet. Remembered
+        // with one more save, only when something was new.
+        let by_http = matches!(reaction.response, Response::Http(_));
+        // A path missing while the files match the baseline never existed
+        // in this container (a typo, a volume not mounted); one that went
+        // away since is drift, and its line says so.
+        let never_there: &[String] = if st.drift.is_none() {
+            &snap.missing
+        } else {
+            &[]
+        };
+        let problems = misconfigurations(by_http, args, never_there, unsaved.as_deref());
+        let class = args.log_changes.then(|| Class::of(&line, in_grace));
+        if mirror(
+            self.kind, args, &proc_root, &mut st, class, &problems, &line, warnings,
+        ) && unsaved.is_none()
+        {
+            if let Err(e) = locked.save(&st) {
+                warnings.push(format!(
+                    "driftprobe: warning: {e}; what was written to the container's log is not remembered"
+                ));
+            }
         }
         // The answer is the last thing this process does: leave the states
         // and the snapshot to the exit rather than free their thousands of
@@ -1203,6 +1303,121 @@ impl Look<'_> {
     }
 }
 
+/// Where the container's log is: the stdout of the app's process
+/// ([`app_target`]). In the host's PID namespace there is no container
+/// entrypoint (PID 1 is the machine's init): never written to by default.
+fn log_target(args: &ProbeArgs, proc_root: &Path) -> Result<i32, String> {
+    let target = app_target(args);
+    if matches!(target, Target::Entrypoint) && mirror::in_host_pid_namespace(proc_root) {
+        return Err(
+            "this probe runs in the host's PID namespace, which has no container entrypoint (PID 1 is the \
+             machine's init): not written (name the process with --pid, --pidfile or --process)"
+                .into(),
+        );
+    }
+    target.resolve(proc_root)
+}
+
+/// Writes to the container's log what is new for probe `kind` since it
+/// last wrote there (see [`mirror::news`]): misconfigurations first (also
+/// on stderr), then `line` if its class changed. Records that in `st`
+/// (with why a write failed, for `status`); true when `st` changed.
+#[allow(clippy::too_many_arguments)]
+fn mirror(
+    kind: Kind,
+    args: &ProbeArgs,
+    proc_root: &Path,
+    st: &mut State,
+    class: Option<Class>,
+    problems: &[String],
+    line: &str,
+    warnings: &mut Vec<String>,
+) -> bool {
+    let at = st.mirrored.iter().position(|m| m.probe == kind.name());
+    let blank = Mirrored {
+        probe: kind.name().into(),
+        ..Mirrored::default()
+    };
+    let before = at.map_or_else(|| blank.clone(), |i| st.mirrored[i].clone());
+    let mut rec = before.clone();
+    let (fresh, changed) = mirror::news(&mut rec, class, problems);
+    let mut lines: Vec<String> = fresh
+        .iter()
+        .map(|p| format!("misconfigured: {p}"))
+        .collect();
+    warnings.extend(lines.iter().map(|l| format!("driftprobe: warning: {l}")));
+    if changed {
+        lines.push(line.to_string());
+    }
+    if !lines.is_empty() {
+        rec.failed = log_target(args, proc_root)
+            .and_then(|pid| {
+                lines.iter().try_for_each(|l| {
+                    mirror::write_to_stdout_of(proc_root, pid, &mirror::log_line(kind.name(), l))
+                })
+            })
+            .err();
+    }
+    if rec == before {
+        return false;
+    }
+    match at {
+        Some(i) => st.mirrored[i] = rec,
+        None if rec == blank => return false,
+        None => st.mirrored.push(rec),
+    }
+    true
+}
+
+/// After a "cannot determine": a state dir that cannot be used is told
+/// (stderr and the container's log) at every probe, as there is nowhere to
+/// remember it was; otherwise, with `--log-changes`, the change to "cannot
+/// determine" is mirrored if this container has a state to remember it in
+/// (a quick lock: this probe has spent its time already).
+fn mirror_failure(kind: Kind, args: &ProbeArgs, report: &mut Report) {
+    let proc_root = crate::state::Proc::default().root;
+    if let Err(e) = crate::state::StateDir::open(&args.watch.state_dir) {
+        let problem = format!(
+            "misconfigured: the state dir cannot be used ({e}): nothing is remembered between probes; use a writable \
+             emptyDir (--state-dir)"
+        );
+        report
+            .stderr
+            .push(format!("driftprobe: warning: {problem}"));
+        let _ = log_target(args, &proc_root).and_then(|pid| {
+            mirror::write_to_stdout_of(&proc_root, pid, &mirror::log_line(kind.name(), &problem))
+        });
+        return;
+    }
+    if !args.log_changes {
+        return;
+    }
+    let Ok(opened) = baseline::open(&args.watch) else {
+        return;
+    };
+    let Ok(locked) = opened.dir.lock(&opened.key, Duration::from_millis(100)) else {
+        return;
+    };
+    let (Some(mut st), _) = opened.previous(locked.load(opened.max_state_bytes())) else {
+        return;
+    };
+    let mut warnings = Vec::new();
+    let class = Some(Class::CannotDetermine);
+    if mirror(
+        kind,
+        args,
+        &proc_root,
+        &mut st,
+        class,
+        &[],
+        &report.stdout,
+        &mut warnings,
+    ) {
+        let _ = locked.save(&st);
+    }
+    report.stderr.extend(warnings);
+}
+
 /// The cached answer of `command` for `digest`, unless it is time to ask
 /// again.
 fn settled_validation<'s>(
@@ -1481,6 +1696,73 @@ mod tests {
             owner_start: None,
         });
         st
+    }
+
+    fn probe_args(extra: &[&str]) -> ProbeArgs {
+        let argv = ["driftprobe", "liveness"]
+            .iter()
+            .chain(extra)
+            .chain(&["/x"]);
+        match crate::cli::try_parse_from(argv).expect("parses").command {
+            crate::cli::Command::Liveness(a) => a.probe,
+            _ => unreachable!("a liveness command line"),
+        }
+    }
+
+    #[test]
+    fn the_probe_deadline_follows_the_probe_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(probe_deadline(&probe_args(&[])), ms(800));
+        assert_eq!(
+            probe_deadline(&probe_args(&["--probe-timeout", "10s"])),
+            ms(9_800)
+        );
+        // Never less than half of it.
+        assert_eq!(
+            probe_deadline(&probe_args(&["--probe-timeout", "300ms"])),
+            ms(150)
+        );
+        assert_eq!(
+            probe_deadline(&probe_args(&["--probe-timeout", "0"])),
+            ms(0)
+        );
+    }
+
+    #[test]
+    fn timeouts_that_cannot_fit_are_misconfigurations() {
+        let v = ["--validate", "true", "--validate-timeout", "3s"];
+        let found = misconfigurations(false, &probe_args(&v), &[], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("--validate-timeout 3s cannot fit inside --probe-timeout 1s"));
+        let roomy = [&v[..], &["--probe-timeout", "5s"]].concat();
+        assert!(misconfigurations(false, &probe_args(&roomy), &[], None).is_empty());
+        // A timeout for a validator that is not used is not one.
+        let unused = probe_args(&["--validate-timeout", "3s"]);
+        assert!(misconfigurations(false, &unused, &[], None).is_empty());
+        // --reload-timeout only counts for a reload by HTTP; 500ms fits.
+        let slow = probe_args(&["--reload-timeout", "2s"]);
+        assert!(misconfigurations(false, &slow, &[], None).is_empty());
+        assert_eq!(misconfigurations(true, &slow, &[], None).len(), 1);
+        assert!(misconfigurations(true, &probe_args(&[]), &[], None).is_empty());
+        // One probe may validate and then reload: the two add up.
+        let each_fits = [
+            "--validate",
+            "true",
+            "--validate-timeout",
+            "5s",
+            "--reload-timeout",
+            "3s",
+        ];
+        let tight = [&each_fits[..], &["--probe-timeout", "6s"]].concat();
+        let found = misconfigurations(true, &probe_args(&tight), &[], None);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with(
+            "--validate-timeout 5s + --reload-timeout 3s cannot fit inside --probe-timeout 6s"
+        ));
+        let roomy = [&each_fits[..], &["--probe-timeout", "12s"]].concat();
+        assert!(misconfigurations(true, &probe_args(&roomy), &[], None).is_empty());
+        let both = misconfigurations(false, &probe_args(&[]), &["/etc/x".into()], Some("EROFS"));
+        assert_eq!(both.len(), 2, "{both:?}");
     }
 
     #[test]

@@ -365,6 +365,21 @@ pub struct Reload {
     pub to_digest: String,
 }
 
+/// What one probe kind last mirrored to the container's log
+/// ([`crate::mirror`]): kept so that a line is written once per change,
+/// not at every probe.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mirrored {
+    /// `liveness` or `readiness`.
+    pub probe: String,
+    /// The last verdict class logged (`--log-changes` only).
+    pub class: Option<String>,
+    /// The misconfigurations already reported (stderr and log line).
+    pub problems: Vec<String>,
+    /// Why the last line could not be written, shown by `status`.
+    pub failed: Option<String>,
+}
+
 /// Everything a container instance remembers between probes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
@@ -397,6 +412,8 @@ pub struct State {
     /// (Go, JVM: [`crate::runtime`]) for this container instance, and
     /// warned if the signal would not be sent.
     pub runtime_checked: bool,
+    /// What each probe kind last mirrored to the container's log.
+    pub mirrored: Vec<Mirrored>,
 }
 
 /// An environment variable that differs from its file.
@@ -474,6 +491,7 @@ impl State {
             validating: None,
             given_seq: 0,
             runtime_checked: false,
+            mirrored: Vec::new(),
         }
     }
 }
@@ -1087,6 +1105,7 @@ const KEYS: &[&str] = &[
     "from_digest", "to_digest", "warnings", "warnings_pending", "env_drift",
     "name", "validating", "until", "until_boot", "pgid", "leader_start",
     "owner", "owner_start", "outcome", "given_seq", "runtime_checked",
+    "mirrored", "probe", "class", "problems", "failed",
 ];
 
 /// Parses state bytes, telling corrupt, foreign and newer files apart.
@@ -1353,6 +1372,34 @@ impl EnvDrift {
     }
 }
 
+impl Mirrored {
+    fn to_json(&self) -> Value {
+        let mut p = vec![("probe", (&self.probe).into())];
+        if let Some(c) = &self.class {
+            p.push(("class", c.into()));
+        }
+        push_if(
+            &mut p,
+            !self.problems.is_empty(),
+            "problems",
+            strings(&self.problems),
+        );
+        if let Some(f) = &self.failed {
+            p.push(("failed", f.into()));
+        }
+        obj(p)
+    }
+
+    fn from_json(v: &Value, _: &str) -> json::Result<Mirrored> {
+        Ok(Mirrored {
+            probe: v.req("probe")?.str("probe")?,
+            class: v.opt("class", Value::str)?,
+            problems: or_default(v, "problems", string_list)?,
+            failed: v.opt("failed", Value::str)?,
+        })
+    }
+}
+
 impl Validating {
     fn to_json(&self) -> Value {
         let mut p = vec![
@@ -1445,6 +1492,12 @@ impl State {
             self.given_seq.into(),
         );
         push_if(&mut p, self.runtime_checked, "runtime_checked", true.into());
+        push_if(
+            &mut p,
+            !self.mirrored.is_empty(),
+            "mirrored",
+            list(&self.mirrored, Mirrored::to_json),
+        );
         obj(p)
     }
 
@@ -1466,6 +1519,7 @@ impl State {
             validating: v.opt("validating", Validating::from_json)?,
             given_seq: or_default(v, "given_seq", Value::u64)?,
             runtime_checked: or_default(v, "runtime_checked", Value::bool)?,
+            mirrored: or_default(v, "mirrored", |c, n| c.list(n, Mirrored::from_json))?,
         })
     }
 }

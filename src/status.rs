@@ -33,6 +33,8 @@ pub struct StatusJson {
     pub warnings: Vec<String>,
     pub notes: Vec<String>,
     pub stagger_offset_ms: Option<u64>,
+    /// What each probe kind last wrote to the container's log.
+    pub mirrored: Vec<crate::state::Mirrored>,
 }
 
 #[derive(Debug)]
@@ -150,6 +152,22 @@ impl StatusJson {
             ("warnings", strings(&self.warnings)),
             ("notes", strings(&self.notes)),
             ("stagger_offset_ms", self.stagger_offset_ms.into()),
+            (
+                "mirrored",
+                Value::Arr(
+                    self.mirrored
+                        .iter()
+                        .map(|m| {
+                            obj(vec![
+                                ("probe", (&m.probe).into()),
+                                ("class", m.class.as_ref().into()),
+                                ("problems", strings(&m.problems)),
+                                ("failed", m.failed.as_ref().into()),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
         ])
     }
 }
@@ -283,14 +301,46 @@ fn build(args: &WatchArgs, stagger: Option<std::time::Duration>) -> Result<Statu
             if let Some(e) = opened.dir.exposure().filter(|e| !w.iter().any(|x| x == e)) {
                 w.push(e.to_string());
             }
+            if let Some(why) = unwritable(opened.dir.path()) {
+                w.push(format!(
+                    "misconfigured: the state dir {} cannot be written ({why}): probes remember nothing; use a \
+                     writable emptyDir (--state-dir)",
+                    crate::escape::path(opened.dir.path())
+                ));
+            }
+            // What the probes found wrong with their own options, and
+            // lines they could not write to the container's log.
+            for m in &st.mirrored {
+                w.extend(
+                    m.problems
+                        .iter()
+                        .map(|p| format!("{}: misconfigured: {p}", m.probe)),
+                );
+                if let Some(f) = &m.failed {
+                    w.push(format!(
+                        "{}: its last line for the container's log was not written: {f}",
+                        m.probe
+                    ));
+                }
+            }
             w
         },
+        mirrored: st.mirrored.clone(),
         notes,
         stagger_offset_ms: stagger.map(|s| {
             crate::verdict::stagger_offset(&crate::probe::hostname(&opened.proc.root), s)
                 .as_millis() as u64
         }),
     })
+}
+
+/// Why `dir` (or, while it does not exist, the nearest existing dir it
+/// would be created in) cannot be written by this user, if it cannot.
+fn unwritable(dir: &std::path::Path) -> Option<String> {
+    let existing = dir.ancestors().find(|d| d.exists())?;
+    let ok = nix::unistd::access(existing, nix::unistd::AccessFlags::W_OK);
+    ok.err()
+        .map(|e| crate::digest::plain_io(&std::io::Error::from(e)))
 }
 
 fn human(s: &StatusJson) -> String {

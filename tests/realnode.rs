@@ -115,6 +115,11 @@ const SCENARIOS: &[Entry] = &[
         slow_validator,
     ),
     (
+        "log_changes_observe_only",
+        "`--on-drift report --log-changes`: each verdict change is one line in `kubectl logs` (written to the entrypoint's stdout through the runtime's pipe), the drift passes with `(report only)`, no restart, no failed probe",
+        log_changes_observe_only,
+    ),
+    (
         "kubelet_restart_mid_grace",
         "the kubelet restarted in the middle of a grace window: the window continues from the first drift, one restart, nothing lost",
         kubelet_restart_mid_grace,
@@ -973,6 +978,78 @@ fn restart_after_grace(sc: &Scenario) {
     );
     sc.assert_not_in_events(v2.trim_start_matches("greeting: ").trim());
     sc.assert_not_in_events(v1.trim_start_matches("greeting: ").trim());
+}
+
+/// Observe only: `--on-drift report --log-changes` on a real runtime. The
+/// lines reach `kubectl logs` (the entrypoint's stdout is containerd's
+/// pipe), once per change; the pod is never restarted.
+fn log_changes_observe_only(sc: &Scenario) {
+    sc.config_map("config", &[("config.txt", "greeting: before\n")]);
+    let pod = sc.pod(
+        "web",
+        &[
+            "--grace",
+            "4s",
+            "--on-drift",
+            "report",
+            "--log-changes",
+            "/config",
+        ],
+    );
+    sc.apply(&pod);
+    sc.wait_running("web", 0);
+    let lines = |prefix: &str| -> usize {
+        sc.kubectl(&["logs", "web", "-c", "app"])
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .count()
+    };
+    sc.wait_for("the first verdict in kubectl logs", SLACK, || {
+        (lines("driftprobe liveness: ok: config matches the baseline") == 1).then_some(())
+    });
+    let payload = sc
+        .volume_payload("web", "configmap", "config")
+        .unwrap_or_default();
+    sc.edit(
+        "configmap",
+        "config",
+        &[("config.txt", "greeting: after\n")],
+    );
+    sc.wait_swap("web", "configmap", "config", &payload);
+    sc.wait_for(
+        "drift inside the window, then past it, in kubectl logs",
+        Duration::from_secs(4) + PERIOD * 3 + SLACK,
+        || {
+            let logs = sc.kubectl(&["logs", "web", "-c", "app"]).stdout;
+            (logs.contains("driftprobe liveness: drift: 1 changed (config.txt)")
+                && logs.contains("left) (report only)")
+                && logs.lines().any(|l| {
+                    l.starts_with("driftprobe liveness: drift: ")
+                        && l.contains("ended ")
+                        && l.ends_with("(report only)")
+                }))
+            .then_some(())
+        },
+    );
+    // More periods: no more lines, no restart, no failed probe.
+    sleep(PERIOD * 3);
+    sc.check(
+        lines("driftprobe liveness: ") == 3,
+        "one line per verdict change",
+    );
+    sc.check(sc.restarts("web") == Some(0), "report only: restartCount 0");
+    sc.check(
+        sc.event_matching("web", &["Liveness probe failed"])
+            .is_none(),
+        "report only: no failed liveness probe",
+    );
+    sc.check(
+        !sc.kubectl(&["logs", "web", "-c", "app"])
+            .stdout
+            .contains("greeting: after"),
+        "no file content in the log lines",
+    );
 }
 
 /// Scenario 2: `--on-drift reload`: SIGHUP to the demo server, no restart.

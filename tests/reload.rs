@@ -2,8 +2,10 @@
 //! (issue 5): reload in place by signal (a real nginx, PID-namespace PID 1,
 //! missing/dead/forbidden targets), reload by HTTP request (a real
 //! Prometheus, and fake servers that fail in every way; issue 9), the
-//! `--validate` gate, `--env` drift, subPath detection, `--stagger`, and
-//! the app's own health check composed in (compose.rs). All drive the real binary; the
+//! `--validate` gate, `--env` drift, subPath detection, `--stagger`, the
+//! app's own health check composed in (compose.rs), and what a probe makes
+//! visible (`--log-changes`, `--on-drift report`, misconfigurations; issue
+//! 17). All drive the real binary; the
 //! ConfigMap volumes are written by the kubelet-faithful emulation in
 //! tests/support. Most tests need root (namespaces, bind mounts, setpriv).
 
@@ -23,4 +25,5 @@ mod reload {
     mod stagger;
     mod subpath;
     mod validate;
+    mod visible;
 }

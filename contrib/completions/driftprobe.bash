@@ -363,7 +363,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__liveness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,7 +414,7 @@ _driftprobe() {
                     return 0
                     ;;
                 --on-drift)
-                    COMPREPLY=($(compgen -W "fail reload adopt" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "fail reload adopt report" -- "${cur}"))
                     return 0
                     ;;
                 --signal)
@@ -422,10 +422,6 @@ _driftprobe() {
                     return 0
                     ;;
                 --reload-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --reload-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -462,6 +458,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -487,7 +487,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__readiness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -538,7 +538,7 @@ _driftprobe() {
                     return 0
                     ;;
                 --on-drift)
-                    COMPREPLY=($(compgen -W "fail reload adopt" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "fail reload adopt report" -- "${cur}"))
                     return 0
                     ;;
                 --signal)
@@ -546,10 +546,6 @@ _driftprobe() {
                     return 0
                     ;;
                 --reload-url)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --reload-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -586,6 +582,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --probe-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -397,12 +397,23 @@ impl Ns {
     /// Starts the namespace and waits until its first process has exec'd
     /// `comm` (so /proc is remounted and the program is running).
     pub fn start(flags: &[&'static str], argv: &[&str], comm: &str) -> Ns {
+        Ns::start_with_stdout(flags, argv, comm, Stdio::null())
+    }
+
+    /// Like [`Ns::start`], with the first process's stdout on `stdout`
+    /// (the container's log, as the runtime gives it a pipe or a file).
+    pub fn start_with_stdout(
+        flags: &[&'static str],
+        argv: &[&str],
+        comm: &str,
+        stdout: Stdio,
+    ) -> Ns {
         let mut unshare = std::process::Command::new("unshare")
             .args(flags)
             .args(["--fork", "--kill-child"])
             .args(argv)
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn unshare (util-linux)");
