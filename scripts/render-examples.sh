@@ -40,6 +40,9 @@ fi
 "$HELM" version --short
 "$KUBECTL" version --client 2>/dev/null | sed -n 's/^Kustomize Version: /kustomize /p'
 
+# Chart structure and template errors (warnings and errors only).
+"$HELM" lint --quiet deploy/helm/driftprobe examples/helm
+
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
