@@ -441,3 +441,82 @@ fn observe_only_reports_on_both_probes() {
         assert_eq!(excludes, ["*.bak", "..tmp*"]);
     }
 }
+
+/// The contract with the binary: every probe command the chart renders is
+/// one `driftprobe` parses (no usage error, exit 2). Run for real against a
+/// temp dir: the app checks point at a closed local port or `true`; the
+/// reloads wait an hour of grace, so nothing is signalled or called.
+/// (Needs the flags of issue 17's other parts: --http-get, --tcp-socket,
+/// --exec, --app-timeout, --signal-handled, --reload-header, --on-drift
+/// report, --log-changes, --probe-timeout.)
+#[test]
+fn rendered_probe_commands_parse_with_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    fs::create_dir_all(&config).unwrap();
+    fs::write(config.join("app.yaml"), "greeting: hello\n").unwrap();
+    let token = dir.path().join("token");
+    fs::write(&token, "secret\n").unwrap();
+    let paths = json!([config.to_string_lossy()]);
+    let port = {
+        // A local port nothing listens on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let http = json!({ "httpGet": { "path": "/health", "port": port }, "timeoutSeconds": 1 });
+    let tcp = json!({ "tcpSocket": { "port": port } });
+    let exec = json!({ "exec": { "command": ["true", "it's ok"] } });
+    let setups = [
+        (
+            http.clone(),
+            exec.clone(),
+            json!({ "validate": { "command": "true", "timeout": "1s", "onInvalid": "fail" }, "logChanges": true, "excludes": ["*.bak"] }),
+        ),
+        (
+            tcp.clone(),
+            http.clone(),
+            json!({ "onDrift": "reload", "grace": "1h", "reload": { "url": format!("http://127.0.0.1:{port}/reload"), "method": "POST", "header": format!("X-Token: @{}", token.display()), "timeout": "300ms" } }),
+        ),
+        (
+            exec.clone(),
+            tcp.clone(),
+            // A long grace: the fresh files are drift, and no signal may go out here.
+            json!({ "onDrift": "reload", "grace": "1h", "reload": { "signal": "HUP", "signalHandled": true } }),
+        ),
+        (
+            http.clone(),
+            http.clone(),
+            json!({ "onDrift": "report", "logChanges": true }),
+        ),
+        (
+            Value::Null,
+            Value::Null,
+            json!({ "onDrift": "adopt", "grace": "0s", "stagger": "0s" }),
+        ),
+    ];
+    for (n, (liveness, readiness, extra)) in setups.into_iter().enumerate() {
+        let state = dir.path().join(format!("state-{n}"));
+        let mut values = with(on(), extra);
+        values["paths"] = paths.clone();
+        values["stateDir"] = json!(state.to_string_lossy());
+        let spec = rendered(app_pod(liveness, readiness), values);
+        let app = container(&spec, "app");
+        for kind in ["livenessProbe", "readinessProbe"] {
+            let cmd = command(&app[kind]);
+            let out = assert_cmd::Command::cargo_bin("driftprobe")
+                .unwrap()
+                .args(&cmd[1..])
+                .env_clear()
+                .env("PATH", "/usr/bin:/bin")
+                .timeout(std::time::Duration::from_secs(20))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(
+                out.status.code(),
+                Some(2),
+                "setup {n}, {kind}: driftprobe refused the rendered command {cmd:?}:\n{stderr}"
+            );
+        }
+    }
+}
