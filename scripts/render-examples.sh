@@ -13,7 +13,9 @@
 # Both describe the same Spring-like app with its actuator probes moved into
 # driftprobe's, so the script also checks that they render the same pod
 # template (lists of named items compared by name: kustomize's strategic
-# merge puts added items first, the Helm template appends them).
+# merge puts added items first, the Helm template appends them), that the
+# component alone prepares a labelled StatefulSet and leaves an unlabelled
+# Deployment alone, and `helm lint` of both charts.
 #
 # Tools: $HELM, else what e2e/tools/build.sh builds (helm v4 from the Go module
 # proxy, pinned by e2e/tools/go.sum; cached); $KUBECTL, else the node's
@@ -90,6 +92,59 @@ if helm != kust:
     print("\n".join(difflib.unified_diff(a, b, "helm", "kustomize", lineterm="")))
     sys.exit("render-examples: the Helm chart and the kustomize component render different pod templates")
 print("render-examples: the Helm chart and the kustomize component render the same pod template")
+PY
+
+# The component by itself: it prepares every labelled workload kind (here a
+# StatefulSet that has an init container of its own, which stays) and leaves
+# unlabelled ones alone. (Inside the repo: kustomize takes no absolute
+# component path.)
+check=target/render-check
+rm -rf "$check"
+mkdir -p "$check"
+cat >"$check/kustomization.yaml" <<'EOF'
+resources: [workloads.yaml]
+components: [../../deploy/kustomize/driftprobe]
+EOF
+cat >"$check/workloads.yaml" <<'EOF'
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, labels: {driftprobe.io/enabled: "true"}}
+spec:
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      initContainers: [{name: migrate, image: "migrate:1"}]
+      containers: [{name: db, image: "db:1"}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: plain}
+spec:
+  selector: {matchLabels: {app: plain}}
+  template:
+    metadata: {labels: {app: plain}}
+    spec:
+      containers: [{name: plain, image: "plain:1"}]
+EOF
+"$KUBECTL" kustomize "$check" >"$tmp/component.yaml"
+rm -rf "$check"
+python3 - "$tmp/component.yaml" <<'PY'
+import sys, yaml
+docs = {d["kind"]: d["spec"]["template"]["spec"] for d in yaml.safe_load_all(open(sys.argv[1])) if d}
+names = lambda spec, key: sorted(i["name"] for i in spec.get(key, []))
+sts, plain = docs["StatefulSet"], docs["Deployment"]
+problems = []
+if names(sts, "initContainers") != ["install-driftprobe", "migrate"]:
+    problems.append(f"labelled StatefulSet init containers: {names(sts, 'initContainers')}")
+if names(sts, "volumes") != ["driftprobe", "driftprobe-state"]:
+    problems.append(f"labelled StatefulSet volumes: {names(sts, 'volumes')}")
+if "initContainers" in plain or "volumes" in plain:
+    problems.append("the unlabelled Deployment was changed")
+if problems:
+    sys.exit("render-examples: deploy/kustomize/driftprobe: " + "; ".join(problems))
+print("render-examples: the component prepares labelled workloads (StatefulSet too) and leaves others alone")
 PY
 
 stale=0
