@@ -120,6 +120,11 @@ const SCENARIOS: &[Entry] = &[
         log_changes_observe_only,
     ),
     (
+        "pod_security_restricted",
+        "the Helm chart's and the kustomize component's rendered manifests (`examples/*/rendered.yaml`) are accepted by the API server (`--dry-run=server`) in a namespace enforcing Pod Security `restricted`, as Deployments and as their pods; the same pod with `allowPrivilegeEscalation: true` is rejected (v1.25+; older API servers have no PodSecurity admission)",
+        pod_security_restricted,
+    ),
+    (
         "kubelet_restart_mid_grace",
         "the kubelet restarted in the middle of a grace window: the window continues from the first drift, one restart, nothing lost",
         kubelet_restart_mid_grace,
@@ -540,6 +545,34 @@ impl<'a> Scenario<'a> {
             Err(e) => self.fail(&format!("kubectl apply: {e}")),
         }
     }
+
+    /// kubectl with `input` (JSON) on stdin; the caller checks the outcome.
+    fn kubectl_stdin(&self, args: &[&str], input: &Value) -> ExecOut {
+        let child = self
+            .node
+            .kubectl_cmd(Some(&self.ns))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => self.fail(&format!("cannot run kubectl: {e}")),
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(input.to_string().as_bytes());
+        }
+        match child.wait_with_output() {
+            Ok(o) => ExecOut {
+                code: o.status.code().unwrap_or(-1),
+                stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+                stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+            },
+            Err(e) => self.fail(&format!("kubectl {}: {e}", args.join(" "))),
+        }
+    }
+
 
     fn config_map(&self, name: &str, data: &[(&str, &str)]) {
         let data: serde_json::Map<String, Value> = data
@@ -1934,4 +1967,118 @@ fn kubelet_restart_mid_grace(sc: &Scenario) {
     sc.wait_running("web", 1);
     sc.wait_served("web", "greeting: v2\n", SLACK);
     sc.assert_no_restart("web", 1, sc.node.quiet_window(GRACE), "one restart");
+}
+
+/// Scenario: the rendered Helm and kustomize examples under Pod Security
+/// "restricted", checked by the real API server's admission (dry run: the
+/// example images do not exist on the node).
+fn pod_security_restricted(sc: &Scenario) {
+    let minor: u32 = sc
+        .node
+        .version
+        .strip_prefix("v1.")
+        .and_then(|r| r.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    let enforced = minor >= 25;
+    sc.kubectl_ok(&[
+        "label",
+        "namespace",
+        &sc.ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+        "pod-security.kubernetes.io/warn=restricted",
+        "pod-security.kubernetes.io/warn-version=latest",
+        "--overwrite",
+    ]);
+    if !enforced {
+        sc.note(&format!(
+            "Kubernetes {} has no PodSecurity admission: only checking that the manifests are accepted",
+            sc.node.version
+        ));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut pods = Vec::new();
+    for example in [
+        "examples/helm/rendered.yaml",
+        "examples/kustomize/rendered.yaml",
+    ] {
+        let file = root.join(example);
+        let file = file.to_string_lossy();
+        // As they are: the Deployments (a violating pod template gets a
+        // "would violate PodSecurity" warning, not a rejection).
+        let out = sc.kubectl(&["apply", "--dry-run=server", "-f", &file]);
+        sc.check(
+            out.code == 0,
+            &format!("{example} is accepted: {}", out.stderr.trim()),
+        );
+        sc.check(
+            !out.stderr.contains("violate"),
+            &format!(
+                "{example} draws no PodSecurity warning: {}",
+                out.stderr.trim()
+            ),
+        );
+        sc.note(&format!(
+            "{example}: {}",
+            out.stdout.trim().replace('\n', "; ")
+        ));
+        // As pods: enforce rejects a violating pod outright.
+        // One JSON object per document (or a List, depending on kubectl).
+        let json_out = sc.kubectl_ok(&["create", "--dry-run=client", "-o", "json", "-f", &file]);
+        let mut items = Vec::new();
+        for doc in serde_json::Deserializer::from_str(&json_out).into_iter::<Value>() {
+            match doc {
+                Ok(d) if d["kind"] == "List" => {
+                    items.extend(d["items"].as_array().cloned().unwrap_or_default())
+                }
+                Ok(d) => items.push(d),
+                Err(e) => sc.fail(&format!("kubectl's JSON for {example}: {e}")),
+            }
+        }
+        for d in items.iter().filter(|d| d["kind"] == "Deployment") {
+            let name = format!(
+                "{}-{}",
+                d["metadata"]["name"].as_str().unwrap_or("x"),
+                example.split('/').nth(1).unwrap_or("x")
+            );
+            pods.push((
+                example,
+                json!({
+                    "apiVersion": "v1", "kind": "Pod",
+                    "metadata": { "name": name, "labels": d["spec"]["template"]["metadata"]["labels"] },
+                    "spec": d["spec"]["template"]["spec"],
+                }),
+            ));
+        }
+    }
+    sc.check(pods.len() == 2, "one Deployment in each example");
+    for (example, pod) in &pods {
+        let out = sc.kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], pod);
+        sc.check(
+            out.code == 0,
+            &format!(
+                "the pod of {example} is admitted under restricted: {}",
+                out.stderr.trim()
+            ),
+        );
+        sc.note(&format!("{example}: pod admitted"));
+    }
+    if enforced {
+        // The control: admission does enforce here.
+        let mut bad = pods[0].1.clone();
+        bad["metadata"]["name"] = json!("escalating");
+        bad["spec"]["initContainers"][0]["securityContext"]["allowPrivilegeEscalation"] =
+            json!(true);
+        let out = sc.kubectl_stdin(&["create", "--dry-run=server", "-f", "-"], &bad);
+        sc.check(
+            out.code != 0 && out.stderr.contains("violates PodSecurity"),
+            &format!(
+                "allowPrivilegeEscalation: true is rejected under restricted (exit {}): {}",
+                out.code,
+                out.stderr.trim()
+            ),
+        );
+        sc.note(&format!("control rejected: {}", out.stderr.trim()));
+    }
 }
