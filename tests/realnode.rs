@@ -573,7 +573,6 @@ impl<'a> Scenario<'a> {
         }
     }
 
-
     fn config_map(&self, name: &str, data: &[(&str, &str)]) {
         let data: serde_json::Map<String, Value> = data
             .iter()

@@ -363,7 +363,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__liveness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --http-get --tcp-socket --exec --app-timeout --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -401,6 +401,22 @@ _driftprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --http-get)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tcp-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --app-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --on-error)
                     COMPREPLY=($(compgen -W "pass fail" -- "${cur}"))
                     return 0
@@ -422,6 +438,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --reload-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -487,7 +507,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__readiness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --on-error --lock-timeout --stagger --on-drift --signal --reload-url --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --http-get --tcp-socket --exec --app-timeout --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,6 +545,22 @@ _driftprobe() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --http-get)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tcp-socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --app-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --on-error)
                     COMPREPLY=($(compgen -W "pass fail" -- "${cur}"))
                     return 0
@@ -546,6 +582,10 @@ _driftprobe() {
                     return 0
                     ;;
                 --reload-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --reload-header)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
