@@ -8,12 +8,12 @@
 //! never an HTTP reason phrase, header or body, never what a command
 //! printed (any of them may quote a Secret, and the line becomes an
 //! Event). The request is [`http`]'s, the command runs through
-//! [`action::run_command`] (own process group, killed at the timeout).
+//! [`validator::run_command`] (own process group, killed at the timeout).
 
-use crate::action::{self, Ending};
 use crate::cli::AppArgs;
 use crate::http::{self, NoAnswer, Url};
 use crate::time::format_duration;
+use crate::validator::{self, Ending};
 use std::time::Duration;
 
 /// One configured check and its timeout.
@@ -39,8 +39,8 @@ impl Check {
         } else if let Some(addr) = &args.tcp_socket {
             Kind::TcpSocket(Url::parse_socket("--tcp-socket", addr)?)
         } else if let Some(line) = args.exec.as_deref().filter(|l| !l.trim().is_empty()) {
-            let argv = action::split_words("--exec", line)?;
-            if action::find_program(&argv[0]).is_none() {
+            let argv = validator::split_words("--exec", line)?;
+            if validator::find_program(&argv[0]).is_none() {
                 return Err(format!("--exec: {} is not an executable in PATH", argv[0]));
             }
             Kind::Exec(argv)
@@ -75,7 +75,7 @@ impl Check {
             Kind::Exec(argv) => {
                 let program = &argv[0];
                 // What it printed is dropped unread by anyone.
-                match action::run_command(argv, self.timeout, &mut |_| {}).0 {
+                match validator::run_command(argv, self.timeout, &mut |_| {}).0 {
                     Ending::Exited(0) => Ok(()),
                     Ending::Exited(c) => Err(format!("exec {program} exited {c}")),
                     Ending::Signalled => Err(format!("exec {program} was killed by a signal")),
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn exec_checks_say_codes_only() {
         let check = |line: &str, ms| Check {
-            kind: Kind::Exec(action::split_command(line).unwrap()),
+            kind: Kind::Exec(validator::split_command(line).unwrap()),
             timeout: Duration::from_millis(ms),
         };
         assert_eq!(check("true", 2000).run(), Ok(()));

@@ -133,7 +133,7 @@ mod tests {
         }
         assert!(
             stale.is_empty(),
-            "out of date with src/cli.rs: {stale:?}; regenerate with \
+            "out of date with src/cli/: {stale:?}; regenerate with \
              UPDATE_GENERATED=1 cargo test --lib generated_files"
         );
     }

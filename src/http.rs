@@ -5,17 +5,20 @@
 //! Plain `http://` to an IP literal (`127.0.0.1`, `[::1]`, the pod IP) or
 //! `localhost` only: no TLS, and no DNS, because a static glibc binary
 //! cannot load the NSS modules `getaddrinfo` needs. A socket with send and
-//! receive timeouts (which bound `connect` too, on Linux) and a few lines
-//! of parsing: a few KiB instead of an HTTP crate or even `std::net`,
-//! within the binary's size budget. What an answer means (reload done or
-//! not) is for `action` and `probe`.
+//! receive timeouts, a non-blocking `connect` waited for with `poll`, and a
+//! few lines of parsing instead of an HTTP crate, to keep the static
+//! binary small (doc/performance.md has its size). What an answer means
+//! (reload done or not) is for `reload_http` and `probe`.
 
 use crate::digest::plain_io;
 use crate::time::format_duration;
-use nix::libc;
-use std::fs::File;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
+use nix::sys::time::TimeVal;
 use std::io::{self, ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd};
 use std::time::{Duration, Instant};
 
 /// At most this much of an answer is read, looking for the end of the
@@ -29,9 +32,8 @@ const MAX_INTERIM: usize = 16;
 /// A parsed `http://` URL with an IP address to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Url {
-    /// `AF_INET` or `AF_INET6`, the address (4 or 16 bytes), the port.
-    family: libc::c_int,
-    ip: [u8; 16],
+    /// The address to connect to, and the port.
+    ip: IpAddr,
     port: u16,
     /// `Host` header: the authority as written (`localhost:9090`).
     host: String,
@@ -71,7 +73,7 @@ impl Url {
             Some(v6) => {
                 let (ip, after) = v6.split_once(']').unwrap_or(("", ""));
                 let port = (!after.is_empty()).then(|| after.strip_prefix(':').unwrap_or("?"));
-                (ip_literal(ip, libc::AF_INET6), port)
+                (ip.parse::<Ipv6Addr>().ok().map(IpAddr::V6), port)
             }
             None => {
                 let (name, port) = match authority.split_once(':') {
@@ -82,10 +84,10 @@ impl Url {
                     true => "127.0.0.1",
                     false => name,
                 };
-                (ip_literal(name, libc::AF_INET), port)
+                (name.parse::<Ipv4Addr>().ok().map(IpAddr::V4), port)
             }
         };
-        let (family, ip) = ip.ok_or(
+        let ip = ip.ok_or(
             "not an IP address, and driftprobe resolves no host names (a static binary has no DNS): use \
              127.0.0.1, [::1], localhost or the pod IP",
         )?;
@@ -95,7 +97,6 @@ impl Url {
             Some(_) => return Err("bad port"),
         };
         Ok(Url {
-            family,
             ip,
             port,
             host: authority.to_string(),
@@ -104,91 +105,78 @@ impl Url {
     }
 }
 
-/// An IPv4 (dotted quad, `AF_INET`) or IPv6 (`AF_INET6`) literal, by the
-/// C library's `inet_pton` (no resolver involved, and smaller than std's
-/// parsers).
-fn ip_literal(text: &str, family: libc::c_int) -> Option<(libc::c_int, [u8; 16])> {
-    extern "C" {
-        // POSIX, in every libc; the libc crate does not declare it.
-        fn inet_pton(
-            af: libc::c_int,
-            src: *const libc::c_char,
-            dst: *mut libc::c_void,
-        ) -> libc::c_int;
+/// A TCP socket connected within `timeout`; its reads and writes block
+/// until the timeouts [`set_timeout`] gives them.
+fn connect(url: &Url, timeout: Duration) -> io::Result<TcpStream> {
+    let deadline = Instant::now() + timeout;
+    let family = match url.ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let sock = socket::socket(family, SockType::Stream, flags, None)?;
+    let started = match url.ip {
+        IpAddr::V4(ip) => socket::connect(
+            sock.as_raw_fd(),
+            &SockaddrIn::from(std::net::SocketAddrV4::new(ip, url.port)),
+        ),
+        IpAddr::V6(ip) => socket::connect(
+            sock.as_raw_fd(),
+            &SockaddrIn6::from(std::net::SocketAddrV6::new(ip, url.port, 0, 0)),
+        ),
+    };
+    match started {
+        Ok(()) => {}
+        Err(Errno::EINPROGRESS) => {
+            // Writable once the handshake ended, either way: SO_ERROR says which.
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let mut fds = [PollFd::new(sock.as_fd(), PollFlags::POLLOUT)];
+                match poll(&mut fds, poll_timeout(left)) {
+                    Ok(0) => return Err(ErrorKind::TimedOut.into()),
+                    Ok(_) => break,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            match socket::getsockopt(&sock, sockopt::SocketError)? {
+                0 => {}
+                errno => return Err(io::Error::from_raw_os_error(errno)),
+            }
+        }
+        Err(e) => return Err(e.into()),
     }
-    let mut c = [0u8; 64];
-    if text.len() >= c.len() {
-        return None;
-    }
-    c[..text.len()].copy_from_slice(text.as_bytes());
-    let mut bytes = [0u8; 16];
-    // SAFETY: `c` is NUL-terminated (the text is shorter, and printable
-    // ASCII as the URL was checked to be), and `bytes` holds
-    // the 16 bytes of the largest address inet_pton writes.
-    let rc = unsafe { inet_pton(family, c.as_ptr().cast(), bytes.as_mut_ptr().cast()) };
-    (rc == 1).then_some((family, bytes))
+    // Reads and writes block, each bounded by its socket timeout.
+    let stream = TcpStream::from(sock);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
-/// A connected TCP socket whose reads and writes (and the connect itself)
-/// give up after `timeout`.
-fn connect(url: &Url, timeout: Duration) -> io::Result<File> {
-    let check = |rc: libc::c_int| match rc {
-        -1 => Err(io::Error::last_os_error()),
-        _ => Ok(rc),
-    };
-    // SAFETY: plain socket calls; every pointer is to a local of the size
-    // passed with it, and the fd is owned by the File from here on.
-    unsafe {
-        let sock = File::from_raw_fd(check(libc::socket(
-            url.family,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-        ))?);
-        set_timeout(&sock, libc::SO_SNDTIMEO, timeout)?;
-        let mut addr: libc::sockaddr_in6 = std::mem::zeroed();
-        addr.sin6_family = url.family as libc::sa_family_t;
-        addr.sin6_port = url.port.to_be();
-        let len = if url.family == libc::AF_INET {
-            let v4 = (&mut addr as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>();
-            (*v4).sin_addr.s_addr =
-                u32::from_ne_bytes([url.ip[0], url.ip[1], url.ip[2], url.ip[3]]);
-            std::mem::size_of::<libc::sockaddr_in>()
-        } else {
-            addr.sin6_addr.s6_addr = url.ip;
-            std::mem::size_of::<libc::sockaddr_in6>()
-        };
-        let to = (&addr as *const libc::sockaddr_in6).cast::<libc::sockaddr>();
-        match check(libc::connect(sock.as_raw_fd(), to, len as libc::socklen_t)) {
-            // A blocking connect that ran out of SO_SNDTIMEO.
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
-                Err(ErrorKind::TimedOut.into())
-            }
-            r => r.map(|_| sock),
-        }
-    }
+/// A poll timeout of at least 1 ms (0 would not wait at all).
+fn poll_timeout(d: Duration) -> PollTimeout {
+    let ms = d.as_millis().clamp(1, i32::MAX as u128);
+    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+}
+
+/// Which of a socket's timeouts to set.
+#[derive(Clone, Copy)]
+enum Direction {
+    Send,
+    Receive,
 }
 
 /// Sets `SO_SNDTIMEO` or `SO_RCVTIMEO` (at least 1ms: 0 means "never").
-fn set_timeout(sock: &File, option: libc::c_int, timeout: Duration) -> io::Result<()> {
+fn set_timeout(sock: &TcpStream, direction: Direction, timeout: Duration) -> io::Result<()> {
     let t = timeout.max(Duration::from_millis(1));
-    let tv = libc::timeval {
-        tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: `tv` is a timeval, as these options take, of the size given.
-    let rc = unsafe {
-        libc::setsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    match rc {
-        0 => Ok(()),
-        _ => Err(io::Error::last_os_error()),
+    let tv = TimeVal::new(
+        t.as_secs().min(i32::MAX as u64) as _,
+        t.subsec_micros() as _,
+    );
+    match direction {
+        Direction::Send => socket::setsockopt(sock, sockopt::SendTimeout, &tv)?,
+        Direction::Receive => socket::setsockopt(sock, sockopt::ReceiveTimeout, &tv)?,
     }
+    Ok(())
 }
 
 impl std::fmt::Display for Url {
@@ -317,6 +305,15 @@ pub fn exchange(
     timeout: Duration,
 ) -> Result<(usize, String), NoAnswer> {
     let deadline = Instant::now() + timeout;
+    let head = request_head(method, url, headers);
+    let mut stream = connect(url, timeout).map_err(no_answer)?;
+    send(&mut stream, &head, deadline)?;
+    let (buf, interim) = read_status_line(&mut stream, deadline)?;
+    final_status(&buf, interim, deadline)
+}
+
+/// The request line and headers of `METHOD url`, with no body.
+fn request_head(method: &str, url: &Url, headers: &[(&str, String)]) -> String {
     let mut head = format!(
         "{method} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: driftprobe\r\nContent-Length: 0\r\nConnection: close\r\n",
         url.target, url.host,
@@ -328,20 +325,31 @@ pub fn exchange(
         head.push_str("\r\n");
     }
     head.push_str("\r\n");
-    let mut stream = connect(url, timeout).map_err(no_answer)?;
+    head
+}
+
+/// Writes `head` to the connected `stream` before `deadline`.
+fn send(stream: &mut TcpStream, head: &str, deadline: Instant) -> Result<(), NoAnswer> {
     // What the connect left of the deadline, not the whole timeout again.
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(NoAnswer::Late);
     }
-    set_timeout(&stream, libc::SO_SNDTIMEO, left).map_err(no_answer)?;
-    stream.write_all(head.as_bytes()).map_err(no_answer)?;
-    // Read until the final status line is in: nothing after it matters,
-    // and a server that ignores `Connection: close` must not hold the probe
-    // to the deadline. Interim answers (`100 Continue`, `103 Early Hints`:
-    // a status line and headers, RFC 9110 section 15.2) come before it and
-    // are skipped whole. Or MAX_ANSWER bytes of one answer, the end, or the
-    // deadline.
+    set_timeout(stream, Direction::Send, left).map_err(no_answer)?;
+    stream.write_all(head.as_bytes()).map_err(no_answer)
+}
+
+/// Reads until the final status line is in: nothing after it matters,
+/// and a server that ignores `Connection: close` must not hold the probe
+/// to the deadline. Interim answers (`100 Continue`, `103 Early Hints`: a
+/// status line and headers, RFC 9110 section 15.2) come before it and are
+/// skipped whole. Or MAX_ANSWER bytes of one answer, the end, or the
+/// deadline. Returns what was read of the last answer, and how many
+/// interim answers were skipped.
+fn read_status_line(
+    stream: &mut TcpStream,
+    deadline: Instant,
+) -> Result<(Vec<u8>, usize), NoAnswer> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     let mut interim = 0;
@@ -366,7 +374,7 @@ pub fn exchange(
         if buf.len() >= MAX_ANSWER || left.is_zero() {
             break;
         }
-        match set_timeout(&stream, libc::SO_RCVTIMEO, left).and_then(|()| stream.read(&mut chunk)) {
+        match set_timeout(stream, Direction::Receive, left).and_then(|()| stream.read(&mut chunk)) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -374,7 +382,17 @@ pub fn exchange(
             Err(_) => break,
         }
     }
-    match status_line(&buf) {
+    Ok((buf, interim))
+}
+
+/// The final answer's code and reason in what [`read_status_line`] read,
+/// or why there is none.
+fn final_status(
+    buf: &[u8],
+    interim: usize,
+    deadline: Instant,
+) -> Result<(usize, String), NoAnswer> {
+    match status_line(buf) {
         Some((code, reason)) if is_interim(code) => match Instant::now() >= deadline {
             true => Err(NoAnswer::Late),
             false => Err(NoAnswer::NoFinal(code, reason)),
@@ -460,25 +478,19 @@ mod tests {
     #[test]
     fn urls_with_ip_literals_and_localhost() {
         let u = url("http://127.0.0.1:9090/-/reload").unwrap();
-        assert_eq!(
-            (u.family, &u.ip[..4], u.port),
-            (libc::AF_INET, &[127, 0, 0, 1][..], 9090)
-        );
+        assert_eq!((u.ip, u.port), (IpAddr::from([127, 0, 0, 1]), 9090));
         assert_eq!(u.to_string(), "http://127.0.0.1:9090/-/reload");
         let u = url("HTTP://localhost:8080").unwrap();
-        assert_eq!(
-            (u.family, &u.ip[..4], u.port),
-            (libc::AF_INET, &[127, 0, 0, 1][..], 8080)
-        );
+        assert_eq!((u.ip, u.port), (IpAddr::from([127, 0, 0, 1]), 8080));
         assert_eq!(u.target, "/");
         let u = url("http://[::1]:9901/reload?x=1#frag").unwrap();
         let mut one = [0u8; 16];
         one[15] = 1;
-        assert_eq!((u.family, u.ip, u.port), (libc::AF_INET6, one, 9901));
+        assert_eq!((u.ip, u.port), (IpAddr::from(one), 9901));
         assert_eq!(u.target, "/reload?x=1");
         assert_eq!(u.host, "[::1]:9901");
         let u = url("http://10.1.2.3?a").unwrap();
-        assert_eq!((&u.ip[..4], u.port), (&[10, 1, 2, 3][..], 80));
+        assert_eq!((u.ip, u.port), (IpAddr::from([10, 1, 2, 3]), 80));
         assert_eq!(u.target, "/?a");
         assert_eq!(url("http://[::1]/").unwrap().port, 80);
     }

@@ -2,38 +2,51 @@
 //! container started with (the baseline) and reports when the mounted
 //! ConfigMap/Secret files drift from it.
 //!
-//! The flow of one invocation reads top to bottom: [`cli`] parses,
-//! [`digest`] hashes the watched files, [`state`] loads and saves what this
-//! container recorded (and [`shared`] what its probes share), [`verdict`] compares, [`action`] reacts (reload
-//! signal or [`http`] request, validation command), [`exit`] names the
-//! outcome; [`app`] runs the app's own health check, ANDed into a probe's
-//! verdict, and [`mirror`] copies verdict changes to the container's log.
-//! [`run`] wires
-//! them; `main` only prints its [`Report`], escaped by [`escape`].
+//! The flow of one invocation reads top to bottom: [`cli`] parses (only it
+//! knows clap) and [`run`] hands the command to its module: [`probe`] for
+//! `liveness`/`readiness`, [`commands`] for the rest (`init`, `run`,
+//! `status`, `digest`, `install`), [`completions`] for completions and man
+//! pages (left out of the slim build).
+//!
+//! A probe opens the watch set ([`watch`]: paths, container identity, state
+//! dir), [`digest`] hashes the watched files, [`state`] loads and saves what
+//! this container recorded (and [`shared`] what its probes share),
+//! [`baseline`] proves a late baseline may be recorded, [`verdict`]
+//! compares, and the probe reacts: a reload by [`signal`] (the process found
+//! by [`proc`]) or by an HTTP request ([`reload_http`] over [`http`]), the
+//! `--validate` command ([`validator`]), `--env` drift ([`env_drift`]).
+//! [`app`] runs the app's own health check, ANDed into the verdict;
+//! [`mirror`] copies verdict changes to the container's log;
+//! [`mount_warnings`] names watch sets that cannot work. [`exit`] names the
+//! outcome, and `main` only prints the [`Report`], escaped by [`escape`].
 
-pub mod action;
 pub mod app;
 pub mod baseline;
 pub mod cli;
+pub mod commands;
 #[cfg(feature = "completions")]
 pub mod completions;
 pub mod digest;
+pub mod env_drift;
 pub mod escape;
 pub mod exit;
 pub mod glob;
 pub mod http;
-pub mod inspect;
-pub mod json;
 pub mod key;
 pub mod mirror;
+pub mod mount_warnings;
 pub mod probe;
+pub mod proc;
+pub mod reload_http;
 pub mod runtime;
 pub mod shared;
+pub mod signal;
 pub mod smallfile;
 pub mod state;
-pub mod status;
 pub mod time;
+pub mod validator;
 pub mod verdict;
+pub mod watch;
 
 use cli::{Cli, Command};
 use exit::Code;
@@ -123,13 +136,13 @@ impl Report {
 /// the exec failed.
 pub fn run(cli: Cli) -> Report {
     match cli.command {
-        Command::Init(args) => baseline::init(&args.watch, args.force),
-        Command::Run(args) => baseline::run(&args.watch, &args.command),
+        Command::Init(args) => commands::init(&args.watch, args.force),
+        Command::Run(args) => commands::run(&args.watch, &args.command),
         Command::Liveness(args) => probe::probe(probe::Kind::Liveness, args.grace, &args.probe),
         Command::Readiness(args) => probe::probe(probe::Kind::Readiness, args.grace, &args.probe),
-        Command::Status(args) => status::status(&args.watch, args.json, args.stagger),
-        Command::Digest(args) => status::digest(&args.files, args.json, args.key_file.as_deref()),
-        Command::Install(args) => baseline::install(&args.dest),
+        Command::Status(args) => commands::status(&args.watch, args.json, args.stagger),
+        Command::Digest(args) => commands::digest(&args.files, args.json, args.key_file.as_deref()),
+        Command::Install(args) => commands::install(&args.dest),
         #[cfg(feature = "completions")]
         Command::Completions(args) => completions::completions(args.shell),
         #[cfg(feature = "completions")]

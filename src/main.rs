@@ -2,6 +2,15 @@
 
 use std::process::ExitCode;
 
+#[cfg(target_env = "musl")]
+mod musl_alloc;
+
+// musl's malloc is slow on the probe's many small allocations: the musl
+// builds bring their own (musl_alloc.rs says why and what it measured).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: musl_alloc::Locked = musl_alloc::Locked::new();
+
 fn main() -> ExitCode {
     let cli = driftprobe::cli::parse();
     let report = driftprobe::run(cli);

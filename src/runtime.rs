@@ -17,7 +17,7 @@
 //! maps) and everything read is taken as hostile: a file that is not ELF,
 //! is truncated, or holds offsets and counts that make no sense is "not
 //! recognised", never a panic. Not recognised is not "safe": the probe
-//! still checks after a signal that the target lives ([`crate::action`]).
+//! still checks after a signal that the target lives ([`crate::signal`]).
 //! Deciding what to do about a runtime is `probe`'s.
 
 use crate::smallfile;

@@ -9,6 +9,12 @@
 //! and a step forward must not restart healthy pods, nor a step back
 //! postpone a restart that is due. The verdict module never reads a clock
 //! itself; callers pass `now` in, so tests can move both clocks freely.
+//!
+//! Hand-written rather than taken from a time crate: what is needed is two
+//! clock reads, whole-second UTC formatting (one days-to-civil function)
+//! and a duration syntax that prints exactly as it parses (`1h30m`, which
+//! humantime would print as `1h 30m`); chrono or jiff would bring time
+//! zones and calendars the probe never uses into a binary kept small.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,34 +32,51 @@ pub fn now() -> Millis {
 /// Milliseconds on CLOCK_BOOTTIME: time since boot, suspend included. It
 /// never steps, whatever happens to the wall clock, but means something
 /// only within one boot: the state file is keyed to the boot id (see
-/// `state::ContainerId`), so a value read back from it is always from this
+/// `proc::ContainerId`), so a value read back from it is always from this
 /// boot. `None` if the clock cannot be read.
 pub fn boot_now() -> Option<Millis> {
+    let ns = clock_ns(nix::libc::CLOCK_BOOTTIME)?;
+    i64::try_from(ns.div_euclid(1_000_000)).ok()
+}
+
+/// The wall-clock time of boot: CLOCK_REALTIME - CLOCK_BOOTTIME, precise to
+/// the nanosecond and rounded down (a millisecond early at worst). `None`
+/// if a clock cannot be read.
+pub fn boot_wall_time_ms() -> Option<Millis> {
+    let since_boot = clock_ns(nix::libc::CLOCK_BOOTTIME)?;
+    let wall = clock_ns(nix::libc::CLOCK_REALTIME)?;
+    i64::try_from((wall - since_boot).div_euclid(1_000_000)).ok()
+}
+
+/// A clock's reading in nanoseconds.
+fn clock_ns(clock: nix::libc::clockid_t) -> Option<i128> {
     let mut ts = nix::libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: ts is a valid, writable timespec.
-    let rc = unsafe { nix::libc::clock_gettime(nix::libc::CLOCK_BOOTTIME, &mut ts) };
-    (rc == 0).then(|| {
-        ts.tv_sec
-            .saturating_mul(1000)
-            .saturating_add(ts.tv_nsec / 1_000_000)
-    })
+    let rc = unsafe { nix::libc::clock_gettime(clock, &mut ts) };
+    (rc == 0).then(|| i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec))
+}
+
+/// The kernel's clock ticks per second (`starttime` in /proc/PID/stat
+/// counts them): 100 where it cannot be read.
+fn clock_ticks_per_second() -> i64 {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } {
+        hz if hz > 0 => hz,
+        _ => 100,
+    }
 }
 
 /// `ticks` clock ticks after boot (a `starttime` from /proc/PID/stat) as
-/// milliseconds on CLOCK_BOOTTIME, rounded down.
+/// milliseconds after boot, rounded down: on CLOCK_BOOTTIME as it is, on
+/// the wall clock when added to [`boot_wall_time_ms`].
 pub fn ticks_to_boot_ms(ticks: u64) -> Millis {
-    // SAFETY: sysconf has no preconditions.
-    let hz = match unsafe { nix::libc::sysconf(nix::libc::_SC_CLK_TCK) } {
-        hz if hz > 0 => hz,
-        _ => 100,
-    };
     i64::try_from(ticks)
         .unwrap_or(i64::MAX)
         .saturating_mul(1000)
-        / hz
+        / clock_ticks_per_second()
 }
 
 /// One moment as both clocks read it: the wall clock to show and to fall

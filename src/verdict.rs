@@ -105,7 +105,7 @@ pub fn judge(
 }
 
 /// Per-file differences between the baseline and the current files.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Changes {
     pub added: Vec<String>,
     pub removed: Vec<String>,

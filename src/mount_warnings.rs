@@ -1,8 +1,8 @@
-//! Watch sets that can never work as intended, recognised up front:
-//! a subPath mount (a single-file bind mount the kubelet never updates,
-//! `shared/kubernetes.md` §3) and the projected service-account token
-//! directory (it rotates by design, §10). Each yields a warning the probe
-//! prints once per container instance and `status` keeps showing.
+//! Watch sets that can never work as intended, recognised from the mount
+//! table up front: a subPath mount (a single-file bind mount the kubelet
+//! never updates) and the projected service-account token directory (it
+//! rotates by design). Each yields a warning the probe prints once per
+//! container instance and `status` keeps showing.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -39,9 +39,11 @@
 use crate::cli::WatchSet;
 use crate::digest::{display_root, tree_digest, Entry};
 use crate::glob::Glob;
-use crate::json::{self, obj, or_default, strings, Value};
-use crate::state::{Baseline, ContainerId, Locked, StateDir, StateError};
+use crate::proc::ContainerId;
+use crate::state::store::{Locked, StateDir};
+use crate::state::{Baseline, StateError};
 use crate::time::{self, Millis, Stamp};
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -55,21 +57,27 @@ pub const CLAIM_SLACK: Duration = Duration::from_secs(2);
 /// long after it was made, if its target is still the same process.
 pub const SETTLE_WITHIN: Duration = Duration::from_secs(600);
 
+// The file's JSON, version 1: every field written, those added after the
+// first version read as empty when absent.
+
 /// One file as given to the app.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Given {
     /// Absolute, escaped as in the manifest ([`Names::absolute`]).
     pub path: String,
     /// Its SHA-256; empty when the app was given the file's absence.
     pub sha256: String,
+    #[serde(default)]
     pub seq: u64,
+    #[serde(default)]
     pub at: Millis,
     /// `reload` or `adopt`.
+    #[serde(default)]
     pub source: String,
 }
 
 /// The signal a claim is about to send, and whether `kill(2)` returned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Intent {
     pub signal: String,
     pub pid: i32,
@@ -82,7 +90,7 @@ pub struct Intent {
 }
 
 /// A reload under way.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// `liveness` or `readiness`, for messages.
     pub by: String,
@@ -98,29 +106,40 @@ pub struct Claim {
     pub until: Millis,
     pub until_boot: Option<Millis>,
     /// What the app is being given (`seq` and `at` set on release).
+    #[serde(default)]
     pub files: Vec<Given>,
+    /// Last, so that [`Held::marker`] finds its `sent` at the file's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<Intent>,
 }
 
 /// The shared file's content.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shared {
+    /// [`FORMAT`] and [`VERSION`]; a file with others is not read.
+    pub format: String,
+    pub version: u32,
     pub container: ContainerId,
     pub seq: u64,
+    #[serde(default)]
     pub given: Vec<Given>,
+    #[serde(default)]
     pub reloaders: Vec<Reloader>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claim: Option<Claim>,
 }
 
 /// A probe of the container that carries `--on-drift reload`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reloader {
     /// `liveness` or `readiness`.
     pub by: String,
     /// Its watch set's state key.
     pub key: String,
     /// Its watched paths (as in [`Names`]) and `--exclude` patterns.
+    #[serde(default)]
     pub roots: Vec<String>,
+    #[serde(default)]
     pub excludes: Vec<String>,
 }
 
@@ -196,6 +215,8 @@ impl Claim {
 impl Shared {
     pub fn new(container: ContainerId) -> Shared {
         Shared {
+            format: FORMAT.into(),
+            version: VERSION,
             container,
             seq: 0,
             given: Vec::new(),
@@ -386,7 +407,11 @@ pub fn lock(
 
 impl Held {
     pub fn save(&mut self) -> Result<(), StateError> {
-        self.written = json::compact(&self.shared.to_json());
+        self.written =
+            crate::state::json_compact(&self.shared).map_err(|reason| StateError::Io {
+                path: self.path(),
+                reason,
+            })?;
         self.locked.write_bytes(self.written.as_bytes(), false)
     }
 
@@ -423,162 +448,10 @@ impl Marker {
     }
 }
 
-#[rustfmt::skip]
-const KEYS: &[&str] = &[
-    "path", "sha256", "seq", "at", "source", "format", "version", "container",
-    "boot_id", "pid1_start_ticks", "given", "reloaders", "claim", "by", "key",
-    "roots", "excludes",
-    "pid", "at_boot", "until", "until_boot", "files", "signal", "start_ticks",
-    "sent", "holder_start",
-];
-
 fn parse(bytes: &[u8], container: &ContainerId) -> Option<Shared> {
-    let doc = json::parse_known(bytes, KEYS).ok()?;
-    match (doc.get("format").ok()??, doc.get("version").ok()??) {
-        (Value::Str(f), Value::Int(v)) if f == FORMAT && *v == i128::from(VERSION) => {}
-        _ => return None,
-    }
-    let shared = Shared::from_json(&doc).ok()?;
-    (shared.container == *container).then_some(shared)
-}
-
-impl Given {
-    fn to_json(&self) -> Value {
-        obj(vec![
-            ("path", (&self.path).into()),
-            ("sha256", (&self.sha256).into()),
-            ("seq", self.seq.into()),
-            ("at", self.at.into()),
-            ("source", (&self.source).into()),
-        ])
-    }
-
-    fn from_json(v: &Value, _: &str) -> json::Result<Given> {
-        Ok(Given {
-            path: v.req("path")?.str("path")?,
-            sha256: v.req("sha256")?.str("sha256")?,
-            seq: or_default(v, "seq", Value::u64)?,
-            at: or_default(v, "at", Value::i64)?,
-            source: or_default(v, "source", Value::str)?,
-        })
-    }
-}
-
-impl Claim {
-    fn to_json(&self) -> Value {
-        let mut p = vec![
-            ("by", (&self.by).into()),
-            ("key", (&self.key).into()),
-            ("pid", self.pid.into()),
-            ("holder_start", self.holder_start.into()),
-            ("at", self.at.into()),
-            ("at_boot", self.at_boot.into()),
-            ("until", self.until.into()),
-            ("until_boot", self.until_boot.into()),
-            (
-                "files",
-                Value::Arr(self.files.iter().map(Given::to_json).collect()),
-            ),
-        ];
-        if let Some(s) = &self.signal {
-            p.push((
-                "signal",
-                obj(vec![
-                    ("signal", (&s.signal).into()),
-                    ("pid", s.pid.into()),
-                    ("start_ticks", s.start_ticks.into()),
-                    ("sent", s.sent.into()),
-                ]),
-            ));
-        }
-        obj(p)
-    }
-
-    fn from_json(v: &Value, _: &str) -> json::Result<Claim> {
-        Ok(Claim {
-            by: v.req("by")?.str("by")?,
-            key: v.req("key")?.str("key")?,
-            pid: v.req("pid")?.i32("pid")?,
-            holder_start: v.req("holder_start")?.u64("holder_start")?,
-            at: v.req("at")?.i64("at")?,
-            at_boot: v.opt("at_boot", Value::i64)?,
-            until: v.req("until")?.i64("until")?,
-            until_boot: v.opt("until_boot", Value::i64)?,
-            files: or_default(v, "files", |f, n| f.list(n, Given::from_json))?,
-            signal: v.opt("signal", |s, _| {
-                Ok(Intent {
-                    signal: s.req("signal")?.str("signal")?,
-                    pid: s.req("pid")?.i32("pid")?,
-                    start_ticks: s.req("start_ticks")?.u64("start_ticks")?,
-                    sent: s.req("sent")?.bool("sent")?,
-                })
-            })?,
-        })
-    }
-}
-
-impl Shared {
-    fn to_json(&self) -> Value {
-        let mut p = vec![
-            ("format", FORMAT.into()),
-            ("version", VERSION.into()),
-            (
-                "container",
-                obj(vec![
-                    ("boot_id", (&self.container.boot_id).into()),
-                    ("pid1_start_ticks", self.container.init_start_ticks.into()),
-                ]),
-            ),
-            ("seq", self.seq.into()),
-            (
-                "given",
-                Value::Arr(self.given.iter().map(Given::to_json).collect()),
-            ),
-            (
-                "reloaders",
-                Value::Arr(
-                    self.reloaders
-                        .iter()
-                        .map(|r| {
-                            obj(vec![
-                                ("by", (&r.by).into()),
-                                ("key", (&r.key).into()),
-                                ("roots", strings(&r.roots)),
-                                ("excludes", strings(&r.excludes)),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-        ];
-        if let Some(c) = &self.claim {
-            p.push(("claim", c.to_json()));
-        }
-        obj(p)
-    }
-
-    fn from_json(v: &Value) -> json::Result<Shared> {
-        let c = v.req("container")?;
-        Ok(Shared {
-            container: ContainerId {
-                boot_id: c.req("boot_id")?.str("boot_id")?,
-                init_start_ticks: c.req("pid1_start_ticks")?.u64("pid1_start_ticks")?,
-            },
-            seq: v.req("seq")?.u64("seq")?,
-            given: or_default(v, "given", |g, n| g.list(n, Given::from_json))?,
-            reloaders: or_default(v, "reloaders", |r, n| {
-                r.list(n, |r, _| {
-                    Ok(Reloader {
-                        by: r.req("by")?.str("by")?,
-                        key: r.req("key")?.str("key")?,
-                        roots: or_default(r, "roots", |v, n| v.list(n, Value::str))?,
-                        excludes: or_default(r, "excludes", |v, n| v.list(n, Value::str))?,
-                    })
-                })
-            })?,
-            claim: v.opt("claim", Claim::from_json)?,
-        })
-    }
+    let shared: Shared = serde_json::from_slice(bytes).ok()?;
+    (shared.format == FORMAT && shared.version == VERSION && shared.container == *container)
+        .then_some(shared)
 }
 
 /// A claim made now by this probe (which started at `holder_start`),
@@ -608,258 +481,4 @@ pub fn claim(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id() -> ContainerId {
-        ContainerId {
-            boot_id: "b".into(),
-            init_start_ticks: 7,
-        }
-    }
-
-    fn entry(path: &str, sha: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            sha256: sha.into(),
-            size: 1,
-        }
-    }
-
-    fn base(files: Vec<Entry>) -> Baseline {
-        Baseline {
-            digest: tree_digest(&files),
-            recorded_at: 1,
-            source: "init".into(),
-            files,
-        }
-    }
-
-    #[test]
-    fn a_reload_of_a_directory_is_seen_by_a_watched_file_in_it() {
-        let dir = Names {
-            root: Some(("/etc/config".into(), true)),
-        };
-        let file = Names {
-            root: Some(("/etc/config/app.yaml".into(), false)),
-        };
-        let old = base(vec![entry("app.yaml", "a1"), entry("gone", "g1")]);
-        let new = [entry("app.yaml", "a2"), entry("extra", "e1")];
-        let mut shared = Shared::new(id());
-        shared.give(&dir.files(Some(&old), &new), 50, "reload");
-        assert_eq!(shared.seq, 1);
-        assert_eq!(
-            shared
-                .given
-                .iter()
-                .map(|g| (g.path.as_str(), g.sha256.as_str()))
-                .collect::<Vec<_>>(),
-            [
-                ("/etc/config/app.yaml", "a2"),
-                ("/etc/config/extra", "e1"),
-                ("/etc/config/gone", "")
-            ]
-        );
-        // The one-file watch set: its file becomes a2.
-        let mut b = base(vec![entry("app.yaml", "a1")]);
-        assert!(file.apply(&shared, 0, &mut b, &[entry("app.yaml", "a2")]));
-        assert_eq!(b.digest, tree_digest(&[entry("app.yaml", "a2")]));
-        assert_eq!((b.recorded_at, b.source.as_str()), (50, "reload"));
-        // Applied once: nothing newer than seq 1.
-        assert!(!file.apply(&shared, 1, &mut b, &[entry("app.yaml", "a2")]));
-        // The same directory with `extra` excluded: app.yaml and the
-        // removal of `gone`, never `extra`.
-        let mut b = old.clone();
-        assert!(dir.apply(&shared, 0, &mut b, &[entry("app.yaml", "a2")]));
-        assert_eq!(b.files, [entry("app.yaml", "a2")]);
-    }
-
-    #[test]
-    fn reloaders_watch_what_is_under_their_roots_and_not_excluded() {
-        let r = Reloader {
-            by: "liveness".into(),
-            key: "k".into(),
-            roots: vec!["/etc/config".into(), "/etc/app.yaml".into()],
-            excludes: vec!["*.bak".into(), "certs".into()],
-        };
-        assert!(r.watches("/etc/config/a.yaml"));
-        assert!(r.watches("/etc/config/sub/a.yaml"));
-        assert!(r.watches("/etc/app.yaml"));
-        assert!(!r.watches("/etc/config/a.yaml.bak"));
-        assert!(
-            !r.watches("/etc/config/certs/tls.key"),
-            "below an excluded dir"
-        );
-        assert!(!r.watches("/etc/configx/a.yaml"));
-        assert!(!r.watches("/etc/other"));
-        let root = Reloader {
-            roots: vec!["/".into()],
-            excludes: vec![],
-            ..r
-        };
-        assert!(root.watches("/x/y"));
-    }
-
-    #[test]
-    fn several_watched_paths_use_their_names_as_they_are() {
-        let names = Names { root: None };
-        assert_eq!(names.absolute("/etc/a/x"), "/etc/a/x");
-        let root = Names {
-            root: Some(("/".into(), true)),
-        };
-        assert_eq!(root.absolute("x"), "/x");
-    }
-
-    #[test]
-    fn round_trips_and_refuses_other_containers() {
-        let mut s = Shared::new(id());
-        s.reloaders.push(Reloader {
-            by: "liveness".into(),
-            key: "watch-1".into(),
-            roots: vec!["/etc/config".into()],
-            excludes: vec!["*.bak".into()],
-        });
-        s.give(
-            &[Given {
-                path: "/a".into(),
-                sha256: "s".into(),
-                seq: 0,
-                at: 0,
-                source: String::new(),
-            }],
-            5,
-            "adopt",
-        );
-        let now = Stamp {
-            wall: 1_000,
-            boot: Some(100),
-        };
-        s.claim = Some(claim(
-            "liveness",
-            "watch-1",
-            3,
-            now,
-            Duration::from_secs(1),
-            vec![],
-            Some(Intent {
-                signal: "SIGHUP".into(),
-                pid: 1,
-                start_ticks: 9,
-                sent: false,
-            }),
-        ));
-        let bytes = json::compact(&s.to_json());
-        assert_eq!(parse(bytes.as_bytes(), &id()), Some(s.clone()));
-        let other = ContainerId {
-            boot_id: "b".into(),
-            init_start_ticks: 8,
-        };
-        assert_eq!(parse(bytes.as_bytes(), &other), None);
-        assert_eq!(parse(b"{\"format\":\"x\"}", &id()), None);
-        assert_eq!(parse(b"not json", &id()), None);
-    }
-
-    #[test]
-    fn the_sent_mark_is_written_in_place() {
-        let d = tempfile::tempdir().unwrap();
-        let dir = StateDir::open(&d.path().join("state")).unwrap();
-        let mut held = lock(&dir, &id(), Duration::from_secs(1)).unwrap();
-        // A file name made of the marker's bytes does not fool it.
-        let tricky = Given {
-            path: "/x/\"sent\":false}".into(),
-            sha256: "s".into(),
-            seq: 0,
-            at: 0,
-            source: String::new(),
-        };
-        let now = Stamp {
-            wall: 1_000,
-            boot: Some(100),
-        };
-        let intent = Intent {
-            signal: "SIGHUP".into(),
-            pid: 1,
-            start_ticks: 9,
-            sent: false,
-        };
-        let c = claim(
-            "liveness",
-            "k",
-            3,
-            now,
-            Duration::ZERO,
-            vec![tricky],
-            Some(intent),
-        );
-        held.shared.claim = Some(c);
-        held.save().unwrap();
-        let marker = held.marker().expect("a marker");
-        let before = peek(&dir, &id()).unwrap().claim.unwrap();
-        assert!(!before.signal.unwrap().sent);
-        marker.set().unwrap();
-        let after = peek(&dir, &id()).expect("still a whole file");
-        let c = after.claim.unwrap();
-        assert!(c.signal.unwrap().sent);
-        assert_eq!(c.files[0].path, "/x/\"sent\":false}");
-        drop(held);
-        // Private like every state file.
-        let mode = std::fs::metadata(d.path().join("state").join(FILE)).unwrap();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
-            0o600
-        );
-    }
-
-    #[test]
-    fn claims_expire_and_signal_claims_settle_only_for_the_same_process() {
-        let at = |wall, boot| Stamp {
-            wall,
-            boot: Some(boot),
-        };
-        let intent = Intent {
-            signal: "SIGHUP".into(),
-            pid: 42,
-            start_ticks: 9,
-            sent: true,
-        };
-        let mut c = claim(
-            "liveness",
-            "k",
-            5,
-            at(1_000, 100),
-            Duration::ZERO,
-            vec![],
-            Some(intent),
-        );
-        let me = std::process::id() as i32;
-        assert!(c.holder_alive(|pid| (pid == me).then_some(5)));
-        assert!(
-            !c.holder_alive(|pid| (pid == me).then_some(6)),
-            "pid reused"
-        );
-        assert!(c.live(at(1_000, 100)));
-        assert!(!c.live(at(1_000, 100 + 2_000)), "expired on the boot clock");
-        assert!(
-            c.live(at(1_000 + 86_400_000, 101)),
-            "a wall-clock step ends nothing"
-        );
-        let same = |pid| (pid == 42).then_some(9);
-        let other = |pid| (pid == 42).then_some(10);
-        assert!(c.settle(at(5_000, 5_000), same));
-        assert!(!c.settle(at(5_000, 5_000), other), "pid reused");
-        assert!(!c.settle(at(5_000, 5_000), |_| None), "gone");
-        assert!(!c.settle(at(0, 100 + 600_000), same), "too old");
-        c.signal.as_mut().unwrap().sent = false;
-        assert!(!c.settle(at(5_000, 5_000), same), "not known to be sent");
-        let http = claim(
-            "liveness",
-            "k",
-            5,
-            at(1_000, 100),
-            Duration::ZERO,
-            vec![],
-            None,
-        );
-        assert!(!http.settle(at(1_000, 100), same));
-    }
-}
+mod tests;
