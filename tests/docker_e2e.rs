@@ -2,8 +2,8 @@
 //! kubelet's part played by this test.
 //!
 //! - Images are built `FROM scratch` (no registry needed) from the static binaries
-//!   of `scripts/static-build.sh`: the probe image with `Dockerfile.static --target
-//!   prebuilt`, the app image from `examples/demo_server.rs` (a server that reads
+//!   of `scripts/static-build.sh` (target/static/amd64): the probe image with
+//!   `Dockerfile.static --target prebuilt-amd64`, the app image from `examples/demo_server.rs` (a server that reads
 //!   its config once and serves it on 127.0.0.1).
 //! - "Init container": `driftprobe install /probe/driftprobe` into a named volume
 //!   backed by a 0777 host dir, as an emptyDir is.
@@ -50,7 +50,9 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the app may take to answer HTTP after its container starts.
 const APP_START_TIMEOUT: Duration = Duration::from_secs(15);
 
-const TARGET: &str = "x86_64-unknown-linux-gnu";
+/// Where scripts/static-build.sh leaves the binaries this machine runs, under
+/// the target dir.
+const STATIC: &str = "static/amd64";
 const CONFIG_KEY: &str = "config.txt";
 
 #[test]
@@ -169,10 +171,10 @@ fn preflight() -> Option<Binaries> {
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    let release = target_dir.join(TARGET).join("release");
+    let release = target_dir.join(STATIC);
     let bins = Binaries {
         driftprobe: release.join("driftprobe"),
-        demo_server: release.join("examples").join("demo_server"),
+        demo_server: release.join("demo_server"),
     };
     for bin in [&bins.driftprobe, &bins.demo_server] {
         if !bin.is_file() {
@@ -222,10 +224,10 @@ impl Cluster {
         );
         let work = res.dir.path();
 
-        // Probe image: Dockerfile.static's prebuilt stage, in a context holding
-        // only that file and the static binary.
+        // Probe image: Dockerfile.static's prebuilt-amd64 stage, in a context
+        // holding only that file and the static binary.
         let ctx = work.join("probe-context");
-        let bin_dir = ctx.join("target").join(TARGET).join("release");
+        let bin_dir = ctx.join("target").join(STATIC);
         fs::create_dir_all(&bin_dir).unwrap();
         fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile.static"),
@@ -238,7 +240,7 @@ impl Cluster {
             &ctx,
             &[
                 "--target",
-                "prebuilt",
+                "prebuilt-amd64",
                 "-f",
                 "Dockerfile.static",
                 "-t",

@@ -2,7 +2,7 @@
 //! a full or read-only state dir, under a stepped wall clock, against
 //! hostile state dirs and odd trees; the parsers are hammered by property
 //! tests. Each test tallies what it did (`tally`), and `scripts/faults.sh
-//! --readme` turns the tallies into the README's table.
+//! --readme` turns the tallies into the table in doc/faults.md.
 
 mod support;
 
@@ -22,7 +22,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// One row of the README's faults table: `runs` injected faults of one
+/// One row of the faults table (doc/faults.md): `runs` injected faults of one
 /// class, `lost` drifts forgotten or states lost, `false_restarts` liveness
 /// failures without a drift past its grace window. Appended to the file
 /// named by `DRIFTPROBE_FAULTS_TALLY` (tab-separated), if set.

@@ -224,7 +224,7 @@ fn tcp_socket_and_exec_probes_are_moved() {
     let exec = flag(&ready, "--exec").expect("--exec");
     // driftprobe splits --exec like --validate: the words come back exactly.
     assert_eq!(
-        driftprobe::action::split_command(exec).expect("splits"),
+        driftprobe::validator::split_command(exec).expect("splits"),
         check,
         "--exec {exec}"
     );

@@ -1,13 +1,16 @@
-//! Property tests for what reads untrusted bytes or typed text: the JSON
-//! codec and the state file parser, the duration parser, and the manifest
+//! Property tests for what reads untrusted bytes or typed text: the state
+//! file's codec and parser, the duration parser, and the manifest
 //! comparison. `cargo test` runs each for PROPTEST_CASES cases (256 by
 //! default); scripts/faults.sh --long runs many more. Inputs that once
 //! failed are kept below as plain regression tests.
 
 use crate::tally;
-use driftprobe::digest::{tree_digest, Entry};
-use driftprobe::json::{self, Value};
-use driftprobe::state::{self, Loaded};
+use driftprobe::digest::{tree_digest, CachedFile, Entry};
+use driftprobe::proc::ContainerId;
+use driftprobe::state::{
+    self, Baseline, Drift, EnvDrift, Loaded, Mirrored, Reload, State, Validation,
+    ValidationUnderWay,
+};
 use driftprobe::time::{format_duration, parse_duration};
 use driftprobe::verdict::Changes;
 use proptest::prelude::*;
@@ -31,40 +34,180 @@ fn config() -> ProptestConfig {
     }
 }
 
-/// Our tree as serde_json's, to compare the two parsers.
-fn to_serde(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Null => serde_json::Value::Null,
-        Value::Bool(b) => (*b).into(),
-        Value::Int(n) if *n < 0 => (*n as i64).into(),
-        Value::Int(n) => (*n as u64).into(),
-        Value::Str(s) => s.clone().into(),
-        Value::Arr(items) => items.iter().map(to_serde).collect(),
-        Value::Obj(pairs) => serde_json::Value::Object(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), to_serde(v)))
-                .collect(),
-        ),
-    }
+/// Up to two of `s`.
+fn few<S: Strategy>(s: S) -> prop::collection::VecStrategy<S> {
+    prop::collection::vec(s, 0..3)
 }
 
-/// JSON documents (integers only, as ours are) with any strings.
-fn json_doc() -> impl Strategy<Value = serde_json::Value> {
-    let leaf = prop_oneof![
-        Just(serde_json::Value::Null),
-        any::<bool>().prop_map(Into::into),
-        any::<i64>().prop_map(Into::into),
-        any::<u64>().prop_map(Into::into),
-        any::<String>().prop_map(Into::into),
-    ];
-    leaf.prop_recursive(6, 64, 8, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..8).prop_map(serde_json::Value::Array),
-            prop::collection::btree_map(any::<String>(), inner, 0..8)
-                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
-        ]
-    })
+/// States with every field set or not, and any strings (controls, bidi
+/// marks, quotes, non-BMP characters) wherever the state holds one.
+fn states() -> impl Strategy<Value = State> {
+    let text = any::<String>;
+    use prop::option::of as opt;
+    let entry = (text(), text(), any::<u64>()).prop_map(|(path, sha256, size)| Entry {
+        path,
+        sha256,
+        size,
+    });
+    let cached = (
+        text(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<u64>(),
+        any::<i64>(),
+        any::<i64>(),
+        text(),
+    )
+        .prop_map(
+            |(path, dev, ino, size, mtime_ns, ctime_ns, sha256)| CachedFile {
+                path,
+                dev,
+                ino,
+                size,
+                mtime_ns,
+                ctime_ns,
+                sha256,
+            },
+        );
+    let baseline = (
+        text(),
+        any::<i64>(),
+        text(),
+        prop::collection::vec(entry, 0..4),
+    )
+        .prop_map(|(digest, recorded_at, source, files)| Baseline {
+            digest,
+            recorded_at,
+            source,
+            files,
+        });
+    let drift = (any::<i64>(), opt(any::<i64>()), opt(text()), any::<bool>()).prop_map(
+        |(since, since_boot, unproven, held)| Drift {
+            since,
+            since_boot,
+            unproven,
+            held,
+        },
+    );
+    let validation = (
+        text(),
+        any::<bool>(),
+        any::<i64>(),
+        text(),
+        text(),
+        any::<bool>(),
+        text(),
+    )
+        .prop_map(|(digest, ok, at, output, outcome, transient, command)| {
+            let v = Validation {
+                ok,
+                at,
+                output,
+                outcome,
+                transient,
+                command,
+            };
+            (digest, v)
+        });
+    let reload = (any::<i64>(), text(), any::<i32>(), text(), text(), text()).prop_map(
+        |(at, signal, pid, target, from_digest, to_digest)| Reload {
+            at,
+            signal,
+            pid,
+            target,
+            from_digest,
+            to_digest,
+        },
+    );
+    let env =
+        (text(), any::<i64>(), opt(any::<i64>())).prop_map(|(name, since, since_boot)| EnvDrift {
+            name,
+            since,
+            since_boot,
+        });
+    let validating = (
+        text(),
+        any::<i64>(),
+        opt(any::<i64>()),
+        opt(any::<i32>()),
+        opt(any::<u64>()),
+        opt(any::<i32>()),
+        opt(any::<u64>()),
+    )
+        .prop_map(
+            |(digest, until, until_boot, pgid, leader_start, owner, owner_start)| {
+                ValidationUnderWay {
+                    digest,
+                    until,
+                    until_boot,
+                    pgid,
+                    leader_start,
+                    owner,
+                    owner_start,
+                }
+            },
+        );
+    let mirrored = (text(), opt(text()), few(text()), opt(text())).prop_map(
+        |(probe, class, problems, failed)| Mirrored {
+            probe,
+            class,
+            problems,
+            failed,
+        },
+    );
+    let head = (
+        (text(), any::<u64>()),
+        few(text()),
+        opt(baseline),
+        opt(drift),
+        few(cached),
+        few(validation),
+    );
+    let rest = (
+        few(reload),
+        few(text()),
+        any::<bool>(),
+        few(env),
+        opt(validating),
+        any::<u64>(),
+        any::<bool>(),
+        few(mirrored),
+    );
+    (head, rest).prop_map(
+        |(
+            ((boot_id, init_start_ticks), paths, baseline, drift, cache, validations),
+            (
+                reloads,
+                warnings,
+                warnings_pending,
+                env_drift,
+                validating,
+                given_seq,
+                runtime_checked,
+                mirrored,
+            ),
+        )| State {
+            format: state::FORMAT.into(),
+            version: state::VERSION,
+            container: ContainerId {
+                boot_id,
+                init_start_ticks,
+            },
+            paths,
+            baseline,
+            drift,
+            cache,
+            validations,
+            reloads,
+            warnings,
+            warnings_pending,
+            env_drift,
+            validating,
+            given_seq,
+            runtime_checked,
+            mirrored,
+        },
+    )
 }
 
 /// A byte-level mutation of a valid state file.
@@ -118,7 +261,7 @@ fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
     bytes
 }
 
-/// serde_json's text as ours writes it: ours also escapes (as `\uXXXX`)
+/// serde_json's text as we write it: we also escape (as `\uXXXX`)
 /// DEL, the C1 controls, U+2028/U+2029 and the bidi controls (issue 13.9),
 /// which serde_json leaves raw; only inside strings, where serde_json
 /// writes them (it escapes everything below U+0020 itself).
@@ -134,42 +277,85 @@ fn escaped(serde_text: String) -> String {
         .collect()
 }
 
+/// The cases this test's thread ran, tallied as one row of the faults
+/// table when the thread ends: libtest runs each test on a thread of its
+/// own, named after the test, and joins it before it reports the result,
+/// so the row counts the cases that actually ran (shrinking included), not
+/// the configured number, and a property that was filtered out adds none.
+struct CasesRun(std::cell::Cell<usize>);
+
+impl Drop for CasesRun {
+    fn drop(&mut self) {
+        let runs = self.0.get();
+        if runs == 0 {
+            return;
+        }
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let name = name.rsplit("::").next().unwrap_or(name);
+        tally(
+            &format!("property: {name}"),
+            runs,
+            0,
+            0,
+            "proptest cases run",
+        );
+    }
+}
+
+thread_local! {
+    static CASES_RUN: CasesRun = const { CasesRun(std::cell::Cell::new(0)) };
+}
+
+/// Called first in every property body: one more case ran.
+fn case_ran() {
+    CASES_RUN.with(|c| c.0.set(c.0.get() + 1));
+}
+
 proptest! {
     #![proptest_config(config())]
 
-    /// Any bytes: an answer, never a panic; accepted only if serde_json
-    /// accepts them too (and then with the same value).
+    /// Any bytes: an answer (found, or unusable with a reason), never a
+    /// panic, whichever way the parser goes to say why.
     #[test]
-    fn json_parse_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        if let Ok(v) = json::parse(&bytes) {
-            let theirs: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| TestCaseError::fail(format!("we accepted what serde_json rejects: {e}")))?;
-            prop_assert_eq!(to_serde(&v), theirs);
+    fn state_parse_takes_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        case_ran();
+        match state::parse(&bytes) {
+            Loaded::Found(_) => {}
+            Loaded::Unusable(reason) => prop_assert!(reason.contains("state file"), "{reason}"),
+            Loaded::Absent => prop_assert!(false, "parse never says absent"),
         }
     }
 
-    /// Whatever serde_json writes (integers only), we read back the same,
-    /// and what we write serde_json reads the same, byte for byte as its
-    /// own printers (pretty and compact).
+    /// Every state, saved (compact) or shown (pretty), reads back the same;
+    /// the text is serde_json's own but for the unsafe characters, which
+    /// are never written raw.
     #[test]
-    fn json_agrees_with_serde_json(doc in json_doc()) {
-        for text in [serde_json::to_string(&doc).unwrap(), serde_json::to_string_pretty(&doc).unwrap()] {
-            let ours = json::parse(text.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
-            prop_assert_eq!(&to_serde(&ours), &doc);
-            let written = json::pretty(&ours);
-            prop_assert_eq!(&written, &escaped(serde_json::to_string_pretty(&doc).unwrap()));
-            prop_assert_eq!(&json::compact(&ours), &escaped(serde_json::to_string(&doc).unwrap()));
+    fn states_round_trip(st in states()) {
+        case_ran();
+        let compact = state::json_compact(&st).map_err(TestCaseError::fail)?;
+        let pretty = state::json_pretty(&st).map_err(TestCaseError::fail)?;
+        for text in [&compact, &pretty] {
+            match state::parse(text.as_bytes()) {
+                Loaded::Found(back) => prop_assert_eq!(&*back, &st),
+                other => prop_assert!(false, "{other:?}: {text}"),
+            }
+            let raw = |c: char| c != '\n' && driftprobe::escape::is_unsafe(c);
+            prop_assert!(!text.chars().any(raw), "{text}");
         }
+        prop_assert_eq!(&compact, &escaped(serde_json::to_string(&st).unwrap()));
+        prop_assert_eq!(&pretty, &escaped(serde_json::to_string_pretty(&st).unwrap()));
     }
 
     /// A state file cut, flipped, spliced: found or unusable with a
     /// reason, never a panic; what loads saves and loads back the same.
     #[test]
     fn state_parse_survives_mutations(e in edits()) {
+        case_ran();
         let bytes = apply(FIXTURE.to_vec(), &e);
         match state::parse(&bytes) {
             Loaded::Found(st) => {
-                let again = json::compact(&st.to_json());
+                let again = state::json_compact(&*st).map_err(TestCaseError::fail)?;
                 match state::parse(again.as_bytes()) {
                     Loaded::Found(back) => prop_assert_eq!(back, st),
                     other => prop_assert!(false, "{other:?}"),
@@ -185,6 +371,7 @@ proptest! {
     /// than a second).
     #[test]
     fn durations_parse_or_say_why(text in "[0-9a-z .:-]{0,24}") {
+        case_ran();
         match parse_duration(&text) {
             Ok(d) => {
                 let d = if d >= Duration::from_secs(1) { Duration::from_secs(d.as_secs()) } else { d };
@@ -196,6 +383,7 @@ proptest! {
 
     #[test]
     fn durations_add_up(parts in prop::collection::vec((0u64..100_000, 0usize..5), 1..5)) {
+        case_ran();
         let units = [("ms", 1u64), ("s", 1_000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)];
         let text: String = parts.iter().map(|(n, u)| format!("{n}{}", units[*u].0)).collect();
         let want: u64 = parts.iter().map(|(n, u)| n * units[*u].1).sum();
@@ -209,6 +397,7 @@ proptest! {
         old in prop::collection::btree_map("[a-c/\n]{1,4}", 0u8..3, 0..12),
         new in prop::collection::btree_map("[a-c/\n]{1,4}", 0u8..3, 0..12),
     ) {
+        case_ran();
         let entries = |m: &BTreeMap<String, u8>| -> Vec<Entry> {
             m.iter().map(|(p, s)| Entry { path: p.clone(), sha256: format!("{s:064}"), size: 1 }).collect()
         };
@@ -225,25 +414,12 @@ proptest! {
     }
 }
 
-/// Counts the property-test cases for the README table (runs after the
-/// properties above in name order only by chance; it runs its own cases).
-#[test]
-fn tally_property_cases() {
-    tally(
-        "property tests: JSON, state file, durations, manifests",
-        cases() as usize * 6,
-        0,
-        0,
-        "proptest, 6 properties",
-    );
-}
-
 // Regression inputs: each once broke (or would break) a parser.
 
 #[test]
 fn regression_deep_nesting_is_an_error_not_a_stack_overflow() {
     let deep = "[".repeat(1_000_000);
-    assert!(json::parse(deep.as_bytes()).is_err());
+    assert!(matches!(state::parse(deep.as_bytes()), Loaded::Unusable(_)));
     let deep = format!(
         "{{\"format\":\"driftprobe-state\",\"version\":1,\"x\":{}",
         "{\"a\":".repeat(100_000)

@@ -275,6 +275,13 @@ fn a_file_growing_while_hashed() {
             }
         })
     };
+    // The writer thread may not have run yet on a loaded machine: the
+    // first probe must see a file that has already grown.
+    let grown = std::time::Instant::now();
+    while fs::metadata(&log).unwrap().len() == 4 << 20 {
+        assert!(grown.elapsed().as_secs() < 30, "the writer never appended");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     let mut seen = Vec::new();
     for _ in 0..5 {
         let out = probe(&env, "liveness", "1h", &dir);
