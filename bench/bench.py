@@ -214,12 +214,21 @@ def x(r):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--driftprobe", required=True)
-    ap.add_argument("--floor", required=True)
+    ap.add_argument("--floor", required=True,
+                    help="the do-nothing binary of the same target and flags: the exec floor")
+    ap.add_argument("--glibc-driftprobe", help="the glibc crt-static build, for the comparison rows")
+    ap.add_argument("--glibc-floor", help="the glibc crt-static do-nothing binary")
+    ap.add_argument("--arm64", help="the arm64 driftprobe (its size row)")
+    ap.add_argument("--target", default="x86_64-unknown-linux-musl", help="the target of --driftprobe")
     ap.add_argument("--smoke", action="store_true",
                     help="small sizes, few rounds: checks the bench works, not the targets")
     ap.add_argument("--readme", help="rewrite the table between the measure markers of this file")
     args = ap.parse_args()
     dp, floor = os.path.abspath(args.driftprobe), os.path.abspath(args.floor)
+    glibc = None
+    if args.glibc_driftprobe and args.glibc_floor:
+        glibc = (os.path.abspath(args.glibc_driftprobe), os.path.abspath(args.glibc_floor))
+    builds = Builds(args.target, glibc, args.arm64 and os.path.abspath(args.arm64))
     for tool in ("openssl", "sha256sum", "find", "xargs", "sort", "sh", "rm"):
         if not shutil.which(tool):
             sys.exit(f"bench: needs {tool}")
@@ -235,7 +244,7 @@ def main():
     began, load_before = time.monotonic(), os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="driftprobe-bench.")
     try:
-        table = measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round, hostile)
+        table = measure(dp, floor, builds, work, probes, big_mb, tree_files, tree_mb, scale, per_round, hostile)
     finally:
         remove_tree(work)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
@@ -257,8 +266,20 @@ def main():
         sys.exit("bench: hard limits exceeded: " + "; ".join(table.hard_misses))
 
 
-def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_round, hostile):
+class Builds:
+    """What is measured beside the main build: `target` names the main one
+    (musl, or the glibc fallback of scripts/static-build.sh); `glibc` is
+    (driftprobe, floor) of the glibc crt-static build when the main one is
+    musl; `arm64` the arm64 driftprobe, for its size."""
+
+    def __init__(self, target, glibc, arm64):
+        self.target, self.glibc, self.arm64 = target, glibc, arm64
+        self.libc = "musl" if target.endswith("-musl") else "glibc crt-static"
+
+
+def measure(dp, floor, builds, work, probes, big_mb, tree_files, tree_mb, scale, per_round, hostile):
     t = Table()
+    libc = builds.libc
     state = os.path.join(work, "state")
     say = lambda m: print(f"bench: {m}", file=sys.stderr, flush=True)
 
@@ -292,38 +313,70 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
     # 1. Per-probe cost.
     say(f"1. {probes} probes each of driftprobe, the exec floor and the shell probe, interleaved")
     probe = lambda v, *extra: [dp, "liveness", *extra, "--state-dir", state, v]
-    s = interleaved({
+    commands = {
         "floor": [floor],
         "driftprobe": probe(cm),
         "shell": ["sh", "-c", classic_script, "sh", cm, saved],
-    }, probes // per_round, per_round)
-    against = (("1a", "1b", "floor", "exec floor (do-nothing static binary, same build)", 1.25),
+    }
+    if builds.glibc:
+        # Its own state dir: the same steady state, recorded by the same build.
+        gdp, gfloor = builds.glibc
+        gstate = os.path.join(work, "glibc-state")
+        run_once([gdp, "init", "--force", "--state-dir", gstate, cm])
+        run_once([gdp, "liveness", "--state-dir", gstate, cm])
+        gprobe = commands["glibc"] = [gdp, "liveness", "--state-dir", gstate, cm]
+        commands["glibc floor"] = [gfloor]
+    s = interleaved(commands, probes // per_round, per_round)
+    # The probe vs the exec floor: ≤ 2.0× required, 1.5× the goal (issue 16).
+    against = (("1a", "1b", "floor", f"exec floor (do-nothing static {libc} binary, same flags)", 2.0,
+                " (goal 1.5×)"),
                ("1c", "1d", "shell", "shell probe (`find \\| sort \\| xargs sha256sum \\| sha256sum` = saved value)",
-                0.15))
-    for wall_row, cpu_row, den, label, limit in against:
+                0.15, ""))
+    for wall_row, cpu_row, den, label, limit, goal in against:
         for row, which, kind in ((wall_row, 0, "wall"), (cpu_row, 1, "CPU")):
             r = ratio(s, "driftprobe", den, which)
-            t.add(f"{row} `driftprobe liveness`, 20 keys × 3 KiB ConfigMap: {kind} time ÷ {label}",
+            t.add(f"{row} `driftprobe liveness` ({libc}), 20 keys × 3 KiB ConfigMap: {kind} time ÷ {label}",
                   f"{x(r)} ({ms(mean(s, 'driftprobe', which))} vs {ms(mean(s, den, which))})",
-                  f"≤ {limit}×", r <= limit)
+                  f"≤ {limit}×{goal}", r <= limit)
+    if builds.glibc:
+        # The probe's own work: the probe minus the do-nothing binary of the
+        # same target and flags, per round (medians of the differences).
+        own = lambda p, f, which: statistics.median(a[which] - b[which] for a, b in zip(s[p], s[f]))
+        for row, which, kind in (("1e", 0, "wall"), ("1f", 1, "CPU")):
+            m, g = own("driftprobe", "floor", which), own("glibc", "glibc floor", which)
+            r = m / g if g > 0 else float("inf")
+            t.add(f"{row} The probe's own work (probe − do-nothing binary of the same build), {kind}: musl ÷ glibc crt-static",
+                  f"{x(r)} ({ms(m)} vs {ms(g)})", "≤ 1.0×", r <= 1.0)
+        for row, name, label in (("1g", "glibc", "`driftprobe liveness` (glibc crt-static)"),
+                                 ("1h", "glibc floor", "the glibc crt-static do-nothing binary")):
+            r = ratio(s, name, "floor", 0)
+            t.add(f"{row} For comparison: {label}, wall time ÷ the musl exec floor",
+                  f"{x(r)} ({ms(mean(s, name, 0))} vs {ms(mean(s, 'floor', 0))})", "", None)
 
     # 2. Hashing throughput.
     say(f"2. hashing a {big_mb} MiB file: driftprobe digest, openssl, sha256sum")
-    run_once(["cat", big])  # into the page cache: all three read it from memory
+    run_once(["cat", big])  # into the page cache: all of them read it from memory
     # Past the default byte budget (256 MiB) and deadline (500 ms): raised.
     raised = ["--max-bytes", "1TiB", "--deadline", "10m"]
-    s = interleaved({
+    commands = {
         "driftprobe": [dp, "digest", *raised, big],
         "openssl": ["openssl", "dgst", "-sha256", big],
         "sha256sum": ["sha256sum", big],
-    }, 5, 1)
+    }
+    if builds.glibc:
+        commands["glibc"] = [builds.glibc[0], "digest", *raised, big]
+    s = interleaved(commands, 5, 1)
     mbs = lambda name: f"{big_mb * MIB / 1e6 / mean(s, name, 0):.0f} MB/s"
     r = ratio(s, "openssl", "driftprobe", 0)
-    t.add(f"2a Hashing throughput, {big_mb} MiB file: `driftprobe digest` ÷ `openssl dgst -sha256`",
+    t.add(f"2a Hashing throughput, {big_mb} MiB file: `driftprobe digest` ({libc}) ÷ `openssl dgst -sha256`",
           f"{x(r)} ({mbs('driftprobe')} vs {mbs('openssl')})", "≥ 0.9×", r >= 0.9)
     r = ratio(s, "sha256sum", "driftprobe", 0)
     t.add("2b Hashing throughput: `driftprobe digest` ÷ `sha256sum`",
           f"{x(r)} ({mbs('driftprobe')} vs {mbs('sha256sum')})", "", None)
+    if builds.glibc:
+        r = ratio(s, "openssl", "glibc", 0)
+        t.add("2c For comparison: the glibc crt-static build ÷ `openssl dgst -sha256`",
+              f"{x(r)} ({mbs('glibc')} vs {mbs('openssl')})", "", None)
 
     # 3. Unchanged large tree: stat cache vs --full.
     say(f"3. unchanged tree of {tree_files} files, {tree_mb} MiB: stat fast path vs --full")
@@ -335,17 +388,33 @@ def measure(dp, floor, work, probes, big_mb, tree_files, tree_mb, scale, per_rou
     # 4. Peak RSS.
     say("4. peak RSS")
     rss_floor = peak_rss_kib([floor])
-    for row, label, argv in (("4a", "1 (probe, 20 keys)", probe(cm)),
-                             ("4b", f"2 (digest of {big_mb} MiB)", [dp, "digest", *raised, big])):
+    rss_rows = [("4a", f"1 (probe, 20 keys), {libc}", probe(cm), rss_floor),
+                ("4b", f"2 (digest of {big_mb} MiB), {libc}", [dp, "digest", *raised, big], rss_floor)]
+    if builds.glibc:
+        gfloor = peak_rss_kib([builds.glibc[1]])
+        rss_rows += [("4c", "1 (probe, 20 keys), glibc crt-static", gprobe, gfloor),
+                     ("4d", f"2 (digest of {big_mb} MiB), glibc crt-static",
+                      [builds.glibc[0], "digest", *raised, big], gfloor)]
+    for row, label, argv, base in rss_rows:
         kib = peak_rss_kib(argv)
-        t.add(f"{row} Peak RSS, row {label}", f"{kib} KiB ({kib / 1024:.2f} MiB; do-nothing binary: {rss_floor} KiB)",
+        t.add(f"{row} Peak RSS, row {label}", f"{kib} KiB ({kib / 1024:.2f} MiB; do-nothing binary: {base} KiB)",
               "≤ 2 MiB", kib <= 2048, hard=True)
 
     # 5. Size.
-    size, fsize = os.path.getsize(dp), os.path.getsize(floor)
-    t.add("5 Static binary size (x86_64, glibc crt-static)",
-          f"{size} bytes ({size / MIB:.2f} MiB; do-nothing binary: {fsize} bytes)",
-          "≤ 2 MiB", size <= 2 * MIB, hard=True)
+    # Every binary at most 2 MiB (a hard limit); a musl one at most 1 MiB.
+    sizes = [("5a", f"x86_64, {libc}", dp, floor)]
+    if builds.arm64:
+        sizes.append(("5b", "aarch64, musl", builds.arm64, None))
+    if builds.glibc:
+        sizes.append(("5c", "x86_64, glibc crt-static, for comparison", *builds.glibc))
+    for row, label, path, base in sizes:
+        size = os.path.getsize(path)
+        extra = f"; do-nothing binary: {os.path.getsize(base)} bytes" if base else ""
+        musl = "musl" in label
+        t.add(f"{row} Static binary size ({label})", f"{size} bytes ({size / MIB:.2f} MiB{extra})",
+              "≤ 1 MiB" if musl else "≤ 2 MiB", size <= (MIB if musl else 2 * MIB))
+        if size > 2 * MIB:
+            t.hard_misses.append(f"{row} size over 2 MiB")
 
     # 6. Scaling.
     say(f"6. scaling: probes of {', '.join(map(str, scale))} files")

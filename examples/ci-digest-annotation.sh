@@ -6,7 +6,7 @@
 #   examples/ci-digest-annotation.sh CONFIG_DIR [CONFIGMAP] [DEPLOYMENT]
 #
 # Needs kubectl (with a context) and a driftprobe binary (set DRIFTPROBE to its path,
-# e.g. target/x86_64-unknown-linux-gnu/release/driftprobe from scripts/static-build.sh).
+# e.g. target/static/amd64/driftprobe from scripts/static-build.sh).
 # For a Secret, set DRIFTPROBE_KEY_FILE to a key shared with the pod: the annotation
 # then holds hmac-sha256:<hex>, from which no value can be guessed (README, "What a
 # digest reveals").

@@ -6,7 +6,7 @@
 #
 #   scripts/faults.sh               # as in cargo test: 1,000 kills, 256 cases per property
 #   scripts/faults.sh --long        # 10,000 kills, 20,000 cases per property
-#   scripts/faults.sh --readme      # also writes the table into README.md
+#   scripts/faults.sh --readme      # also writes the table into doc/faults.md
 #   scripts/faults.sh --long --readme
 #
 # DRIFTPROBE_CRASH_RUNS and PROPTEST_CASES override the counts; a failed kill
@@ -52,7 +52,7 @@ def rank(cls):
     return next((i for i, k in enumerate(order) if k in cls), len(order))
 for cls, (runs, lost, false, note) in sorted(rows.items(), key=lambda r: (rank(r[0]), r[0])):
     print(f"| {cls} | {runs:,} | {'nothing' if lost == 0 else f'{lost} drifts'} | {false} | {note} |")
-# A row whose note starts "known limit" shows a loss the README documents
+# A row whose note starts "known limit" shows a loss doc/faults.md documents
 # (and the probe warns about); it is counted apart and does not fail the run.
 known = lambda note: note.startswith("known limit")
 total = sum(r[0] for r in rows.values())
@@ -70,18 +70,18 @@ if grep -q '^| \*\*all\*\*.*| \*\*nothing\*\*[^|]* | \*\*0\*\* |' <<<"$table"; t
     exit 1
 fi
 
-# --readme: put the table into README.md between its faults markers.
+# --readme: put the table into doc/faults.md between its faults markers.
 if [ "$readme" = 1 ]; then
-    TABLE="$table" python3 - README.md <<'PY'
+    TABLE="$table" python3 - doc/faults.md <<'PY'
 import os, sys
 path = sys.argv[1]
 text = open(path).read()
 start, end = "<!-- faults:start -->", "<!-- faults:end -->"
 if start not in text or end not in text:
-    sys.exit("README.md has no faults markers")
+    sys.exit(path + " has no faults markers")
 before, rest = text.split(start, 1)
 _, after = rest.split(end, 1)
 open(path, "w").write(before + start + "\n" + os.environ["TABLE"] + "\n" + end + after)
 PY
-    echo "README.md updated"
+    echo "doc/faults.md updated"
 fi

@@ -4,7 +4,7 @@
 #   scripts/realnode.sh [FILTER...]       # on DRIFTPROBE_K8S_VERSION (default v1.35.4)
 #   scripts/realnode.sh --readme          # on every version of DRIFTPROBE_README_VERSIONS
 #                                         # (default "v1.35.4 v1.20.2"), then writes
-#                                         # the README's real-node table
+#                                         # the real-node table in doc/testing.md
 #
 # If DRIFTPROBE_REALNODE names a node that is up (e2e/node/up.sh DIR), that one
 # is used and left running; otherwise a node is brought up in a temp dir, for
@@ -65,7 +65,7 @@ done
 
 if [ "$readme" = 1 ]; then
     cargo test -q --test realnode -- --table >"$results/table"
-    python3 - README.md "$results" "${versions[@]}" <<'PY'
+    python3 - doc/testing.md "$results" "${versions[@]}" <<'PY'
 import datetime, os, re, sys
 path, results, versions = sys.argv[1], sys.argv[2], sys.argv[3:]
 rows = [l for l in open(os.path.join(results, "table")).read().splitlines() if l.startswith("| `")]
@@ -87,11 +87,11 @@ lines.append("Run by `scripts/realnode.sh --readme` on {} CPU(s), {}: all scenar
 text = open(path).read()
 start, end = "<!-- realnode:start -->", "<!-- realnode:end -->"
 if start not in text or end not in text:
-    sys.exit("README.md has no realnode markers")
+    sys.exit(path + " has no realnode markers")
 before, rest = text.split(start, 1)
 _, after = rest.split(end, 1)
 open(path, "w").write(before + start + "\n" + "\n".join(lines) + "\n" + end + after)
-print("README.md updated")
+print(path + " updated")
 PY
 fi
 rm -rf "$results"

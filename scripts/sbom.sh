@@ -4,7 +4,9 @@
 #
 #   scripts/sbom.sh
 #
-# Writes target/x86_64-unknown-linux-gnu/release/driftprobe.cdx.json with
+# Writes target/x86_64-unknown-linux-musl/release/driftprobe.cdx.json (or for
+# the target in DRIFTPROBE_SBOM_TARGET, e.g. scripts/static-build.sh's glibc
+# fallback x86_64-unknown-linux-gnu) with
 # cargo-cyclonedx (pinned: .ci/run installs it with
 #   cargo install --locked cargo-cyclonedx --version 0.5.9
 # ), for the same features and target as scripts/static-build.sh. Then it asks
@@ -17,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CYCLONEDX_VERSION=0.5.9
-TARGET=x86_64-unknown-linux-gnu
+TARGET=${DRIFTPROBE_SBOM_TARGET:-x86_64-unknown-linux-musl}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 OUT="$TARGET_DIR/$TARGET/release"
 
@@ -34,7 +36,7 @@ cargo cyclonedx --quiet --no-default-features --target "$TARGET" --format json \
     --spec-version 1.5 --no-build-deps --override-filename driftprobe.cdx
 mv driftprobe.cdx.json "$OUT/driftprobe.cdx.json"
 
-export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,--icf=all"
+eval "$(scripts/static-build.sh --env "$TARGET")"
 cargo build --release --locked --no-default-features --target "$TARGET" --bin driftprobe \
     --message-format=json-render-diagnostics >"$OUT/driftprobe.artifacts.json"
 

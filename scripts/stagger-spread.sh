@@ -15,7 +15,7 @@
 #   birthday approximation:               1 - exp(-N(N-1)/2 * (2r/W - (r/W)^2))
 # and the median gap between the two closest pods.
 #
-# --readme replaces the table in README.md between the stagger-spread markers.
+# --readme replaces the table in doc/adoption.md between the stagger-spread markers.
 # Needs root (unshare), python3 and a built driftprobe (default: the static
 # build, then target/release, then target/debug). Names come from a fixed seed,
 # so the table is reproducible. 200 trials x 50 pods x 3 windows = 30,000
@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ -z "$binary" ]; then
-    for b in target/x86_64-unknown-linux-gnu/release/driftprobe target/release/driftprobe target/debug/driftprobe; do
+    for b in target/static/amd64/driftprobe target/release/driftprobe target/debug/driftprobe; do
         if [ -x "$b" ]; then binary=$b; break; fi
     done
 fi
@@ -119,14 +119,14 @@ if [ "$readme" = 1 ]; then
     python3 - "$table" <<'EOF'
 import sys
 begin, end = "<!-- stagger-spread:begin -->", "<!-- stagger-spread:end -->"
-text = open("README.md").read()
+text = open("doc/adoption.md").read()
 head, sep, rest = text.partition(begin)
 if not sep or end not in rest:
-    sys.exit("README.md has no stagger-spread markers")
+    sys.exit("doc/adoption.md has no stagger-spread markers")
 _, _, tail = rest.partition(end)
-open("README.md", "w").write(head + begin + "\n" + sys.argv[1] + "\n" + end + tail)
+open("doc/adoption.md", "w").write(head + begin + "\n" + sys.argv[1] + "\n" + end + tail)
 EOF
-    echo "README.md: stagger table updated"
+    echo "doc/adoption.md: stagger table updated"
 else
     echo "$table"
 fi

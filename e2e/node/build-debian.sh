@@ -112,8 +112,12 @@ openapi=pkg/generated/openapi/zz_generated.openapi.go
 if [ ! -s "$openapi" ]; then
     echo "build-debian.sh: generating $openapi"
     "$GO" build -o "$GOPATH_DIR/bin/openapi-gen" ./vendor/k8s.io/kube-openapi/cmd/openapi-gen
-    # Every package whose doc.go carries the +k8s:openapi-gen= tag, named by import path.
-    dirs=$(grep -rl --include=doc.go '+k8s:openapi-gen=' pkg vendor/k8s.io 2>/dev/null |
+    # Every package with a file carrying the +k8s:openapi-gen= tag (on the
+    # package in doc.go, or on one type, as resource.Quantity), named by
+    # import path, as Kubernetes' Makefile.generated_files finds them.
+    # vendor/k8s.io/* are symlinks into staging/: named on the command line
+    # so that grep -r follows them (it does not below it).
+    dirs=$(grep -rl --include='*.go' --exclude='*_test.go' '+k8s:openapi-gen=' pkg vendor/k8s.io/* 2>/dev/null |
         xargs -n1 dirname | sort -u |
         sed -e 's#^vendor/##' -e 's#^pkg/#k8s.io/kubernetes/pkg/#' | paste -sd, -)
     "$GOPATH_DIR/bin/openapi-gen" \

@@ -25,13 +25,13 @@ DIR=$(cd "$1" && pwd)
 . "$DIR/node.env"
 
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
-release=$target_dir/x86_64-unknown-linux-gnu/release
-if [ ! -x "$release/driftprobe" ] || [ ! -x "$release/examples/demo_server" ]; then
+release=$target_dir/static/amd64
+if [ ! -x "$release/driftprobe" ] || [ ! -x "$release/demo_server" ]; then
     "$repo/scripts/static-build.sh"
 fi
 
 out=$DIR/images
-mkdir -p "$out/bin" "$out/probe-context/target/x86_64-unknown-linux-gnu/release"
+mkdir -p "$out/bin" "$out/probe-context/target/static/amd64"
 cc -static -Os -o "$out/bin/pause" "$here/pause/pause.c"
 cc -static -Os -o "$out/bin/fetch" "$here/fetch/fetch.c"
 strip "$out/bin/pause" "$out/bin/fetch" 2>/dev/null || true
@@ -41,12 +41,12 @@ go=$(command -v go || echo /usr/local/go/bin/go)
     GOCACHE=${DRIFTPROBE_NODE_CACHE:-/var/cache/driftprobe-node}/go/build \
     "$go" build -o "$out/bin/goapp" .) || die "building e2e/node/goapp failed"
 
-# The probe image: the prebuilt stage, in a context holding just the binary.
-cp "$release/driftprobe" "$out/probe-context/target/x86_64-unknown-linux-gnu/release/driftprobe"
+# The probe image: the prebuilt-amd64 stage, in a context holding just the binary.
+cp "$release/driftprobe" "$out/probe-context/target/static/amd64/driftprobe"
 python3 "$here/mkimage.py" "$out/probe.tar" "$PROBE_IMAGE" \
-    --dockerfile "$repo/Dockerfile.static" --stage prebuilt --context "$out/probe-context"
+    --dockerfile "$repo/Dockerfile.static" --stage prebuilt-amd64 --context "$out/probe-context"
 python3 "$here/mkimage.py" "$out/app.tar" "$APP_IMAGE" \
-    --file "$release/examples/demo_server:/demo_server" --file "$out/bin/fetch:/fetch" \
+    --file "$release/demo_server:/demo_server" --file "$out/bin/fetch:/fetch" \
     --file "$out/bin/pause:/pause" --file "$out/bin/goapp:/goapp" \
     --dir /tmp:1777 --user 65532 --entrypoint /demo_server
 python3 "$here/mkimage.py" "$out/pause.tar" "$PAUSE_IMAGE" \
