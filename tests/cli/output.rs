@@ -162,14 +162,12 @@ fn status_escapes_hostile_names_in_both_forms() {
 /// A validator that quotes a credential, with terminal and line tricks.
 fn leaky_validator(env: &TestEnv) -> PathBuf {
     let script = env.path("validate.sh");
-    fs::write(
+    write_executable(
         &script,
-        "#!/bin/sh\n\
+        b"#!/bin/sh\n\
          printf 'invalid port in upstream \"admin:Pa55w0rd@db:5432x\"\\033[2K\\r\\342\\200\\250ok: fine\\302\\205x\\n' >&2\n\
          exit 7\n",
-    )
-    .unwrap();
-    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    );
     script
 }
 

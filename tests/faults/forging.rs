@@ -4,7 +4,7 @@
 //! one line with nothing raw in it: the kubelet's Event holds exactly what
 //! the probe meant to say.
 
-use crate::support::{os, run, Out, TestEnv};
+use crate::support::{os, run, write_executable, Out, TestEnv};
 use crate::tally;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -50,8 +50,7 @@ fn forging_lines_with_names_paths_and_validator_output() {
         script.push_str("ok: fine ");
     }
     script.push_str("\\n' >&2\nexit 1\n");
-    fs::write(&validator, script).unwrap();
-    fs::set_permissions(&validator, fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&validator, script.as_bytes());
     for (i, trick) in TRICKS.iter().enumerate() {
         // Its own state dir; the watched dir's own name carries the trick too.
         let env = TestEnv::new();

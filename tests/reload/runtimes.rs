@@ -513,12 +513,7 @@ fn a_go_executable_without_section_headers_is_still_recognised() {
     bytes[0x28..0x30].fill(0);
     bytes[0x3c..0x40].fill(0);
     let stripped = env.path("server");
-    fs::write(&stripped, &bytes).unwrap();
-    fs::set_permissions(
-        &stripped,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    write_executable(&stripped, &bytes);
     env.vol.write(&V1);
     env.init();
     let got = env.path("got");

@@ -182,8 +182,7 @@ fn unprivileged_probe_gets_eperm_and_fails() {
     fs::set_permissions(&env.state_dir, fs::Permissions::from_mode(0o700)).unwrap();
     // A copy of the binary it can execute wherever the target dir is.
     let bin = env.path("driftprobe");
-    fs::copy(BIN, &bin).unwrap();
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&bin, &fs::read(BIN).unwrap());
 
     // A root-owned app that does handle HUP.
     let got = env.path("hups");
@@ -233,7 +232,7 @@ fn process_name_target_skips_zombies() {
     fs::create_dir(&bin_dir).unwrap();
     let exe = bin_dir.join(&name);
     // The zombie: `true` under that name, exited and never waited for (yet).
-    fs::copy("/bin/true", &exe).unwrap();
+    write_executable(&exe, &fs::read("/bin/true").unwrap());
     let mut zombie = StdCommand::new(&exe).spawn().expect("spawn zombie");
     let zpid = zombie.id();
     assert!(wait_until(Duration::from_secs(5), || {
@@ -243,7 +242,7 @@ fn process_name_target_skips_zombies() {
     std::thread::sleep(Duration::from_millis(20));
     // The live app, started later: `sh` under the same name, handling HUP.
     fs::remove_file(&exe).unwrap();
-    fs::copy("/bin/sh", &exe).unwrap();
+    write_executable(&exe, &fs::read("/bin/sh").unwrap());
     let got = env.path("hups");
     let app = Proc::spawn(StdCommand::new(&exe).args(["-c", &hup_handler_script(&got)]));
     assert!(wait_until(Duration::from_secs(5), || catches(

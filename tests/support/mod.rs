@@ -69,12 +69,38 @@ pub fn program() -> &'static str {
             words.join(" "),
             quote(&bin)
         );
-        fs::write(&wrapper, script).expect("write the runner wrapper");
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).expect("chmod");
+        write_executable(&wrapper, script.as_bytes());
         wrapper.to_str().expect("a UTF-8 target dir").to_string()
     })
+}
+
+/// Writes `bytes` to `path` as a mode 0755 executable, through a child `sh`
+/// fed by a pipe. Not with `fs::write` from here: the test process is
+/// multi-threaded, and a child that another test forks while this process
+/// holds the file open for writing inherits that descriptor until it execs,
+/// so executing the file in that window fails with ETXTBSY ("Text file
+/// busy"). The child's descriptor is never shared.
+pub fn write_executable(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", "umask 022 && cat >\"$1\" && chmod 0755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh to write an executable");
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    stdin
+        .write_all(bytes)
+        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    drop(stdin);
+    let status = child.wait().expect("wait for sh");
+    assert!(
+        status.success(),
+        "writing {} failed: {status}",
+        path.display()
+    );
 }
 
 /// The built binary with a clean environment (only PATH kept), stdin closed
