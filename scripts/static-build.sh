@@ -105,6 +105,26 @@ for build in "${builds[@]}"; do
         echo "$STATIC/$arch/driftprobe is $size bytes, over the 2 MiB (2097152 bytes) limit" >&2
         status=1
     fi
+    # The hardware SHA-256 path must be in the binary: SHA-NI on amd64
+    # (sha256rnds2), the ARMv8 crypto extension on arm64 (sha256h). sha2
+    # picks it at run time by CPU feature detection; a build without it
+    # hashes in software, several times slower (sha2 0.10 had no aarch64
+    # intrinsics without its C `asm` feature).
+    if command -v llvm-objdump >/dev/null 2>&1; then
+        case "$arch" in
+            amd64) insn=sha256rnds2 mattr=+sha ;;
+            arm64) insn=sha256h mattr=+sha2 ;;
+        esac
+        n=$(llvm-objdump -d --no-show-raw-insn --mattr="$mattr" "$STATIC/$arch/driftprobe" | grep -cw "$insn" || true)
+        if [ "$n" -eq 0 ]; then
+            echo "$STATIC/$arch/driftprobe has no $insn instruction: no hardware SHA-256 path" >&2
+            status=1
+        else
+            echo "hardware SHA-256 ($arch): $n $insn instructions"
+        fi
+    else
+        echo "(llvm-objdump not installed: hardware SHA-256 path not checked; apt-get install llvm)"
+    fi
 done
 [ "$status" -eq 0 ] || exit "$status"
 

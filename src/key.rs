@@ -14,7 +14,7 @@
 //! digest's, the printing status's.
 
 use crate::digest::{hex, Entry};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::path::Path;
 
@@ -54,7 +54,7 @@ impl Key {
 
     fn mac(&self) -> Hmac<Sha256> {
         // HMAC takes a key of any length: this cannot fail.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
     }
 
     /// The keyed tree digest, `hmac-sha256:<64 hex digits>`.

@@ -299,7 +299,7 @@ fn a_path_nested_in_a_volume_is_read_through_data() {
     // A watched file two levels down, alone or with a sibling.
     let x = d.path().join("conf/app/x");
     let s = snap(std::slice::from_ref(&x));
-    assert_eq!(s.files[0].sha256, format!("{:x}", Sha256::digest(b"one")));
+    assert_eq!(s.files[0].sha256, hex(&Sha256::digest(b"one")));
     let both = snap(&[x.clone(), d.path().join("conf/app/y")]);
     assert!(both
         .files
