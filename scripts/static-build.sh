@@ -3,7 +3,7 @@
 # bench/run.sh and e2e/node/images.sh): fully static musl binaries for amd64
 # and arm64, each
 #
-#   RUSTFLAGS="-C relocation-model=static -C linker=rust-lld -C link-self-contained=yes -C link-arg=--icf=all" \
+#   RUSTFLAGS="-C relocation-model=static -C linker=rust-lld -C link-self-contained=yes -C link-arg=--icf=all -C link-arg=-Tbuild/no-unwind-tables.ld" \
 #       cargo build --release --no-default-features --target x86_64-unknown-linux-musl    # and aarch64-…
 #
 # rust-lld with musl's own crt objects and libc (shipped with the rustup
@@ -11,6 +11,11 @@
 # cross build. relocation-model=static makes a classic static executable
 # rather than a static PIE (smaller, file(1) says "statically linked"), and
 # --icf=all (identical code folding) saves a few more KiB.
+# build/no-unwind-tables.ld drops the DWARF unwind tables (.eh_frame and its
+# index, about 130 KiB of the amd64 binary): with panic = "abort" nothing
+# unwinds, and they served only the bare addresses RUST_BACKTRACE=full prints
+# for a stripped binary. The path is relative to the package root, where
+# cargo runs rustc and so the linker.
 # --no-default-features leaves out the `completions` feature (clap_complete and
 # clap_mangen for `driftprobe completions|man`): a probe in a container needs
 # neither, and they cost ~300 KiB. The slim binary says where to get
@@ -37,7 +42,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-MUSL_FLAGS="-C relocation-model=static -C linker=rust-lld -C link-self-contained=yes -C link-arg=--icf=all"
+MUSL_FLAGS="-C relocation-model=static -C linker=rust-lld -C link-self-contained=yes -C link-arg=--icf=all -C link-arg=-Tbuild/no-unwind-tables.ld"
 GLIBC_FLAGS="-C target-feature=+crt-static -C relocation-model=static -C link-arg=-Wl,--icf=all"
 rustflags_for() {
     case "$1" in
