@@ -172,8 +172,10 @@ impl<'w> Walk<'w> {
     }
 
     /// The snapshot a completed walk found, `retries` torn walks after the
-    /// first.
-    pub(super) fn into_snapshot(self, retries: u32) -> Snapshot {
+    /// first. `known`: a manifest and its digest (the baseline's); a walk
+    /// that found the same manifest takes that digest instead of hashing
+    /// the manifest again.
+    pub(super) fn into_snapshot(self, retries: u32, known: Option<(&[Entry], &str)>) -> Snapshot {
         // One sort puts the manifest in canonical order and the stat cache
         // in the order lookups expect. It sorts indices: moving the found
         // entries themselves (a name, a digest and stat data each) through
@@ -194,12 +196,16 @@ impl<'w> Walk<'w> {
             files.push(std::mem::replace(entry, empty));
             cache.extend(stat.take());
         }
+        let digest = match known {
+            Some((manifest, digest)) if manifest == files.as_slice() => digest.to_string(),
+            _ => tree_digest(&files),
+        };
         // Directories are read in the order the file system gives: sort
         // what is shown.
         let mut skipped = self.skipped;
         skipped.sort_by(|a, b| a.path.cmp(&b.path));
         Snapshot {
-            digest: tree_digest(&files),
+            digest,
             files,
             skipped,
             missing: self.missing,
