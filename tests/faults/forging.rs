@@ -7,7 +7,6 @@
 use crate::support::{os, run, write_executable, Out, TestEnv};
 use crate::tally;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 
 /// Bytes that must never reach the output raw, one per name.
 const TRICKS: &[&[u8]] = &[
