@@ -19,6 +19,8 @@
 //! [`mirror`] copies verdict changes to the container's log;
 //! [`mount_warnings`] names watch sets that cannot work. [`exit`] names the
 //! outcome, and `main` only prints the [`Report`], escaped by [`escape`].
+//! [`musl_mem`] gives the static musl builds word-at-a-time byte
+//! comparisons.
 
 pub mod app;
 pub mod baseline;
@@ -35,6 +37,7 @@ pub mod http;
 pub mod key;
 pub mod mirror;
 pub mod mount_warnings;
+pub mod musl_mem;
 pub mod probe;
 pub mod proc;
 pub mod reload_http;

@@ -6,7 +6,7 @@
 //! why one could not go on.
 
 use crate::cli::{WatchArgs, WatchSet};
-use crate::digest::{CachedFile, Snapshot, Walker};
+use crate::digest::{Snapshot, Walker};
 use crate::exit::Code;
 use crate::proc::{ContainerId, Proc};
 use crate::state::store::StateDir;
@@ -73,8 +73,14 @@ impl Opened {
         state::max_state_bytes(&self.watch.budgets)
     }
 
-    /// Hashes the watched files, reusing `cache` for unchanged ones.
-    pub fn snapshot(&self, cache: &[CachedFile]) -> Result<Snapshot, Failure> {
+    /// Hashes the watched files, reusing the `previous` state's stat cache
+    /// for unchanged ones (and its baseline's digest for a manifest equal
+    /// to the baseline's).
+    pub fn snapshot(&self, previous: Option<&State>) -> Result<Snapshot, Failure> {
+        let cache = previous.map(|s| s.cache.as_slice()).unwrap_or(&[]);
+        let known = previous
+            .and_then(|s| s.baseline.as_ref())
+            .map(|b| (b.files.as_slice(), b.digest.as_str()));
         Ok(Walker {
             roots: &self.watch.roots,
             excludes: &self.watch.excludes,
@@ -82,7 +88,7 @@ impl Opened {
             full: self.watch.full,
             budgets: self.watch.budgets,
         }
-        .snapshot()?)
+        .snapshot_known(known)?)
     }
 
     /// The state this container instance wrote, if any, and a note when a

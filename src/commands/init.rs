@@ -70,8 +70,7 @@ pub(super) fn record(args: &WatchArgs, how: How) -> Result<Report, Failure> {
             ));
         }
     }
-    let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
-    let snap = opened.snapshot(cache)?;
+    let snap = opened.snapshot(previous.as_ref())?;
     let fresh = previous.is_none();
     let replaced = previous.as_ref().is_some_and(|s| s.baseline.is_some());
     let mut st = previous.unwrap_or_else(|| opened.fresh_state());

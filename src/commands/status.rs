@@ -243,8 +243,7 @@ struct Seen {
 /// the watched files, reusing its stat cache.
 fn look(opened: &watch::Opened) -> Result<Seen, Failure> {
     let (previous, note) = opened.previous(opened.dir.peek(&opened.key, opened.max_state_bytes()));
-    let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
-    let snap = opened.snapshot(cache)?;
+    let snap = opened.snapshot(previous.as_ref())?;
     let now = time::Stamp::now();
     let mut notes: Vec<String> = note.into_iter().collect();
     let st = previous.unwrap_or_else(|| {

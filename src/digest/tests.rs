@@ -20,6 +20,38 @@ fn snap(roots: &[PathBuf]) -> Snapshot {
     .unwrap()
 }
 
+#[test]
+fn a_known_manifest_lends_its_digest_only_when_the_files_match_it() {
+    let d = tmp();
+    fs::write(d.path().join("a"), "1").unwrap();
+    let roots = [d.path().to_path_buf()];
+    let walker = Walker {
+        roots: &roots,
+        excludes: &[],
+        cache: &[],
+        full: false,
+        budgets: Budgets::default(),
+    };
+    let plain = walker.snapshot().unwrap();
+    // The same manifest: its digest, which is the one it was made with.
+    let same = walker
+        .snapshot_known(Some((&plain.files, &plain.digest)))
+        .unwrap();
+    assert_eq!(same.digest, plain.digest);
+    assert_eq!(same.digest, tree_digest(&same.files));
+    // Another manifest (a changed file, an extra one): hashed as ever.
+    let mut other = plain.files.clone();
+    other[0].sha256 = "0".repeat(64);
+    let s = walker.snapshot_known(Some((&other, "x"))).unwrap();
+    assert_eq!(s.digest, plain.digest);
+    fs::write(d.path().join("b"), "2").unwrap();
+    let s = walker
+        .snapshot_known(Some((&plain.files, &plain.digest)))
+        .unwrap();
+    assert_eq!(s.digest, tree_digest(&s.files));
+    assert_ne!(s.digest, plain.digest);
+}
+
 fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }

@@ -190,8 +190,7 @@ impl Look<'_> {
     fn refresh(&self, warnings: &mut Vec<String>) -> Result<(Option<State>, State, Seen), Failure> {
         let opened = self.opened;
         let (mut previous, note) = opened.previous(self.locked.load(opened.max_state_bytes()));
-        let cache = previous.as_ref().map(|s| s.cache.as_slice()).unwrap_or(&[]);
-        let mut snap = opened.snapshot(cache)?;
+        let mut snap = opened.snapshot(previous.as_ref())?;
         let clock = time::Stamp::now();
         warnings.extend(note.iter().map(|n| format!("driftprobe: {n}")));
 

@@ -48,7 +48,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const FORMAT: &str = "driftprobe-shared";
-pub const VERSION: u32 = 1;
+/// The version new files are written in: the state file's, whose number
+/// it follows (its content is the same in versions 1 and 2, and both are
+/// read).
+pub const VERSION: u32 = crate::state::VERSION;
 pub const FILE: &str = "container.shared";
 pub const LOCK: &str = "container.lock";
 /// A claim outlives its reload's own timeout by this much.
@@ -57,8 +60,8 @@ pub const CLAIM_SLACK: Duration = Duration::from_secs(2);
 /// long after it was made, if its target is still the same process.
 pub const SETTLE_WITHIN: Duration = Duration::from_secs(600);
 
-// The file's JSON, version 1: every field written, those added after the
-// first version read as empty when absent.
+// The file's JSON, versions 1 and 2 alike: every field written, those
+// added after the first version read as empty when absent.
 
 /// One file as given to the app.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,7 +119,8 @@ pub struct Claim {
 /// The shared file's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shared {
-    /// [`FORMAT`] and [`VERSION`]; a file with others is not read.
+    /// [`FORMAT`] and [`VERSION`] (or an older version); a file with
+    /// others is not read.
     pub format: String,
     pub version: u32,
     pub container: ContainerId,
@@ -450,8 +454,8 @@ impl Marker {
 
 fn parse(bytes: &[u8], container: &ContainerId) -> Option<Shared> {
     let shared: Shared = serde_json::from_slice(bytes).ok()?;
-    (shared.format == FORMAT && shared.version == VERSION && shared.container == *container)
-        .then_some(shared)
+    let known = (crate::state::OLDEST_VERSION..=VERSION).contains(&shared.version);
+    (shared.format == FORMAT && known && shared.container == *container).then_some(shared)
 }
 
 /// A claim made now by this probe (which started at `holder_start`),

@@ -4,7 +4,7 @@
 //! every `--json` document, as serde_json does but with the characters a
 //! terminal or a log should never see raw escaped.
 
-use super::{Loaded, State, FORMAT, VERSION};
+use super::{Loaded, State, FORMAT, OLDEST_VERSION, VERSION};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 
@@ -15,7 +15,7 @@ pub fn parse(bytes: &[u8]) -> Loaded {
     }
     // One pass, straight into the typed state: what every probe reads.
     let typed = match serde_json::from_slice::<State>(bytes) {
-        Ok(st) if st.format == FORMAT && st.version == VERSION => {
+        Ok(st) if st.format == FORMAT && (OLDEST_VERSION..=VERSION).contains(&st.version) => {
             return Loaded::Found(Box::new(st))
         }
         other => other,
@@ -32,7 +32,10 @@ pub fn parse(bytes: &[u8]) -> Loaded {
     }
     match head.version {
         Some(v) if v.is_f64() => return corrupt("field `version`: expected an integer".into()),
-        Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
+        Some(v)
+            if v.as_u64()
+                .is_some_and(|v| (u64::from(OLDEST_VERSION)..=u64::from(VERSION)).contains(&v)) => {
+        }
         Some(v) if v.as_u64() > Some(u64::from(VERSION)) => {
             return Loaded::Unusable(format!(
                 "the state file has version {v}, newer than this driftprobe's {VERSION}; ignored"
@@ -287,6 +290,58 @@ mod tests {
         let text = json_compact(&full).unwrap();
         match parse(text.as_bytes()) {
             Loaded::Found(back) => assert_eq!(*back, full),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn version_2_writes_each_file_as_a_row_and_version_1_stays_as_it_was() {
+        let old = include_str!("../../tests/faults/fixtures/state-v1-serde.json");
+        let Loaded::Found(v1) = parse(old.as_bytes()) else {
+            panic!("the version 1 file does not load");
+        };
+        assert_eq!(v1.version, 1);
+        // The same state in version 2: rows, and read back the same.
+        let mut v2 = *v1.clone();
+        v2.version = VERSION;
+        v2.cache = vec![CachedFile {
+            path: "app.yaml".into(),
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime_ns: -4,
+            ctime_ns: 5,
+            sha256: "s".into(),
+        }];
+        let text = json_compact(&v2).unwrap();
+        assert!(
+            text.contains(r#""cache":[["app.yaml",1,2,3,-4,5,"s"]]"#),
+            "{text}"
+        );
+        let files = &v2.baseline.as_ref().unwrap().files[0];
+        let row = format!(
+            r#""files":[["{}","{}",{}]"#,
+            files.path, files.sha256, files.size
+        );
+        assert!(text.contains(&row), "{text}");
+        match parse(text.as_bytes()) {
+            Loaded::Found(back) => assert_eq!(*back, v2),
+            other => panic!("{other:?}"),
+        }
+        // A version 1 state is written as version 1, readable by 0.1.0.
+        let mut same = *v1;
+        same.cache = v2.cache.clone();
+        let text = json_compact(&same).unwrap();
+        assert!(
+            text.contains(r#""version":1,"#) && text.contains(r#""cache":[{"path":"app.yaml","#)
+        );
+        // Past this build's version: newer, ignored.
+        let newer = format!(
+            r#"{{"format":"driftprobe-state","version":{}}}"#,
+            VERSION + 1
+        );
+        match parse(newer.as_bytes()) {
+            Loaded::Unusable(why) => assert!(why.contains("newer"), "{why}"),
             other => panic!("{other:?}"),
         }
     }

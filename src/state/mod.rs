@@ -20,6 +20,7 @@ pub use codec::{json_compact, json_pretty, parse};
 use crate::digest::{Budgets, CachedFile, Entry};
 use crate::proc::ContainerId;
 use crate::time::{Millis, Stamp};
+use serde::ser::{SerializeStruct, SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -28,8 +29,12 @@ use std::time::Duration;
 
 /// The value of the `format` field.
 pub const FORMAT: &str = "driftprobe-state";
-/// The current `version`; a newer one is refused, not guessed at.
-pub const VERSION: u32 = 1;
+/// The current `version`, which new states are written in; a newer one is
+/// refused, not guessed at. Version 1 files still load, and a state read
+/// from one is written back as version 1 (see [`State`]'s serialization).
+pub const VERSION: u32 = 2;
+/// The oldest `version` this build reads.
+pub const OLDEST_VERSION: u32 = 1;
 /// The largest state file a walk within `budgets` can make us write, and
 /// so the most the loader reads: what a probe writes, the next one can read
 /// back (a file too large to read would be re-recorded, and rewritten, by
@@ -52,9 +57,16 @@ const ENTRY_BYTES: u64 = 256;
 /// Everything in the state that does not grow with the watched files.
 const OTHER_BYTES: u64 = 4 << 20;
 
-// The state file's JSON, version 1: fields in declaration order; what is
-// optional is left out when empty and read as empty when absent, so files
-// written by every earlier build load, and they read what this one writes.
+// The state file's JSON: fields in declaration order; what is optional is
+// left out when empty and read as empty when absent, so files written by
+// every earlier build of the same version load, and they read what this
+// one writes. Version 2 differs from version 1 in one way only: each
+// file's entry in the baseline manifest and in the stat cache is an array
+// of its values in field order (`["app.yaml","<sha256>",120]`) instead of
+// an object repeating every field name, which makes a large state a
+// quarter smaller and quicker to read. The readers take either form, so a
+// version 1 file loads; it is written back as version 1 (its `version` is
+// kept), which is what [`State`]'s hand-written `Serialize` is for.
 
 /// The recorded baseline: what the app started with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +150,7 @@ pub struct Mirrored {
 }
 
 /// Everything a container instance remembers between probes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct State {
     pub format: String,
     pub version: u32,
@@ -157,30 +169,138 @@ pub struct State {
     #[serde(default)]
     pub warnings: Vec<String>,
     /// Recorded by `init`/`run`, not yet printed by a probe.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     pub warnings_pending: bool,
     /// `--env` variables whose file differs from the app's environment, and
     /// since when. Only probes given `--env NAME` update NAME's entry.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub env_drift: Vec<EnvDrift>,
     /// A probe is running `--validate` on this digest right now (outside
     /// the lock); others hold instead of starting a second validator.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub validating: Option<ValidationUnderWay>,
     /// The last sequence number of the container's shared file
     /// ([`crate::shared`]) applied to this watch set's baseline: what the
     /// app was given (by any probe's reload or adoption) since then is
     /// applied at the next look.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default)]
     pub given_seq: u64,
     /// A probe that reloads by signal has checked its target's runtime
     /// (Go, JVM: [`crate::runtime`]) for this container instance, and
     /// warned if the signal would not be sent.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default)]
     pub runtime_checked: bool,
     /// What each probe kind last mirrored to the container's log.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     pub mirrored: Vec<Mirrored>,
+}
+
+// Written as the derive would write it, field by field and with the same
+// fields left out, except that from version 2 on the manifest and the
+// stat cache are written as rows.
+impl Serialize for State {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let rows = self.version >= 2;
+        let mut m = s.serialize_struct("State", 16)?;
+        m.serialize_field("format", &self.format)?;
+        m.serialize_field("version", &self.version)?;
+        m.serialize_field("container", &self.container)?;
+        m.serialize_field("paths", &self.paths)?;
+        let baseline = self.baseline.as_ref().map(|b| BaselineOut(b, rows));
+        m.serialize_field("baseline", &baseline)?;
+        m.serialize_field("drift", &self.drift)?;
+        match rows {
+            true => m.serialize_field("cache", &Rows(&self.cache))?,
+            false => m.serialize_field("cache", &self.cache)?,
+        }
+        m.serialize_field("validations", &self.validations)?;
+        m.serialize_field("reloads", &self.reloads)?;
+        m.serialize_field("warnings", &self.warnings)?;
+        if self.warnings_pending {
+            m.serialize_field("warnings_pending", &self.warnings_pending)?;
+        }
+        if !self.env_drift.is_empty() {
+            m.serialize_field("env_drift", &self.env_drift)?;
+        }
+        if self.validating.is_some() {
+            m.serialize_field("validating", &self.validating)?;
+        }
+        if self.given_seq != 0 {
+            m.serialize_field("given_seq", &self.given_seq)?;
+        }
+        if self.runtime_checked {
+            m.serialize_field("runtime_checked", &self.runtime_checked)?;
+        }
+        if !self.mirrored.is_empty() {
+            m.serialize_field("mirrored", &self.mirrored)?;
+        }
+        m.end()
+    }
+}
+
+/// A baseline as written: its files as rows when `.1`.
+struct BaselineOut<'a>(&'a Baseline, bool);
+
+impl Serialize for BaselineOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let BaselineOut(b, rows) = *self;
+        let mut m = s.serialize_struct("Baseline", 4)?;
+        m.serialize_field("digest", &b.digest)?;
+        m.serialize_field("recorded_at", &b.recorded_at)?;
+        m.serialize_field("source", &b.source)?;
+        match rows {
+            true => m.serialize_field("files", &Rows(&b.files))?,
+            false => m.serialize_field("files", &b.files)?,
+        }
+        m.end()
+    }
+}
+
+/// A list of manifest or stat-cache entries written as rows.
+struct Rows<'a, T>(&'a [T]);
+
+impl<T: Row> Serialize for Rows<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(RowOut))
+    }
+}
+
+struct RowOut<'a, T>(&'a T);
+
+impl<T: Row> Serialize for RowOut<'_, T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.row(s)
+    }
+}
+
+/// An entry written as the array of its fields' values, in declaration
+/// order: the order in which the derived `Deserialize` reads an array.
+trait Row {
+    fn row<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error>;
+}
+
+impl Row for Entry {
+    fn row<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(3)?;
+        t.serialize_element(&self.path)?;
+        t.serialize_element(&self.sha256)?;
+        t.serialize_element(&self.size)?;
+        t.end()
+    }
+}
+
+impl Row for CachedFile {
+    fn row<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut t = s.serialize_tuple(7)?;
+        t.serialize_element(&self.path)?;
+        t.serialize_element(&self.dev)?;
+        t.serialize_element(&self.ino)?;
+        t.serialize_element(&self.size)?;
+        t.serialize_element(&self.mtime_ns)?;
+        t.serialize_element(&self.ctime_ns)?;
+        t.serialize_element(&self.sha256)?;
+        t.end()
+    }
 }
 
 /// An environment variable that differs from its file.
@@ -195,10 +315,6 @@ pub struct EnvDrift {
 
 fn is_false(b: &bool) -> bool {
     !*b
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
 }
 
 impl Drift {
