@@ -25,8 +25,12 @@ use std::path::Path;
 /// again next time instead of being trusted from the stat cache.
 pub const RACY_MARGIN_NS: i64 = 1_000_000_000;
 
-/// The read buffer's size: bytes hashed per read.
-pub(super) const READ_BUFFER: usize = 64 * 1024;
+/// The read buffer's size: bytes hashed per read. 16 KiB, not more: each
+/// read's copy out of the page cache is then still in the CPU's cache when
+/// it is hashed. With 64 KiB the reads' system time was 2.5× as long and
+/// hashing 500 MiB about 0.8× `openssl dgst -sha256` (8 KiB reads) instead
+/// of 1.1× (bench row 2a, doc/performance.md).
+pub(super) const READ_BUFFER: usize = 16 * 1024;
 
 /// Stat data that identifies an unchanged file, and its digest.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
