@@ -5,6 +5,7 @@
 mod support;
 
 mod cli {
+    mod adoption_guide;
     mod bad_input;
     mod basics;
     mod output;
