@@ -66,7 +66,7 @@ header() { # SOURCE COMMAND
 } >"$tmp/kustomize.yaml"
 
 python3 - "$tmp/helm.yaml" "$tmp/kustomize.yaml" <<'PY'
-import sys, yaml
+import re, sys, yaml
 
 def pod(path):
     deps = [d for d in yaml.safe_load_all(open(path)) if d and d.get("kind") == "Deployment"]
@@ -84,7 +84,17 @@ def norm(x):
         return items
     return x
 
-helm, kust = norm(pod(sys.argv[1])), norm(pod(sys.argv[2]))
+def unhashed(spec):
+    # kustomize's configMapGenerator names the ConfigMap app-config-<hash>
+    # (a change rolls the Deployment; the Helm chart's checksum/config
+    # annotation does the same): compare the name without the hash.
+    for v in spec.get("volumes", []):
+        cm = v.get("configMap")
+        if cm and re.fullmatch(r".+-[a-z0-9]{10}", cm["name"]):
+            cm["name"] = cm["name"][:-11]
+    return spec
+
+helm, kust = norm(pod(sys.argv[1])), norm(unhashed(pod(sys.argv[2])))
 if helm != kust:
     import difflib
     a = yaml.safe_dump(helm, sort_keys=True).splitlines()
