@@ -61,7 +61,7 @@ type Entry = (&'static str, &'static str, fn(&Scenario));
 const SCENARIOS: &[Entry] = &[
     (
         "restart_after_grace",
-        "ConfigMap edit: `drift:` events with the reason, exactly one restart after the grace window, new config served, no further restart",
+        "ConfigMap edit, the README's readiness and liveness pair: `drift:` events with the reason, exactly one restart after the grace window, readiness failing only as the restart approaches (measured from the events), new config served, no further restart",
         restart_after_grace,
     ),
     (
@@ -747,6 +747,25 @@ impl<'a> Scenario<'a> {
             .unwrap_or_default()
     }
 
+    /// When the events about `pod` with this reason and a message containing
+    /// `fragment` first happened, in seconds since the epoch.
+    fn event_times(&self, pod: &str, reason: &str, fragment: &str) -> Vec<i64> {
+        let selector = format!("involvedObject.name={pod}");
+        let out = self.kubectl(&["get", "events", "-o", "json", "--field-selector", &selector]);
+        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        v["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["reason"] == reason)
+            .filter(|e| e["message"].as_str().is_some_and(|m| m.contains(fragment)))
+            .filter_map(|e| {
+                let t = e["firstTimestamp"].as_str().or(e["eventTime"].as_str())?;
+                epoch_seconds(t)
+            })
+            .collect()
+    }
+
     fn event_matching(&self, pod: &str, fragments: &[&str]) -> Option<String> {
         self.events(pod)
             .into_iter()
@@ -899,6 +918,21 @@ impl Drop for Scenario<'_> {
     }
 }
 
+/// `2026-12-06T18:20:11Z` (or with fractional seconds) as seconds since the
+/// epoch (civil-from-days, proleptic Gregorian).
+fn epoch_seconds(t: &str) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
+}
+
 fn secs(d: Duration) -> String {
     format!("{}s", d.as_secs())
 }
@@ -918,7 +952,15 @@ fn restart_after_grace(sc: &Scenario) {
     let v1 = format!("greeting: {}\n", marker(sc, "first"));
     let v2 = format!("greeting: {}\n", marker(sc, "second"));
     sc.config_map("config", &[("config.txt", &v1)]);
-    sc.apply(&sc.pod("web", &["--grace", &grace, "/config"]));
+    // The README's pair: readiness with the same window as liveness.
+    let mut pod = sc.pod("web", &["--grace", &grace, "/config"]);
+    pod["spec"]["containers"][0]["readinessProbe"] = json!({
+        "exec": { "command": ["/probe/driftprobe", "readiness", "--grace", &grace, "/config"] },
+        "periodSeconds": PERIOD.as_secs(),
+        "failureThreshold": 1,
+        "timeoutSeconds": TIMEOUT_SECONDS
+    });
+    sc.apply(&pod);
     sc.wait_running("web", 0);
     sc.wait_served("web", &v1, SLACK);
     // Before the kubelet's first probe there is no baseline yet (`status`
@@ -982,6 +1024,7 @@ fn restart_after_grace(sc: &Scenario) {
         "an event `Liveness probe failed: drift: 1 changed (config.txt) … (grace …, ended …)`",
     );
     sc.note(&format!("event: {}", event.unwrap_or_default()));
+    unready_only_as_the_restart_approaches(sc);
     sc.wait_running("web", 1);
     sc.wait_served("web", &v2, SLACK);
     sc.assert_no_restart(
@@ -1010,6 +1053,33 @@ fn restart_after_grace(sc: &Scenario) {
     );
     sc.assert_not_in_events(v2.trim_start_matches("greeting: ").trim());
     sc.assert_not_in_events(v1.trim_start_matches("greeting: ").trim());
+}
+
+/// The README: "With the same `--grace` and `--stagger`, each pod turns
+/// unready only as its own restart approaches". Measured from the events'
+/// timestamps (whole seconds): the first `Readiness probe failed: drift:`
+/// and the kubelet's `Killing` for the failed liveness probe are at most
+/// failureThreshold + 1 periods apart, readiness first or with it.
+fn unready_only_as_the_restart_approaches(sc: &Scenario) {
+    let first =
+        |reason: &str, fragment: &str| sc.event_times("web", reason, fragment).into_iter().min();
+    let unready = first("Unhealthy", "Readiness probe failed: drift:");
+    let killed = first("Killing", "failed liveness probe");
+    let (Some(unready), Some(killed)) = (unready, killed) else {
+        sc.fail(&format!(
+            "events for the readiness failure ({unready:?}) and the liveness kill ({killed:?})"
+        ));
+    };
+    let apart = killed - unready;
+    sc.note(&format!(
+        "out of the Service {apart}s before the restart (periodSeconds {}, liveness failureThreshold {FAILURE_THRESHOLD})",
+        PERIOD.as_secs()
+    ));
+    let most = (PERIOD * (FAILURE_THRESHOLD + 1)).as_secs() as i64 + 1;
+    sc.check(
+        (-1..=most).contains(&apart),
+        &format!("readiness fails at most {most}s before the liveness restart, not long before it (nor after)"),
+    );
 }
 
 /// Observe only: `--on-drift report --log-changes` on a real runtime. The
