@@ -184,11 +184,13 @@ else
     echo "(not root: skipped the empty-chroot check)"
 fi
 
-# The SBOM of the amd64 build ($TARGET_DIR/<triple>/release/driftprobe.cdx.json),
+# The SBOM of each build ($TARGET_DIR/<triple>/release/driftprobe.cdx.json),
 # checked against the crates it links; needs cargo-cyclonedx (.ci/run installs it).
-read -r _ amd64_triple <<<"${builds[0]}"
 if cargo cyclonedx --version >/dev/null 2>&1; then
-    DRIFTPROBE_SBOM_TARGET=$amd64_triple scripts/sbom.sh
+    for build in "${builds[@]}"; do
+        read -r _ triple <<<"$build"
+        DRIFTPROBE_SBOM_TARGET=$triple scripts/sbom.sh
+    done
 else
     echo "(no SBOM: cargo-cyclonedx is not installed; see scripts/sbom.sh)"
 fi

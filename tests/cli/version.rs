@@ -121,3 +121,51 @@ fn the_changelog_states_compatibility_for_every_version() {
     }
     assert_eq!(driftprobe::shared::VERSION, driftprobe::state::VERSION);
 }
+
+/// Dockerfile.static: every stage taken from a registry is pinned by digest
+/// (a re-pushed tag cannot change what is built), and the CHANGELOG names the
+/// Rust version of the builder's digest, as the Dockerfile asks.
+#[test]
+fn the_dockerfiles_registry_images_are_pinned_by_digest() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/Dockerfile.static")).unwrap();
+    let mut stages: Vec<&str> = Vec::new();
+    let mut pinned = 0;
+    for line in text.lines().filter(|l| l.starts_with("FROM ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let image = words
+            .iter()
+            .skip(1)
+            .find(|w| !w.starts_with("--"))
+            .expect("FROM names an image");
+        if let Some(i) = words.iter().position(|w| w.eq_ignore_ascii_case("AS")) {
+            stages.push(words[i + 1]);
+        }
+        let local = *image == "scratch"
+            || stages.iter().any(|s| image == s)
+            || image.starts_with("prebuilt-${");
+        if local {
+            continue;
+        }
+        let (_, digest) = image
+            .split_once("@sha256:")
+            .unwrap_or_else(|| panic!("not pinned by digest: {line}"));
+        assert!(
+            digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{line}"
+        );
+        pinned += 1;
+    }
+    assert_eq!(pinned, 1, "the builder stage is the one registry image");
+    let rust = text
+        .split("when it held Rust ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .map(|v| v.trim_end_matches(|c: char| !c.is_ascii_digit()))
+        .expect("Dockerfile.static says which Rust its builder digest holds");
+    let changelog = std::fs::read_to_string(format!("{root}/CHANGELOG.md")).unwrap();
+    assert!(
+        changelog.contains(&format!("Rust {rust}")),
+        "CHANGELOG.md does not name the builder's Rust {rust}"
+    );
+}

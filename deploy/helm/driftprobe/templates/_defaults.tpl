@@ -25,7 +25,7 @@ stateVolume:
   medium: Memory
   sizeLimit: 1Mi
 # How long drift may last before the probes act, plus a per-pod offset in
-# [0, stagger) (a spread, not one pod at a time: see the README).
+# [0, stagger) (a spread, not one pod at a time: see doc/adoption.md, "Stagger").
 grace: 5m
 stagger: 2m
 # What liveness does once drift outlasts the window: fail (the kubelet
