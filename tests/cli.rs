@@ -6,6 +6,7 @@ mod support;
 
 mod cli {
     mod adoption_guide;
+    mod alerts;
     mod bad_input;
     mod basics;
     mod output;
