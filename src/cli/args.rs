@@ -310,9 +310,10 @@ pub struct ProbeArgs {
     /// of --pid/--pidfile/--process), so `kubectl logs` shows it.
     #[arg(long, env = "DRIFTPROBE_LOG_CHANGES", value_parser = parse_bool)]
     pub log_changes: bool,
-    /// The probe's timeoutSeconds: the time the kubelet gives it. Default
-    /// validator budget and the check that --validate-timeout,
-    /// --reload-timeout and --deadline fit inside it.
+    /// The probe's timeoutSeconds: the time the kubelet gives it. The
+    /// default --validate-timeout is taken from it, and the probe warns when
+    /// the --app-timeout, --validate-timeout and --reload-timeout it uses
+    /// cannot fit inside it together, less 200ms.
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_PROBE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub probe_timeout: Duration,
 }

@@ -503,6 +503,36 @@ mod tests {
         }
     }
 
+    /// What `--help` shows of `flag` in subcommand `sub`'s long help: from
+    /// its line to the next flag's.
+    fn flag_help(sub: &str, flag: &str) -> String {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut(sub)
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let at = help
+            .find(&format!("      {flag} "))
+            .unwrap_or_else(|| panic!("{sub}: no {flag} in\n{help}"));
+        let rest = &help[at + 6..];
+        rest[..rest.find("\n      -").unwrap_or(rest.len())].to_string()
+    }
+
+    /// The check `--probe-timeout` names is the one the probe makes
+    /// (probe::misconfigurations): the app, validator and reload timeouts,
+    /// not `--deadline` (its 500ms default would always warn).
+    #[test]
+    fn probe_timeout_help_names_the_timeouts_it_checks() {
+        for sub in ["liveness", "readiness"] {
+            let help = flag_help(sub, "--probe-timeout");
+            for flag in ["--app-timeout", "--validate-timeout", "--reload-timeout"] {
+                assert!(help.contains(flag), "{sub}: {flag} in {help}");
+            }
+            assert!(!help.contains("--deadline"), "{sub}: {help}");
+        }
+    }
+
     #[test]
     fn an_argument_is_one_value() {
         let cli = try_parse_from([
