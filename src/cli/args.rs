@@ -98,7 +98,12 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+// `--on-invalid` is readiness's: liveness always holds an invalid config.
+// Still accepted (a pod spec may share one command line between the
+// probes), so the probe can warn that it does nothing, but not offered in
+// liveness's help, man page or completions.
 #[derive(Debug, Args)]
+#[command(mut_arg("on_invalid", |a| a.hide(true)))]
 pub struct LivenessArgs {
     /// How long drift may last before the probe fails (e.g. 5m).
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_LIVENESS_GRACE", default_value = "0s", value_parser = parse_duration)]

@@ -209,9 +209,47 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// The full command line definition (for completions and man pages).
+/// The full command line definition (for completions and man pages): what
+/// each command offers. Liveness's `--on-invalid`, accepted only so that it
+/// can warn that it does nothing, is hidden from its help and man page, but
+/// clap_complete completes hidden arguments too: here it is left out.
 pub fn command() -> clap::Command {
-    Cli::command()
+    // In place (mut_subcommand would move it last in every listing).
+    Cli::command().mut_subcommands(|c| match c.get_name() {
+        "liveness" => without_hidden_args("liveness", c),
+        _ => c,
+    })
+}
+
+/// Command `name`, `cmd`, without its hidden arguments: a copy of its texts
+/// and of the arguments it shows (clap cannot remove an argument).
+fn without_hidden_args(name: &'static str, mut cmd: clap::Command) -> clap::Command {
+    // Runs the deferred part: the arguments exist only once built.
+    cmd.build();
+    let mut copy = clap::Command::new(name).display_order(cmd.get_display_order());
+    let texts = [
+        (
+            cmd.get_about(),
+            clap::Command::about as fn(_, clap::builder::StyledStr) -> _,
+        ),
+        (cmd.get_long_about(), clap::Command::long_about),
+        (cmd.get_overridden_usage(), clap::Command::override_usage),
+        (cmd.get_before_help(), clap::Command::before_help),
+        (cmd.get_before_long_help(), clap::Command::before_long_help),
+        (cmd.get_after_help(), clap::Command::after_help),
+        (cmd.get_after_long_help(), clap::Command::after_long_help),
+    ];
+    for (text, set) in texts {
+        if let Some(text) = text {
+            copy = set(copy, text.clone());
+        }
+    }
+    // `--help` too: built again with the copy.
+    copy.args(
+        cmd.get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_id() != "help")
+            .cloned(),
+    )
 }
 
 /// Parses the process's arguments (exits with the usage message on error).
@@ -517,6 +555,79 @@ mod tests {
             .unwrap_or_else(|| panic!("{sub}: no {flag} in\n{help}"));
         let rest = &help[at + 6..];
         rest[..rest.find("\n      -").unwrap_or(rest.len())].to_string()
+    }
+
+    /// `--on-invalid` is readiness's: liveness accepts it only to warn that
+    /// it does nothing, so it offers it nowhere (help, man page, completions).
+    #[test]
+    fn liveness_does_not_offer_on_invalid() {
+        let mut cli = Cli::command();
+        for (sub, offered) in [("liveness", false), ("readiness", true)] {
+            let cmd = cli.find_subcommand_mut(sub).unwrap();
+            for help in [cmd.render_help(), cmd.render_long_help()] {
+                let help = help.to_string();
+                assert_eq!(help.contains("--on-invalid"), offered, "{sub}:\n{help}");
+            }
+        }
+        let cli = try_parse_from(["driftprobe", "liveness", "--on-invalid", "fail", "/x"]).unwrap();
+        let Command::Liveness(args) = cli.command else {
+            panic!("not liveness")
+        };
+        assert!(args.probe.on_invalid_typed);
+        // The definition completions and man pages are made from.
+        let mut full = command();
+        full.build();
+        for sub in full.get_subcommands() {
+            let has = sub.get_arguments().any(|a| a.get_id() == "on_invalid");
+            assert_eq!(has, sub.get_name() == "readiness", "{}", sub.get_name());
+        }
+        // Its liveness is the parser's, less that argument.
+        let mut parser = Cli::command();
+        let parsed = parser.find_subcommand_mut("liveness").unwrap();
+        let offered = full.find_subcommand_mut("liveness").unwrap();
+        assert_eq!(
+            offered.render_long_help().to_string(),
+            parsed.render_long_help().to_string()
+        );
+        assert_eq!(offered.get_display_order(), parsed.get_display_order());
+        #[cfg(feature = "completions")]
+        {
+            use crate::completions::script;
+            // Each shell's part for `sub`: from its start to `end`.
+            let part = |shell, sub: &str, start: &str, end: &str| {
+                let s = script(shell);
+                let start = start.replace("SUB", sub);
+                let from = &s[s.find(&start).unwrap_or_else(|| panic!("{start}"))..];
+                from[..from[1..].find(end).map_or(from.len(), |i| i + 1)].to_string()
+            };
+            for (sub, offered) in [("liveness", false), ("readiness", true)] {
+                let parts = [
+                    part(
+                        Shell::Bash,
+                        sub,
+                        "driftprobe__subcmd__SUB)",
+                        "driftprobe__subcmd__",
+                    ),
+                    part(Shell::Zsh, sub, "(SUB)\n_arguments", "&& ret=0"),
+                    script(Shell::Fish)
+                        .lines()
+                        .filter(|l| l.contains(&format!("using_subcommand {sub}\"")))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ];
+                for p in parts {
+                    assert_eq!(
+                        p.contains("--on-invalid") || p.contains("-l on-invalid"),
+                        offered,
+                        "{sub}: {p}"
+                    );
+                }
+            }
+            let page = crate::completions::page(Some("liveness")).unwrap();
+            assert!(!page.contains("on\\-invalid"), "{page}");
+            let page = crate::completions::page(Some("readiness")).unwrap();
+            assert!(page.contains("on\\-invalid"), "{page}");
+        }
     }
 
     /// The check `--probe-timeout` names is the one the probe makes

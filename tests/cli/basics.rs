@@ -37,6 +37,25 @@ fn help_lists_commands() {
     assert!(out.stdout.contains("--grace"), "{out}");
 }
 
+/// Each probe's `--help` offers what that probe uses.
+#[test]
+fn probe_help_offers_what_each_probe_uses() {
+    let help = |sub: &str, flag: &str| {
+        let out = run(driftprobe().args([sub, flag]));
+        out.no_panic();
+        assert_eq!(out.code, 0, "{out}");
+        out.stdout
+    };
+    for flag in ["--help", "-h"] {
+        // Liveness always holds an invalid config: --on-invalid is readiness's.
+        let live = help("liveness", flag);
+        assert!(!live.contains("--on-invalid"), "liveness {flag}: {live}");
+        assert!(!live.contains("the pod leaves its Services"), "{live}");
+        let ready = help("readiness", flag);
+        assert!(ready.contains("--on-invalid"), "readiness {flag}: {ready}");
+    }
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let env = TestEnv::new();
