@@ -133,6 +133,13 @@ pub enum Command {
     /// Example (the app's own liveness check, ANDed in):
     ///   driftprobe liveness --tcp-socket 8080 --app-timeout 300ms /etc/config
     ///   driftprobe liveness --exec '/app/healthcheck --quick' /etc/config
+    ///
+    /// Example (reload nginx in place instead of restarting, after `nginx -t` approves):
+    ///   driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid \
+    ///       --validate 'nginx -t' /etc/nginx/conf.d
+    ///
+    /// Example (observe only, a gradual rollout: never fails, logs verdict changes):
+    ///   driftprobe liveness --on-drift report --log-changes /etc/config
     #[command(
         verbatim_doc_comment,
         override_usage = "driftprobe liveness [OPTIONS] <PATH>...",
@@ -146,6 +153,9 @@ pub enum Command {
     ///
     /// Example (the app's own readiness check, ANDed in; the line says which failed):
     ///   driftprobe readiness --http-get http://127.0.0.1:8080/actuator/health /etc/config
+    ///
+    /// Example (observe only, a gradual rollout: never fails, logs verdict changes):
+    ///   driftprobe readiness --on-drift report --log-changes /etc/config
     #[command(
         verbatim_doc_comment,
         override_usage = "driftprobe readiness [OPTIONS] <PATH>...",
@@ -555,6 +565,33 @@ mod tests {
             .unwrap_or_else(|| panic!("{sub}: no {flag} in\n{help}"));
         let rest = &help[at + 6..];
         rest[..rest.find("\n      -").unwrap_or(rest.len())].to_string()
+    }
+
+    #[test]
+    fn the_probes_show_examples_of_reloading_and_observing() {
+        let mut cli = Cli::command();
+        for (sub, examples) in [
+            (
+                "liveness",
+                &[
+                    "driftprobe liveness --on-drift report --log-changes /etc/config",
+                    "driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid",
+                ][..],
+            ),
+            (
+                "readiness",
+                &["driftprobe readiness --on-drift report --log-changes /etc/config"][..],
+            ),
+        ] {
+            let cmd = cli.find_subcommand_mut(sub).unwrap();
+            let long = cmd.render_long_help().to_string();
+            for example in examples {
+                assert!(long.contains(example), "{sub}: no `{example}` in\n{long}");
+            }
+            // Examples are in the long help only: -h stays short.
+            let short = cmd.render_help().to_string();
+            assert!(!short.contains("--log-changes /etc/config"), "{short}");
+        }
     }
 
     /// `--on-invalid` is readiness's: liveness accepts it only to warn that

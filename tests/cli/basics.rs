@@ -37,7 +37,8 @@ fn help_lists_commands() {
     assert!(out.stdout.contains("--grace"), "{out}");
 }
 
-/// Each probe's `--help` offers what that probe uses.
+/// Each probe's `--help` offers what that probe uses, with examples of
+/// reloading (liveness) and of observing only (both).
 #[test]
 fn probe_help_offers_what_each_probe_uses() {
     let help = |sub: &str, flag: &str| {
@@ -54,6 +55,17 @@ fn probe_help_offers_what_each_probe_uses() {
         let ready = help("readiness", flag);
         assert!(ready.contains("--on-invalid"), "readiness {flag}: {ready}");
     }
+    let live = help("liveness", "--help");
+    for example in [
+        "driftprobe liveness --on-drift report --log-changes /etc/config",
+        "driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid",
+        "--validate 'nginx -t' /etc/nginx/conf.d",
+    ] {
+        assert!(live.contains(example), "{example}: {live}");
+    }
+    let ready = help("readiness", "--help");
+    let example = "driftprobe readiness --on-drift report --log-changes /etc/config";
+    assert!(ready.contains(example), "{ready}");
 }
 
 #[test]
