@@ -681,6 +681,47 @@ mod tests {
         }
     }
 
+    /// Probes are configured in pod specs: every flag of every command has
+    /// its own `DRIFTPROBE_*` variable (positional PATHs have
+    /// DRIFTPROBE_PATHS; `run`'s CMD and the like have none).
+    #[test]
+    fn every_flag_has_its_own_variable() {
+        // The parser's definition: hidden arguments too.
+        let mut cli = Cli::command();
+        // Runs the deferred part of every subcommand: their arguments.
+        cli.build();
+        let mut subs = 0;
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            subs += 1;
+            let mut seen = std::collections::HashMap::new();
+            let mut flags = 0;
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let Some(var) = arg.get_env() else {
+                    assert!(arg.is_positional(), "{name} {id}: no DRIFTPROBE_* variable");
+                    continue;
+                };
+                flags += 1;
+                let var = var.to_str().unwrap();
+                assert!(var.starts_with("DRIFTPROBE_"), "{name} {id}: {var}");
+                if let Some(other) = seen.insert(var, id) {
+                    panic!("{name}: {var} sets both {other} and {id}");
+                }
+            }
+            if matches!(name, "liveness" | "readiness") {
+                assert!(flags > 20, "{name}: only {flags} flags: not built?");
+            }
+        }
+        assert!(subs >= 7, "{subs} subcommands");
+    }
+
     #[test]
     fn an_argument_is_one_value() {
         let cli = try_parse_from([
