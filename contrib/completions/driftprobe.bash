@@ -363,7 +363,7 @@ _driftprobe() {
             return 0
             ;;
         driftprobe__subcmd__liveness)
-            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --http-get --tcp-socket --exec --app-timeout --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --on-invalid --env --log-changes --probe-timeout --help"
+            opts="-h --grace --exclude --max-entries --max-depth --max-bytes --max-name-bytes --deadline --state-dir --full --http-get --tcp-socket --exec --app-timeout --on-error --lock-timeout --stagger --on-drift --signal --signal-handled --reload-url --reload-header --reload-method --reload-timeout --pid --pidfile --process --validate --validate-timeout --env --log-changes --probe-timeout --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -471,10 +471,6 @@ _driftprobe() {
                     ;;
                 --validate-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --on-invalid)
-                    COMPREPLY=($(compgen -W "pass fail" -- "${cur}"))
                     return 0
                     ;;
                 --env)

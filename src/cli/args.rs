@@ -98,7 +98,12 @@ pub struct RunArgs {
     pub command: Vec<OsString>,
 }
 
+// `--on-invalid` is readiness's: liveness always holds an invalid config.
+// Still accepted (a pod spec may share one command line between the
+// probes), so the probe can warn that it does nothing, but not offered in
+// liveness's help, man page or completions.
 #[derive(Debug, Args)]
+#[command(mut_arg("on_invalid", |a| a.hide(true)))]
 pub struct LivenessArgs {
     /// How long drift may last before the probe fails (e.g. 5m).
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_LIVENESS_GRACE", default_value = "0s", value_parser = parse_duration)]
@@ -310,9 +315,10 @@ pub struct ProbeArgs {
     /// of --pid/--pidfile/--process), so `kubectl logs` shows it.
     #[arg(long, env = "DRIFTPROBE_LOG_CHANGES", value_parser = parse_bool)]
     pub log_changes: bool,
-    /// The probe's timeoutSeconds: the time the kubelet gives it. Default
-    /// validator budget and the check that --validate-timeout,
-    /// --reload-timeout and --deadline fit inside it.
+    /// The probe's timeoutSeconds: the time the kubelet gives it. The
+    /// default --validate-timeout is taken from it, and the probe warns when
+    /// the --app-timeout, --validate-timeout and --reload-timeout it uses
+    /// cannot fit inside it together, less 200ms.
     #[arg(long, value_name = "DURATION", env = "DRIFTPROBE_PROBE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
     pub probe_timeout: Duration,
 }

@@ -133,6 +133,13 @@ pub enum Command {
     /// Example (the app's own liveness check, ANDed in):
     ///   driftprobe liveness --tcp-socket 8080 --app-timeout 300ms /etc/config
     ///   driftprobe liveness --exec '/app/healthcheck --quick' /etc/config
+    ///
+    /// Example (reload nginx in place instead of restarting, after `nginx -t` approves):
+    ///   driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid \
+    ///       --validate 'nginx -t' /etc/nginx/conf.d
+    ///
+    /// Example (observe only, a gradual rollout: never fails, logs verdict changes):
+    ///   driftprobe liveness --on-drift report --log-changes /etc/config
     #[command(
         verbatim_doc_comment,
         override_usage = "driftprobe liveness [OPTIONS] <PATH>...",
@@ -146,6 +153,9 @@ pub enum Command {
     ///
     /// Example (the app's own readiness check, ANDed in; the line says which failed):
     ///   driftprobe readiness --http-get http://127.0.0.1:8080/actuator/health /etc/config
+    ///
+    /// Example (observe only, a gradual rollout: never fails, logs verdict changes):
+    ///   driftprobe readiness --on-drift report --log-changes /etc/config
     #[command(
         verbatim_doc_comment,
         override_usage = "driftprobe readiness [OPTIONS] <PATH>...",
@@ -209,9 +219,47 @@ pub enum Command {
     Man(ManArgs),
 }
 
-/// The full command line definition (for completions and man pages).
+/// The full command line definition (for completions and man pages): what
+/// each command offers. Liveness's `--on-invalid`, accepted only so that it
+/// can warn that it does nothing, is hidden from its help and man page, but
+/// clap_complete completes hidden arguments too: here it is left out.
 pub fn command() -> clap::Command {
-    Cli::command()
+    // In place (mut_subcommand would move it last in every listing).
+    Cli::command().mut_subcommands(|c| match c.get_name() {
+        "liveness" => without_hidden_args("liveness", c),
+        _ => c,
+    })
+}
+
+/// Command `name`, `cmd`, without its hidden arguments: a copy of its texts
+/// and of the arguments it shows (clap cannot remove an argument).
+fn without_hidden_args(name: &'static str, mut cmd: clap::Command) -> clap::Command {
+    // Runs the deferred part: the arguments exist only once built.
+    cmd.build();
+    let mut copy = clap::Command::new(name).display_order(cmd.get_display_order());
+    let texts = [
+        (
+            cmd.get_about(),
+            clap::Command::about as fn(_, clap::builder::StyledStr) -> _,
+        ),
+        (cmd.get_long_about(), clap::Command::long_about),
+        (cmd.get_overridden_usage(), clap::Command::override_usage),
+        (cmd.get_before_help(), clap::Command::before_help),
+        (cmd.get_before_long_help(), clap::Command::before_long_help),
+        (cmd.get_after_help(), clap::Command::after_help),
+        (cmd.get_after_long_help(), clap::Command::after_long_help),
+    ];
+    for (text, set) in texts {
+        if let Some(text) = text {
+            copy = set(copy, text.clone());
+        }
+    }
+    // `--help` too: built again with the copy.
+    copy.args(
+        cmd.get_arguments()
+            .filter(|a| !a.is_hide_set() && a.get_id() != "help")
+            .cloned(),
+    )
 }
 
 /// Parses the process's arguments (exits with the usage message on error).
@@ -501,6 +549,177 @@ mod tests {
                 "exit code {c} is not in the table"
             );
         }
+    }
+
+    /// What `--help` shows of `flag` in subcommand `sub`'s long help: from
+    /// its line to the next flag's.
+    fn flag_help(sub: &str, flag: &str) -> String {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut(sub)
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let at = help
+            .find(&format!("      {flag} "))
+            .unwrap_or_else(|| panic!("{sub}: no {flag} in\n{help}"));
+        let rest = &help[at + 6..];
+        rest[..rest.find("\n      -").unwrap_or(rest.len())].to_string()
+    }
+
+    #[test]
+    fn the_probes_show_examples_of_reloading_and_observing() {
+        let mut cli = Cli::command();
+        for (sub, examples) in [
+            (
+                "liveness",
+                &[
+                    "driftprobe liveness --on-drift report --log-changes /etc/config",
+                    "driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid",
+                ][..],
+            ),
+            (
+                "readiness",
+                &["driftprobe readiness --on-drift report --log-changes /etc/config"][..],
+            ),
+        ] {
+            let cmd = cli.find_subcommand_mut(sub).unwrap();
+            let long = cmd.render_long_help().to_string();
+            for example in examples {
+                assert!(long.contains(example), "{sub}: no `{example}` in\n{long}");
+            }
+            // Examples are in the long help only: -h stays short.
+            let short = cmd.render_help().to_string();
+            assert!(!short.contains("--log-changes /etc/config"), "{short}");
+        }
+    }
+
+    /// `--on-invalid` is readiness's: liveness accepts it only to warn that
+    /// it does nothing, so it offers it nowhere (help, man page, completions).
+    #[test]
+    fn liveness_does_not_offer_on_invalid() {
+        let mut cli = Cli::command();
+        for (sub, offered) in [("liveness", false), ("readiness", true)] {
+            let cmd = cli.find_subcommand_mut(sub).unwrap();
+            for help in [cmd.render_help(), cmd.render_long_help()] {
+                let help = help.to_string();
+                assert_eq!(help.contains("--on-invalid"), offered, "{sub}:\n{help}");
+            }
+        }
+        let cli = try_parse_from(["driftprobe", "liveness", "--on-invalid", "fail", "/x"]).unwrap();
+        let Command::Liveness(args) = cli.command else {
+            panic!("not liveness")
+        };
+        assert!(args.probe.on_invalid_typed);
+        // The definition completions and man pages are made from.
+        let mut full = command();
+        full.build();
+        for sub in full.get_subcommands() {
+            let has = sub.get_arguments().any(|a| a.get_id() == "on_invalid");
+            assert_eq!(has, sub.get_name() == "readiness", "{}", sub.get_name());
+        }
+        // Its liveness is the parser's, less that argument.
+        let mut parser = Cli::command();
+        let parsed = parser.find_subcommand_mut("liveness").unwrap();
+        let offered = full.find_subcommand_mut("liveness").unwrap();
+        assert_eq!(
+            offered.render_long_help().to_string(),
+            parsed.render_long_help().to_string()
+        );
+        assert_eq!(offered.get_display_order(), parsed.get_display_order());
+        #[cfg(feature = "completions")]
+        {
+            use crate::completions::script;
+            // Each shell's part for `sub`: from its start to `end`.
+            let part = |shell, sub: &str, start: &str, end: &str| {
+                let s = script(shell);
+                let start = start.replace("SUB", sub);
+                let from = &s[s.find(&start).unwrap_or_else(|| panic!("{start}"))..];
+                from[..from[1..].find(end).map_or(from.len(), |i| i + 1)].to_string()
+            };
+            for (sub, offered) in [("liveness", false), ("readiness", true)] {
+                let parts = [
+                    part(
+                        Shell::Bash,
+                        sub,
+                        "driftprobe__subcmd__SUB)",
+                        "driftprobe__subcmd__",
+                    ),
+                    part(Shell::Zsh, sub, "(SUB)\n_arguments", "&& ret=0"),
+                    script(Shell::Fish)
+                        .lines()
+                        .filter(|l| l.contains(&format!("using_subcommand {sub}\"")))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ];
+                for p in parts {
+                    assert_eq!(
+                        p.contains("--on-invalid") || p.contains("-l on-invalid"),
+                        offered,
+                        "{sub}: {p}"
+                    );
+                }
+            }
+            let page = crate::completions::page(Some("liveness")).unwrap();
+            assert!(!page.contains("on\\-invalid"), "{page}");
+            let page = crate::completions::page(Some("readiness")).unwrap();
+            assert!(page.contains("on\\-invalid"), "{page}");
+        }
+    }
+
+    /// The check `--probe-timeout` names is the one the probe makes
+    /// (probe::misconfigurations): the app, validator and reload timeouts,
+    /// not `--deadline` (its 500ms default would always warn).
+    #[test]
+    fn probe_timeout_help_names_the_timeouts_it_checks() {
+        for sub in ["liveness", "readiness"] {
+            let help = flag_help(sub, "--probe-timeout");
+            for flag in ["--app-timeout", "--validate-timeout", "--reload-timeout"] {
+                assert!(help.contains(flag), "{sub}: {flag} in {help}");
+            }
+            assert!(!help.contains("--deadline"), "{sub}: {help}");
+        }
+    }
+
+    /// Probes are configured in pod specs: every flag of every command has
+    /// its own `DRIFTPROBE_*` variable (positional PATHs have
+    /// DRIFTPROBE_PATHS; `run`'s CMD and the like have none).
+    #[test]
+    fn every_flag_has_its_own_variable() {
+        // The parser's definition: hidden arguments too.
+        let mut cli = Cli::command();
+        // Runs the deferred part of every subcommand: their arguments.
+        cli.build();
+        let mut subs = 0;
+        for sub in cli.get_subcommands() {
+            let name = sub.get_name();
+            if name == "help" {
+                continue;
+            }
+            subs += 1;
+            let mut seen = std::collections::HashMap::new();
+            let mut flags = 0;
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let Some(var) = arg.get_env() else {
+                    assert!(arg.is_positional(), "{name} {id}: no DRIFTPROBE_* variable");
+                    continue;
+                };
+                flags += 1;
+                let var = var.to_str().unwrap();
+                assert!(var.starts_with("DRIFTPROBE_"), "{name} {id}: {var}");
+                if let Some(other) = seen.insert(var, id) {
+                    panic!("{name}: {var} sets both {other} and {id}");
+                }
+            }
+            if matches!(name, "liveness" | "readiness") {
+                assert!(flags > 20, "{name}: only {flags} flags: not built?");
+            }
+        }
+        assert!(subs >= 7, "{subs} subcommands");
     }
 
     #[test]

@@ -37,6 +37,37 @@ fn help_lists_commands() {
     assert!(out.stdout.contains("--grace"), "{out}");
 }
 
+/// Each probe's `--help` offers what that probe uses, with examples of
+/// reloading (liveness) and of observing only (both).
+#[test]
+fn probe_help_offers_what_each_probe_uses() {
+    let help = |sub: &str, flag: &str| {
+        let out = run(driftprobe().args([sub, flag]));
+        out.no_panic();
+        assert_eq!(out.code, 0, "{out}");
+        out.stdout
+    };
+    for flag in ["--help", "-h"] {
+        // Liveness always holds an invalid config: --on-invalid is readiness's.
+        let live = help("liveness", flag);
+        assert!(!live.contains("--on-invalid"), "liveness {flag}: {live}");
+        assert!(!live.contains("the pod leaves its Services"), "{live}");
+        let ready = help("readiness", flag);
+        assert!(ready.contains("--on-invalid"), "readiness {flag}: {ready}");
+    }
+    let live = help("liveness", "--help");
+    for example in [
+        "driftprobe liveness --on-drift report --log-changes /etc/config",
+        "driftprobe liveness --on-drift reload --signal HUP --pidfile /run/nginx.pid",
+        "--validate 'nginx -t' /etc/nginx/conf.d",
+    ] {
+        assert!(live.contains(example), "{example}: {live}");
+    }
+    let ready = help("readiness", "--help");
+    let example = "driftprobe readiness --on-drift report --log-changes /etc/config";
+    assert!(ready.contains(example), "{ready}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let env = TestEnv::new();
@@ -262,6 +293,166 @@ fn env_var_equivalents() {
     let out = run(cmd("liveness").env("DRIFTPROBE_LIVENESS_GRACE", "nonsense"));
     out.no_panic();
     assert_eq!(out.code, 2, "bad duration in env: {out}");
+}
+
+/// The app's process for `--pid`, its stdout (the container's log) a
+/// file: a probe writes there, not to the stdout of this namespace's PID 1.
+/// Killed and reaped however the test ends.
+struct App(std::process::Child);
+
+impl App {
+    fn logging_to(log: &std::path::Path) -> App {
+        let child = std::process::Command::new("sleep")
+            .arg("600")
+            .stdout(fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        App(child)
+    }
+
+    fn pid(&self) -> String {
+        self.0.id().to_string()
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `DRIFTPROBE_ON_DRIFT=report`, as a pod spec's `env:` sets it: drift past
+/// the grace window passes, the line says it only reports.
+#[test]
+fn env_on_drift_report() {
+    let env = TestEnv::new();
+    env.vol.write(&[("k", "v1")]);
+    env.init();
+    env.vol.write(&[("k", "v2")]);
+    env.liveness("0").drift();
+    for sub in ["liveness", "readiness"] {
+        let mut cmd = env.cmd(sub);
+        cmd.env("DRIFTPROBE_ON_DRIFT", "report").arg(env.vol.path());
+        let out = run(&mut cmd);
+        out.expect(0, "drift: 1 changed");
+        assert!(out.stdout.contains("(report only)"), "{sub}: {out}");
+    }
+    // The flag beats the variable.
+    let mut cmd = env.cmd("liveness");
+    cmd.env("DRIFTPROBE_ON_DRIFT", "report")
+        .args(["--on-drift", "fail"])
+        .arg(env.vol.path());
+    run(&mut cmd).drift().lacks("(report only)");
+}
+
+/// `DRIFTPROBE_LOG_CHANGES`: the verdict is written to the stdout of the
+/// app's process (here a child named with --pid, its stdout a file).
+#[test]
+fn env_log_changes() {
+    let env = TestEnv::new();
+    env.vol.write(&[("k", "v1")]);
+    env.init();
+    let log = env.path("app.log");
+    let app = App::logging_to(&log);
+    let pid = app.pid();
+    let probe = |value: &str| {
+        let mut cmd = env.cmd("liveness");
+        cmd.env("DRIFTPROBE_LOG_CHANGES", value)
+            .args(["--pid", &pid])
+            .arg(env.vol.path());
+        run(&mut cmd)
+    };
+    for off in ["0", "false", ""] {
+        probe(off).ok();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "", "LOG_CHANGES={off:?}");
+    }
+    probe("1").ok();
+    probe("yes").ok();
+    let lines = fs::read_to_string(&log).unwrap();
+    // One line: the verdict changed once (from nothing logged to ok).
+    assert_eq!(lines.lines().count(), 1, "{lines:?}");
+    assert!(
+        lines.starts_with("driftprobe liveness: ok: config matches the baseline"),
+        "{lines:?}"
+    );
+}
+
+/// `DRIFTPROBE_PROBE_TIMEOUT`: the probe's timeoutSeconds the validator's
+/// timeout must fit in (less 200ms).
+#[test]
+fn env_probe_timeout() {
+    let env = TestEnv::new();
+    env.vol.write(&[("k", "v1")]);
+    env.init();
+    const CANNOT_FIT: &str = "--validate-timeout 3s cannot fit inside --probe-timeout";
+    let log = env.path("app.log");
+    let app = App::logging_to(&log);
+    let pid = app.pid();
+    let probe = |timeout: &str| {
+        let mut cmd = env.cmd("liveness");
+        cmd.env("DRIFTPROBE_PROBE_TIMEOUT", timeout)
+            .args([
+                "--validate",
+                "true",
+                "--validate-timeout",
+                "3s",
+                "--pid",
+                &pid,
+            ])
+            .arg(env.vol.path());
+        run(&mut cmd)
+    };
+    let roomy = probe("5s");
+    roomy.ok();
+    assert!(!roomy.stderr.contains("cannot fit"), "{roomy}");
+    let tight = probe("1s");
+    tight.ok();
+    assert!(
+        tight.stderr.contains(&format!("{CANNOT_FIT} 1s")),
+        "{tight}"
+    );
+    // Said once, on stderr and in the container's log.
+    let logged = fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.lines().count(), 1, "{logged:?}");
+    assert!(logged.contains(&format!("{CANNOT_FIT} 1s")), "{logged:?}");
+    let again = probe("1s");
+    again.ok();
+    assert!(!again.stderr.contains("cannot fit"), "{again}");
+    let out = probe("soon");
+    out.no_panic();
+    assert_eq!(out.code, 2, "{out}");
+}
+
+/// `DRIFTPROBE_SIGNAL_HANDLED`: a boolean (a typo is a usage error); set
+/// without --on-drift reload it is said to do nothing, like the flag.
+#[test]
+fn env_signal_handled() {
+    let env = TestEnv::new();
+    env.vol.write(&[("k", "v1")]);
+    env.init();
+    const IGNORED: &str = "--signal-handled is ignored without --on-drift reload";
+    let probe = |value: &str| {
+        let mut cmd = env.cmd("liveness");
+        cmd.env("DRIFTPROBE_SIGNAL_HANDLED", value)
+            .arg(env.vol.path());
+        run(&mut cmd)
+    };
+    for on in ["1", "true", "Yes"] {
+        let out = probe(on);
+        out.ok();
+        assert!(out.stderr.contains(IGNORED), "{on}: {out}");
+    }
+    for off in ["0", "off", ""] {
+        let out = probe(off);
+        out.ok();
+        assert!(!out.stderr.contains("--signal-handled"), "{off:?}: {out}");
+    }
+    let out = probe("maybe");
+    out.no_panic();
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("is not a boolean"), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
 }
 
 #[test]
