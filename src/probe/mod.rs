@@ -53,7 +53,9 @@ use std::time::{Duration, Instant};
 /// What a probe keeps back from `--probe-timeout` for itself: the walk's
 /// retries, the state save, the line, the exec. See [`probe_deadline`].
 const PROBE_MARGIN: Duration = Duration::from_millis(200);
-const MIN_VALIDATE: Duration = Duration::from_millis(50);
+/// The least a slow step (the validator, the app's check) is given when
+/// the deadline is already spent.
+const MIN_STEP: Duration = Duration::from_millis(50);
 
 /// How long from its start a probe may spend on work that can be slow
 /// (the validator, and the timeouts of the app's own checks): inside
@@ -97,11 +99,15 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
         Err(m) => return Report::usage(m),
     };
     // The app's own check first, without the state lock (it may take up
-    // to --app-timeout; the validator's default budget shrinks by it). A
-    // failing app is a verdict (exit 1), not "cannot determine": the
-    // files are still looked at, so the line can say both and drift keeps
-    // being tracked.
-    let app_failed = app.and_then(|c| c.run().err());
+    // to --app-timeout, cut to what fits in the probe's deadline so that
+    // the probe, not the kubelet, says the app gave no answer; the
+    // validator's default budget shrinks by it). A failing app is a
+    // verdict (exit 1), not "cannot determine": the files are still
+    // looked at, so the line can say both and drift keeps being tracked.
+    let fits = probe_deadline(args)
+        .saturating_sub(probe_start.elapsed())
+        .max(MIN_STEP);
+    let app_failed = app.and_then(|c| c.within(fits).run().err());
     match (look_until_done(kind, grace, args, probe_start), app_failed) {
         (Err(Failure::Usage(m)), _) => Report::usage(m),
         (Ok(report), None) => report,

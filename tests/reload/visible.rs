@@ -15,11 +15,11 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const V1: [(&str, &str); 1] = [("app.yaml", "v: 1\n")];
-const V2: [(&str, &str); 1] = [("app.yaml", "v: 2\n")];
+pub(super) const V1: [(&str, &str); 1] = [("app.yaml", "v: 1\n")];
+pub(super) const V2: [(&str, &str); 1] = [("app.yaml", "v: 2\n")];
 
 /// A PID namespace whose PID 1 (`sleep`) has its stdout on `stdout`.
-fn app_logging_to(stdout: Stdio) -> Ns {
+pub(super) fn app_logging_to(stdout: Stdio) -> Ns {
     Ns::start_with_stdout(
         &["--pid", "--mount-proc"],
         &["sleep", "600"],
@@ -28,7 +28,7 @@ fn app_logging_to(stdout: Stdio) -> Ns {
     )
 }
 
-fn log_lines(log: &std::path::Path) -> Vec<String> {
+pub(super) fn log_lines(log: &std::path::Path) -> Vec<String> {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -37,7 +37,7 @@ fn log_lines(log: &std::path::Path) -> Vec<String> {
 }
 
 /// `status` inside the namespace, human form.
-fn status(ns: &Ns, env: &TestEnv, paths: &[&std::path::Path]) -> Out {
+pub(super) fn status(ns: &Ns, env: &TestEnv, paths: &[&std::path::Path]) -> Out {
     let mut args: Vec<std::ffi::OsString> = Vec::new();
     args.extend(paths.iter().map(|p| p.as_os_str().to_owned()));
     ns.run(env, "status", &args)
