@@ -131,11 +131,7 @@ pub fn misconfigurations(
     if let Some(fit) = timeouts_that_cannot_fit(reaction_reloads_by_http, args) {
         found.push(fit);
     }
-    for m in missing {
-        found.push(format!(
-            "watched path {m} does not exist: nothing there is watched (a typo, or a volume not mounted?)"
-        ));
-    }
+    found.extend(missing.iter().map(|m| missing_path(m)));
     if let Some(why) = unsaved {
         found.push(format!(
             "the state dir cannot be written ({why}): drift and reloads are not remembered between probes; \
@@ -143,6 +139,11 @@ pub fn misconfigurations(
         ));
     }
     found
+}
+
+/// The misconfiguration of a watched path `m` that does not exist.
+pub(super) fn missing_path(m: &str) -> String {
+    format!("watched path {m} does not exist: nothing there is watched (a typo, or a volume not mounted?)")
 }
 
 /// The slow steps one probe may take one after the other must fit
