@@ -42,7 +42,8 @@ impl Look<'_> {
             .filter(|m| st.drift.is_none() || told.contains(&missing_path(m)))
             .cloned()
             .collect();
-        let problems = misconfigurations(by_http, args, &never_there, saved.failed());
+        let mut problems = misconfigurations(by_http, args, &never_there, saved.failed());
+        problems.extend(self.refusals(st).cloned());
         let class = args.log_changes.then(|| Class::of(line, in_grace));
         if mirror_news(
             self.kind,

@@ -217,6 +217,7 @@ impl Look<'_> {
             warnings.extend(
                 st.warnings
                     .iter()
+                    .filter(|w| !super::reload::is_refusal(w))
                     .map(|w| format!("driftprobe: warning: {w}")),
             );
             st.warnings_pending = false;
