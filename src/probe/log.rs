@@ -140,7 +140,8 @@ fn mirror_news(
     true
 }
 
-/// After a "cannot determine": a state dir that cannot be used is told
+/// After a "cannot determine" (the app's failure named first, if it
+/// failed its check too): a state dir that cannot be used is told
 /// (stderr and the container's log) at every probe, as there is nowhere to
 /// remember it was; otherwise, with `--log-changes`, the change to "cannot
 /// determine" is mirrored if this container has a state to remember it in
@@ -174,7 +175,8 @@ pub(super) fn mirror_failure(kind: Kind, args: &ProbeArgs, report: &mut Report) 
         return;
     };
     let mut warnings = Vec::new();
-    let class = Some(Class::CannotDetermine);
+    // `cannot determine: …`, or `app: …` when the app failed its check too.
+    let class = Some(Class::of(&report.stdout, false));
     // Nothing was looked at: the misconfigurations told stay told.
     let told = told(&st, kind).to_vec();
     if mirror_news(

@@ -108,11 +108,19 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
         .saturating_sub(probe_start.elapsed())
         .max(MIN_STEP);
     let app_failed = app.and_then(|c| c.within(fits).run().err());
-    match (look_until_done(kind, grace, args, probe_start), app_failed) {
+    let app_failed = app_failed.as_deref();
+    match (
+        look_until_done(kind, grace, args, probe_start, app_failed),
+        app_failed,
+    ) {
         (Err(Failure::Usage(m)), _) => Report::usage(m),
         (Ok(report), None) => report,
-        (Ok(report), Some(why)) => app_report(&why, report),
-        (Err(f), Some(why)) => app_report(&why, failure_report(f)),
+        (Ok(report), Some(why)) => app_report(why, report),
+        (Err(f), Some(why)) => {
+            let mut r = app_report(why, failure_report(f));
+            mirror_failure(kind, args, &mut r);
+            r
+        }
         (Err(f), None) => {
             let mut r = failure_report(f);
             if on_error == OnError::Pass {
@@ -146,6 +154,7 @@ fn look_until_done(
     grace: Duration,
     args: &ProbeArgs,
     probe_start: Instant,
+    app_failed: Option<&str>,
 ) -> Result<Report, Failure> {
     let reaction = reaction(args)?;
     let opened = watch::open(&args.watch)?;
@@ -175,6 +184,7 @@ fn look_until_done(
             answered: answered.as_ref(),
             may_validate: !validated,
             started: probe_start,
+            app_failed,
         };
         match look.run(answer.take(), &mut warnings)? {
             Next::Done(mut report) => {

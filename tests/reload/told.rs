@@ -1,12 +1,78 @@
 //! What a probe tells the container's log beyond the files' verdict
-//! (visible.rs has the rest): a watched path that is missing is said once
-//! per container, whatever drifts meanwhile; an `--app-timeout` that
-//! cannot fit is a misconfiguration that says what it costs.
+//! (visible.rs has the rest): the app's own failing check is mirrored as
+//! the probe prints it, a class of its own (`app`); a watched path that is
+//! missing is said once per container, whatever drifts meanwhile; an
+//! `--app-timeout` that cannot fit is a misconfiguration that says what it
+//! costs.
 
+use super::common::*;
 use super::visible::{app_logging_to, log_lines, status, V1, V2};
 use crate::support::*;
 use std::fs::File;
 use std::process::Stdio;
+
+/// What `status --json` says probe `probe` last mirrored.
+fn mirrored_class(v: &serde_json::Value, probe: &str) -> serde_json::Value {
+    v["mirrored"]
+        .as_array()
+        .and_then(|all| all.iter().find(|m| m["probe"] == probe))
+        .map(|m| m["class"].clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_failing_app_check_is_mirrored_as_the_probe_says_it() {
+    let env = TestEnv::new();
+    env.vol.write(&V1);
+    let log = env.path("container.log");
+    let ns = app_logging_to(Stdio::from(File::create(&log).unwrap()));
+    assert_eq!(ns.on_vol(&env, "init", &[]).code, 0);
+    let live = |check: &str, extra: &[&str]| {
+        let mut opts = vec!["--log-changes", "--grace", "0", "--exec", check];
+        opts.extend_from_slice(extra);
+        ns.on_vol(&env, "liveness", &opts)
+    };
+    let class = || mirrored_class(&json(&ns.on_vol(&env, "status", &["--json"])), "liveness");
+    live("true", &[]).ok();
+    // ok → app → ok: two lines; the app failing again is not news.
+    for _ in 0..3 {
+        live("false", &[]).expect(1, "app: exec false exited 1");
+        assert_eq!(class(), "app");
+    }
+    live("true", &[]).ok();
+    assert_eq!(class(), "ok");
+    let lines = log_lines(&log);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with("driftprobe liveness: ok: "),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], "driftprobe liveness: app: exec false exited 1");
+    assert!(
+        lines[2].starts_with("driftprobe liveness: ok: "),
+        "{lines:?}"
+    );
+
+    // The app failing with drift: the log gets the whole line, app first.
+    env.vol.write(&V2);
+    let out = live("false", &[]);
+    out.expect(1, "app: exec false exited 1; drift: 1 changed (app.yaml)");
+    assert_eq!(
+        log_lines(&log).last().map(String::as_str),
+        Some(format!("driftprobe liveness: {}", out.line()).as_str())
+    );
+    // The app failing while the files cannot be judged: the same, via
+    // the "cannot determine" path (after a drift line, so it is news).
+    live("true", &[]).expect(1, "drift: ");
+    let out = live("false", &["--max-entries", "1"]);
+    out.expect(1, "app: exec false exited 1; cannot determine: ");
+    assert_eq!(
+        log_lines(&log).last().map(String::as_str),
+        Some(format!("driftprobe liveness: {}", out.line()).as_str())
+    );
+    assert_eq!(class(), "app");
+    assert_eq!(log_lines(&log).len(), 6, "{:?}", log_lines(&log));
+}
 
 #[test]
 fn a_missing_path_is_said_once_per_container_through_a_drift() {
