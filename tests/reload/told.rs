@@ -6,10 +6,7 @@
 //! costs.
 
 use super::common::*;
-use super::visible::{app_logging_to, log_lines, status, V1, V2};
-use crate::support::*;
-use std::fs::File;
-use std::process::Stdio;
+use super::visible::{log_lines, logging_app, status, V1, V2};
 
 /// What `status --json` says probe `probe` last mirrored.
 fn mirrored_class(v: &serde_json::Value, probe: &str) -> serde_json::Value {
@@ -22,10 +19,7 @@ fn mirrored_class(v: &serde_json::Value, probe: &str) -> serde_json::Value {
 
 #[test]
 fn a_failing_app_check_is_mirrored_as_the_probe_says_it() {
-    let env = TestEnv::new();
-    env.vol.write(&V1);
-    let log = env.path("container.log");
-    let ns = app_logging_to(Stdio::from(File::create(&log).unwrap()));
+    let (env, log, ns) = logging_app();
     assert_eq!(ns.on_vol(&env, "init", &[]).code, 0);
     let live = |check: &str, extra: &[&str]| {
         let mut opts = vec!["--log-changes", "--grace", "0", "--exec", check];
@@ -76,10 +70,7 @@ fn a_failing_app_check_is_mirrored_as_the_probe_says_it() {
 
 #[test]
 fn a_missing_path_is_said_once_per_container_through_a_drift() {
-    let env = TestEnv::new();
-    env.vol.write(&V1);
-    let log = env.path("container.log");
-    let ns = app_logging_to(Stdio::from(File::create(&log).unwrap()));
+    let (env, log, ns) = logging_app();
     let missing = env.path("not-mounted");
     let vol = env.vol.path().to_path_buf();
     let paths = [vol.as_path(), missing.as_path()];
@@ -132,10 +123,7 @@ fn a_missing_path_is_said_once_per_container_through_a_drift() {
 
 #[test]
 fn an_app_timeout_that_cannot_fit_says_what_it_costs() {
-    let env = TestEnv::new();
-    env.vol.write(&V1);
-    let log = env.path("container.log");
-    let ns = app_logging_to(Stdio::from(File::create(&log).unwrap()));
+    let (env, log, ns) = logging_app();
     assert_eq!(ns.on_vol(&env, "init", &[]).code, 0);
     let probe = || ns.on_vol(&env, "liveness", &["--exec", "true", "--app-timeout", "2s"]);
     let first = probe();
