@@ -182,8 +182,8 @@ fn timeouts_that_cannot_fit(reloads_by_http: bool, args: &ProbeArgs) -> Option<S
     let flags = join(&|(flag, _, _)| flag.to_string(), " + ");
     let costs = join(&|(_, _, cost)| cost.to_string(), "; ");
     Some(format!(
-        "{named} cannot fit inside --probe-timeout {} (the kubelet kills a probe that outlasts it: {costs}): \
-         set --probe-timeout to the probe's timeoutSeconds and keep {flags} under it, less 200ms",
+        "{named} cannot fit inside --probe-timeout {}, where the kubelet kills the probe ({costs}): set \
+         --probe-timeout to the probe's timeoutSeconds and keep {flags} under it, less 200ms",
         format_duration(args.probe_timeout)
     ))
 }

@@ -108,7 +108,7 @@ fn a_timeout_that_cannot_fit_says_what_each_step_costs() {
     };
     let app = said(false, &["--exec", "true", "--app-timeout", "2s"]);
     assert!(
-        app.starts_with("--app-timeout 2s cannot fit inside --probe-timeout 1s (")
+        app.starts_with("--app-timeout 2s cannot fit inside --probe-timeout 1s, where")
             && app.contains("the app check is cut short to what fits")
             && !app.contains("validator")
             && !app.contains("reload"),
@@ -135,8 +135,7 @@ fn a_timeout_that_cannot_fit_says_what_each_step_costs() {
     );
     assert!(
         both.starts_with("--app-timeout 500ms + --reload-timeout 500ms cannot fit")
-            && both
-                .contains("(the kubelet kills a probe that outlasts it: a slow reload is killed")
+            && both.contains("where the kubelet kills the probe (a slow reload is killed")
             && !both.contains("app check"),
         "{both}"
     );

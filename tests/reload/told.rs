@@ -128,8 +128,9 @@ fn an_app_timeout_that_cannot_fit_says_what_it_costs() {
     let probe = || ns.on_vol(&env, "liveness", &["--exec", "true", "--app-timeout", "2s"]);
     let first = probe();
     first.ok();
-    let warning = "misconfigured: --app-timeout 2s cannot fit inside --probe-timeout 1s (the kubelet kills a \
-                   probe that outlasts it: the app check is cut short to what fits";
+    let warning =
+        "misconfigured: --app-timeout 2s cannot fit inside --probe-timeout 1s, where the kubelet \
+                   kills the probe (the app check is cut short to what fits";
     assert!(first.stderr.contains(warning), "{first}");
     assert!(!first.stderr.contains("validator"), "{first}");
     probe().ok().lacks("misconfigured");
