@@ -53,6 +53,14 @@ impl Check {
         }))
     }
 
+    /// The same check, given at most `most` to answer (what is left of
+    /// the probe's deadline).
+    #[must_use]
+    pub fn within(mut self, most: Duration) -> Check {
+        self.timeout = self.timeout.min(most);
+        self
+    }
+
     /// Runs the check: `Err` says why the app failed it, for the line after
     /// `app: `.
     pub fn run(&self) -> Result<(), String> {

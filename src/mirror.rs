@@ -20,7 +20,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
 /// Defines [`Class`]: each `Variant "name",` is a class whose lines start
-/// `name:`. A new class (another engineer's `app:`) is one line below.
+/// `name:`. A new class is one line below.
 macro_rules! classes {
     ($($variant:ident $name:literal,)*) => {
         /// What kind of verdict a probe line gives.
@@ -62,6 +62,9 @@ classes! {
     Reloading "reloading",
     Reloaded "reloaded",
     Adopted "adopted",
+    // The app failed its own check (`--http-get`, `--tcp-socket`,
+    // `--exec`): the probe's whole line, app first, whatever the files say.
+    App "app",
 }
 
 impl Class {
@@ -210,6 +213,10 @@ mod tests {
         assert_eq!(Class::of("reloading: x", false), Class::Reloading);
         assert_eq!(Class::of("reloaded: x", false), Class::Reloaded);
         assert_eq!(Class::of("adopted: x", false), Class::Adopted);
+        assert_eq!(
+            Class::of("app: exec false exited 1; drift: x", true),
+            Class::App
+        );
         assert_eq!(
             Class::of("cannot determine: budget", false),
             Class::CannotDetermine

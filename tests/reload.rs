@@ -24,6 +24,7 @@ mod reload {
     mod signals;
     mod stagger;
     mod subpath;
+    mod told;
     mod validate;
     mod visible;
 }

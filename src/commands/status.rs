@@ -271,8 +271,11 @@ fn look(opened: &watch::Opened) -> Result<Seen, Failure> {
 /// or not writable, what the probes found wrong with their own options,
 /// and lines they could not write to the container's log.
 fn warnings(opened: &watch::Opened, st: &State) -> Vec<String> {
+    // A warning the probes also told as a misconfiguration (a runtime
+    // that would not be signalled) is shown once, as that.
+    let told = |w: &String| st.mirrored.iter().any(|m| m.problems.contains(w));
+    let mut w: Vec<String> = st.warnings.iter().filter(|w| !told(w)).cloned().collect();
     // Shown while it holds, not only as the state recorded it.
-    let mut w = st.warnings.clone();
     if let Some(e) = opened.dir.exposure().filter(|e| !w.iter().any(|x| x == e)) {
         w.push(e.to_string());
     }

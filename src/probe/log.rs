@@ -5,7 +5,7 @@
 //! dir that cannot be used, at every probe.
 
 use super::look::{Look, Saved};
-use super::reaction::{app_target, misconfigurations, Response};
+use super::reaction::{app_target, misconfigurations, missing_path, Response};
 use super::Kind;
 use crate::cli::ProbeArgs;
 use crate::digest::Snapshot;
@@ -33,13 +33,17 @@ impl Look<'_> {
         let by_http = matches!(self.reaction.response, Response::Http(_));
         // A path missing while the files match the baseline never existed
         // in this container (a typo, a volume not mounted); one that went
-        // away since is drift, and its line says so.
-        let never_there: &[String] = if st.drift.is_none() {
-            &snap.missing
-        } else {
-            &[]
-        };
-        let problems = misconfigurations(by_http, args, never_there, saved.failed());
+        // away since is drift, and its line says so. One told already
+        // stays told through a drift of other files.
+        let told = told(st, self.kind);
+        let never_there: Vec<String> = snap
+            .missing
+            .iter()
+            .filter(|m| st.drift.is_none() || told.contains(&missing_path(m)))
+            .cloned()
+            .collect();
+        let mut problems = misconfigurations(by_http, args, &never_there, saved.failed());
+        problems.extend(self.refusals(st).cloned());
         let class = args.log_changes.then(|| Class::of(line, in_grace));
         if mirror_news(
             self.kind,
@@ -59,6 +63,15 @@ impl Look<'_> {
             }
         }
     }
+}
+
+/// The misconfigurations probe `kind` told the container's log, and that
+/// still held when it last looked.
+fn told(st: &State, kind: Kind) -> &[String] {
+    st.mirrored
+        .iter()
+        .find(|m| m.probe == kind.name())
+        .map_or(&[], |m| m.problems.as_slice())
 }
 
 /// Where the container's log is: the stdout of the app's process
@@ -127,7 +140,8 @@ fn mirror_news(
     true
 }
 
-/// After a "cannot determine": a state dir that cannot be used is told
+/// After a "cannot determine" (the app's failure named first, if it
+/// failed its check too): a state dir that cannot be used is told
 /// (stderr and the container's log) at every probe, as there is nowhere to
 /// remember it was; otherwise, with `--log-changes`, the change to "cannot
 /// determine" is mirrored if this container has a state to remember it in
@@ -161,14 +175,17 @@ pub(super) fn mirror_failure(kind: Kind, args: &ProbeArgs, report: &mut Report) 
         return;
     };
     let mut warnings = Vec::new();
-    let class = Some(Class::CannotDetermine);
+    // `cannot determine: …`, or `app: …` when the app failed its check too.
+    let class = Some(Class::of(&report.stdout, false));
+    // Nothing was looked at: the misconfigurations told stay told.
+    let told = told(&st, kind).to_vec();
     if mirror_news(
         kind,
         args,
         &opened.proc,
         &mut st,
         class,
-        &[],
+        &told,
         &report.stdout,
         &mut warnings,
     ) {

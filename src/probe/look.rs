@@ -42,6 +42,9 @@ pub(super) struct Look<'a> {
     pub(super) may_validate: bool,
     /// When this probe started (the default validator timeout).
     pub(super) started: Instant,
+    /// Why the app failed its own check, if it did: the container's log
+    /// gets the line the probe prints, app first ([`crate::app::line`]).
+    pub(super) app_failed: Option<&'a str>,
 }
 
 /// What a look asks of its probe.
@@ -169,12 +172,16 @@ impl Look<'_> {
             // The files are fine, the environment unknown: no false "ok".
             return Err(Failure::Unknown(format!("--env: {e}")));
         }
+        let shown = match self.app_failed {
+            Some(why) => crate::app::line(why, &line),
+            None => line.clone(),
+        };
         self.log_news(
             &mut st,
             &seen.snap,
             &saved,
             judged.in_grace(),
-            &line,
+            &shown,
             warnings,
         );
         // Freed by the exit that follows, not string by string.
@@ -217,6 +224,7 @@ impl Look<'_> {
             warnings.extend(
                 st.warnings
                     .iter()
+                    .filter(|w| !super::reload::is_refusal(w))
                     .map(|w| format!("driftprobe: warning: {w}")),
             );
             st.warnings_pending = false;

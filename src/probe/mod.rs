@@ -53,7 +53,9 @@ use std::time::{Duration, Instant};
 /// What a probe keeps back from `--probe-timeout` for itself: the walk's
 /// retries, the state save, the line, the exec. See [`probe_deadline`].
 const PROBE_MARGIN: Duration = Duration::from_millis(200);
-const MIN_VALIDATE: Duration = Duration::from_millis(50);
+/// The least a slow step (the validator, the app's check) is given when
+/// the deadline is already spent.
+const MIN_STEP: Duration = Duration::from_millis(50);
 
 /// How long from its start a probe may spend on work that can be slow
 /// (the validator, and the timeouts of the app's own checks): inside
@@ -97,16 +99,28 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
         Err(m) => return Report::usage(m),
     };
     // The app's own check first, without the state lock (it may take up
-    // to --app-timeout; the validator's default budget shrinks by it). A
-    // failing app is a verdict (exit 1), not "cannot determine": the
-    // files are still looked at, so the line can say both and drift keeps
-    // being tracked.
-    let app_failed = app.and_then(|c| c.run().err());
-    match (look_until_done(kind, grace, args, probe_start), app_failed) {
+    // to --app-timeout, cut to what fits in the probe's deadline so that
+    // the probe, not the kubelet, says the app gave no answer; the
+    // validator's default budget shrinks by it). A failing app is a
+    // verdict (exit 1), not "cannot determine": the files are still
+    // looked at, so the line can say both and drift keeps being tracked.
+    let fits = probe_deadline(args)
+        .saturating_sub(probe_start.elapsed())
+        .max(MIN_STEP);
+    let app_failed = app.and_then(|c| c.within(fits).run().err());
+    let app_failed = app_failed.as_deref();
+    match (
+        look_until_done(kind, grace, args, probe_start, app_failed),
+        app_failed,
+    ) {
         (Err(Failure::Usage(m)), _) => Report::usage(m),
         (Ok(report), None) => report,
-        (Ok(report), Some(why)) => app_report(&why, report),
-        (Err(f), Some(why)) => app_report(&why, failure_report(f)),
+        (Ok(report), Some(why)) => app_report(why, report),
+        (Err(f), Some(why)) => {
+            let mut r = app_report(why, failure_report(f));
+            mirror_failure(kind, args, &mut r);
+            r
+        }
         (Err(f), None) => {
             let mut r = failure_report(f);
             if on_error == OnError::Pass {
@@ -140,6 +154,7 @@ fn look_until_done(
     grace: Duration,
     args: &ProbeArgs,
     probe_start: Instant,
+    app_failed: Option<&str>,
 ) -> Result<Report, Failure> {
     let reaction = reaction(args)?;
     let opened = watch::open(&args.watch)?;
@@ -169,6 +184,7 @@ fn look_until_done(
             answered: answered.as_ref(),
             may_validate: !validated,
             started: probe_start,
+            app_failed,
         };
         match look.run(answer.take(), &mut warnings)? {
             Next::Done(mut report) => {

@@ -4,7 +4,7 @@
 //! options make visible (timeouts that cannot fit, paths never there, a
 //! state dir that cannot be written).
 
-use super::{probe_deadline, MIN_VALIDATE};
+use super::{probe_deadline, MIN_STEP};
 use crate::cli::{OnDrift, ProbeArgs};
 use crate::proc::Target;
 use crate::time::format_duration;
@@ -112,7 +112,7 @@ pub(super) fn validate_timeout(args: &ProbeArgs, started: Instant) -> Duration {
     args.validate_timeout.unwrap_or_else(|| {
         probe_deadline(args)
             .saturating_sub(started.elapsed())
-            .max(MIN_VALIDATE)
+            .max(MIN_STEP)
     })
 }
 
@@ -128,42 +128,10 @@ pub fn misconfigurations(
     unsaved: Option<&str>,
 ) -> Vec<String> {
     let mut found = Vec::new();
-    // The slow steps one probe may take one after the other: together
-    // they must fit.
-    let mut parts: Vec<(&str, Duration)> = Vec::new();
-    if args.app.http_get.is_some() || args.app.tcp_socket.is_some() || args.app.exec.is_some() {
-        parts.push(("--app-timeout", args.app.app_timeout));
+    if let Some(fit) = timeouts_that_cannot_fit(reaction_reloads_by_http, args) {
+        found.push(fit);
     }
-    if let (Some(_), Some(t)) = (&args.validate, args.validate_timeout) {
-        parts.push(("--validate-timeout", t));
-    }
-    if reaction_reloads_by_http {
-        parts.push(("--reload-timeout", args.reload_timeout));
-    }
-    let total = parts.iter().map(|(_, t)| *t).sum::<Duration>();
-    if total > probe_deadline(args) {
-        let named = parts
-            .iter()
-            .map(|(flag, t)| format!("{flag} {}", format_duration(*t)))
-            .collect::<Vec<_>>()
-            .join(" + ");
-        let flags = parts
-            .iter()
-            .map(|(flag, _)| *flag)
-            .collect::<Vec<_>>()
-            .join(" + ");
-        found.push(format!(
-            "{named} cannot fit inside --probe-timeout {} (the kubelet kills the probe first, so a slow validator \
-             is killed with it every time and the new config is never applied, or a slow reload is never \
-             recorded): set --probe-timeout to the probe's timeoutSeconds and keep {flags} under it, less 200ms",
-            format_duration(args.probe_timeout)
-        ));
-    }
-    for m in missing {
-        found.push(format!(
-            "watched path {m} does not exist: nothing there is watched (a typo, or a volume not mounted?)"
-        ));
-    }
+    found.extend(missing.iter().map(|m| missing_path(m)));
     if let Some(why) = unsaved {
         found.push(format!(
             "the state dir cannot be written ({why}): drift and reloads are not remembered between probes; \
@@ -171,4 +139,51 @@ pub fn misconfigurations(
         ));
     }
     found
+}
+
+/// The misconfiguration of a watched path `m` that does not exist.
+pub(super) fn missing_path(m: &str) -> String {
+    format!("watched path {m} does not exist: nothing there is watched (a typo, or a volume not mounted?)")
+}
+
+/// The slow steps one probe may take one after the other must fit
+/// together inside [`probe_deadline`]: if they cannot, what that costs,
+/// step by step.
+fn timeouts_that_cannot_fit(reloads_by_http: bool, args: &ProbeArgs) -> Option<String> {
+    let deadline = probe_deadline(args);
+    // Each step with its timeout and what a slow one costs.
+    let mut parts: Vec<(&str, Duration, &str)> = Vec::new();
+    if args.app.http_get.is_some() || args.app.tcp_socket.is_some() || args.app.exec.is_some() {
+        let t = args.app.app_timeout;
+        // Cut to what fits (see `probe`); only alone can it not fit.
+        let cost = "the app check is cut short to what fits, so an app slower than that fails the \
+                    probe although --app-timeout allows it";
+        parts.push(("--app-timeout", t, if t > deadline { cost } else { "" }));
+    }
+    if let (Some(_), Some(t)) = (&args.validate, args.validate_timeout) {
+        let cost = "a slow validator is killed with the probe every time and the new config is never applied";
+        parts.push(("--validate-timeout", t, cost));
+    }
+    if reloads_by_http {
+        let cost = "a slow reload is killed with the probe and never recorded";
+        parts.push(("--reload-timeout", args.reload_timeout, cost));
+    }
+    if parts.iter().map(|(_, t, _)| *t).sum::<Duration>() <= deadline {
+        return None;
+    }
+    let join = |each: &dyn Fn(&(&str, Duration, &str)) -> String, by: &str| {
+        let all: Vec<String> = parts.iter().map(each).filter(|s| !s.is_empty()).collect();
+        all.join(by)
+    };
+    let named = join(
+        &|(flag, t, _)| format!("{flag} {}", format_duration(*t)),
+        " + ",
+    );
+    let flags = join(&|(flag, _, _)| flag.to_string(), " + ");
+    let costs = join(&|(_, _, cost)| cost.to_string(), "; ");
+    Some(format!(
+        "{named} cannot fit inside --probe-timeout {}, where the kubelet kills the probe ({costs}): set \
+         --probe-timeout to the probe's timeoutSeconds and keep {flags} under it, less 200ms",
+        format_duration(args.probe_timeout)
+    ))
 }

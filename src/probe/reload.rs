@@ -18,6 +18,15 @@ use crate::time::{Millis, Stamp};
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
+/// How a runtime refusal starts, in the state's warnings.
+const REFUSAL: &str = "--on-drift reload will not signal: ";
+
+/// Whether a warning of the state is a runtime refusal: a
+/// misconfiguration, told as one (not with the warnings of `init`).
+pub(super) fn is_refusal(warning: &str) -> bool {
+    warning.starts_with(REFUSAL)
+}
+
 /// Keep this many reload records in the state.
 const KEEP_RELOADS: usize = 20;
 
@@ -57,10 +66,12 @@ pub(super) enum Signalled {
 impl Look<'_> {
     /// Once per container instance, a probe that reloads by signal looks
     /// at its target's runtime: a Go program or a JVM would not be
-    /// signalled (see [`runtime`]), and that is said now, on the first
-    /// probe's stderr and in `status`, not first on the day the config
-    /// changes. A target that cannot be resolved yet (no pidfile) is
-    /// looked at by a later probe.
+    /// signalled (see [`runtime`]), and that is said now, not first on the
+    /// day the config changes: kept in the state's warnings, it is one of
+    /// the probe's misconfigurations ([`Look::refusals`]), said once on
+    /// stderr and in the container's log and shown by `status`. A target
+    /// that cannot be resolved yet (no pidfile) is looked at by a later
+    /// probe.
     pub(super) fn check_runtime(&self, st: &mut State) {
         let Response::Reload(signal, target) = &self.reaction.response else {
             return;
@@ -75,10 +86,16 @@ impl Look<'_> {
         st.runtime_checked = true;
         if let Some(rt) = runtime::of(root, pid) {
             let why = runtime::refusal(rt, pid, &proc::comm(root, pid), *signal);
-            st.warnings
-                .push(format!("--on-drift reload will not signal: {why}"));
-            st.warnings_pending = true;
+            st.warnings.push(format!("{REFUSAL}{why}"));
         }
+    }
+
+    /// The runtime refusals [`Look::check_runtime`] recorded, while this
+    /// probe reloads by signal: misconfigurations of it.
+    pub(super) fn refusals<'s>(&self, st: &'s State) -> impl Iterator<Item = &'s String> {
+        let signals = matches!(self.reaction.response, Response::Reload(..));
+        let told = signals && !self.args.signal_handled;
+        st.warnings.iter().filter(move |w| told && is_refusal(w))
     }
 
     /// Signals the app within one hold of the shared lock: the claim (with

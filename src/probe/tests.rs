@@ -100,6 +100,48 @@ fn timeouts_that_cannot_fit_are_misconfigurations() {
 }
 
 #[test]
+fn a_timeout_that_cannot_fit_says_what_each_step_costs() {
+    let said = |reloads_by_http, args: &[&str]| {
+        let found = misconfigurations(reloads_by_http, &probe_args(args), &[], None);
+        assert_eq!(found.len(), 1, "{args:?}: {found:?}");
+        found[0].clone()
+    };
+    let app = said(false, &["--exec", "true", "--app-timeout", "2s"]);
+    assert!(
+        app.starts_with("--app-timeout 2s cannot fit inside --probe-timeout 1s, where")
+            && app.contains("the app check is cut short to what fits")
+            && !app.contains("validator")
+            && !app.contains("reload"),
+        "{app}"
+    );
+    let validator = said(false, &["--validate", "true", "--validate-timeout", "3s"]);
+    assert!(
+        validator.contains("a slow validator is killed with the probe every time")
+            && !validator.contains("app check")
+            && !validator.contains("reload is"),
+        "{validator}"
+    );
+    // The app fits alone (it is not cut): only the reload pays.
+    let both = said(
+        true,
+        &[
+            "--exec",
+            "true",
+            "--app-timeout",
+            "500ms",
+            "--reload-timeout",
+            "500ms",
+        ],
+    );
+    assert!(
+        both.starts_with("--app-timeout 500ms + --reload-timeout 500ms cannot fit")
+            && both.contains("where the kubelet kills the probe (a slow reload is killed")
+            && !both.contains("app check"),
+        "{both}"
+    );
+}
+
+#[test]
 fn a_validation_marker_expires_on_the_boot_clock() {
     let st = with_marker(T0 + 12_000, Some(112_000));
     let at = |wall, boot| Stamp {

@@ -117,6 +117,32 @@ fn refused_and_silent_apps_are_named_within_the_app_timeout() {
     assert!(took < Duration::from_millis(1500), "took {took:?}: {out}");
 }
 
+/// An --app-timeout longer than the probe's deadline is cut to it: the
+/// probe, not the kubelet (which kills it at --probe-timeout), says the
+/// app gave no answer, and names it.
+#[test]
+fn a_silent_app_is_named_within_the_probe_timeout() {
+    let env = matching();
+    let server = Fake::start(Behaviour::Silent);
+    let (out, took) = timed(
+        &env,
+        "liveness",
+        &["--http-get", &health(&server), "--app-timeout", "5s"],
+    );
+    out.expect(
+        1,
+        &format!("app: no answer from 127.0.0.1:{} within ", server.port),
+    );
+    assert!(!out.stdout.contains("within 5s"), "{out}");
+    assert!(took < Duration::from_millis(1500), "took {took:?}: {out}");
+    // The option is still a misconfiguration, said with what it costs.
+    assert!(
+        out.stderr
+            .contains("--app-timeout 5s cannot fit inside --probe-timeout 1s"),
+        "{out}"
+    );
+}
+
 /// A server that, for every connection, writes `first`, then `each` every
 /// `every` until the client goes away: a slowloris status line, or
 /// headers that never end.

@@ -14,7 +14,7 @@ use super::common::*;
 use crate::support::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command as StdCommand;
+use std::process::{Command as StdCommand, Stdio};
 use std::time::Duration;
 
 const V1: [(&str, &str); 1] = [("app.yaml", "v: 1\n")];
@@ -167,7 +167,12 @@ fn alive(pid: u32, comm: &str) -> bool {
 
 /// The app as PID 1 of a PID namespace, started with `argv`, ready.
 fn pid1(argv: &[&str], comm: &str, got: &Path) -> Ns {
-    let ns = Ns::start(&["--pid", "--mount-proc"], argv, comm);
+    pid1_logging_to(argv, comm, got, Stdio::null())
+}
+
+/// [`pid1`] with its stdout (the container's log) on `stdout`.
+fn pid1_logging_to(argv: &[&str], comm: &str, got: &Path, stdout: Stdio) -> Ns {
+    let ns = Ns::start_with_stdout(&["--pid", "--mount-proc"], argv, comm, stdout);
     assert!(
         wait_until(Duration::from_secs(20), || ready(got)),
         "{argv:?} never became ready"
@@ -189,24 +194,37 @@ fn go_without_notify_is_not_signalled() {
     };
     env.vol.write(&V1);
     let got = env.path("got");
-    let ns = pid1(
+    let log = env.path("container.log");
+    let ns = pid1_logging_to(
         &[server.to_str().unwrap(), got.to_str().unwrap()],
         "server",
         &got,
+        Stdio::from(fs::File::create(&log).unwrap()),
     );
     assert_eq!(ns.on_vol(&env, "init", &[]).code, 0);
 
-    // The first probe says it at once, and status keeps saying it.
+    // The first probe says it at once, as a misconfiguration: on stderr
+    // and in the container's log once, and status keeps saying it.
     let first = ns.on_vol(&env, "liveness", &reload_opts(&[]));
     first.ok();
     let warning =
-        "--on-drift reload will not signal: pid 1 (server) is a Go program, which exits on SIGHUP \
-                   unless it calls signal.Notify for it";
+        "misconfigured: --on-drift reload will not signal: pid 1 (server) is a Go program, which exits on \
+                   SIGHUP unless it calls signal.Notify for it";
     assert!(first.stderr.contains(warning), "{first}");
     let again = ns.on_vol(&env, "liveness", &reload_opts(&[]));
     assert!(!again.stderr.contains("Go program"), "said once: {again}");
     let status = ns.on_vol(&env, "status", &[]);
-    assert!(status.stdout.contains(warning), "{status}");
+    assert!(
+        status.stdout.contains(&format!("liveness: {warning}")),
+        "{status}"
+    );
+    assert_eq!(status.stdout.matches("Go program").count(), 1, "{status}");
+    let logged = fs::read_to_string(&log).unwrap();
+    assert_eq!(logged.matches("Go program").count(), 1, "{logged}");
+    assert!(
+        logged.contains(&format!("driftprobe liveness: {warning}")),
+        "{logged}"
+    );
 
     env.vol.write(&V2);
     for _ in 0..2 {

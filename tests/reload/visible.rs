@@ -15,11 +15,11 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const V1: [(&str, &str); 1] = [("app.yaml", "v: 1\n")];
-const V2: [(&str, &str); 1] = [("app.yaml", "v: 2\n")];
+pub(super) const V1: [(&str, &str); 1] = [("app.yaml", "v: 1\n")];
+pub(super) const V2: [(&str, &str); 1] = [("app.yaml", "v: 2\n")];
 
 /// A PID namespace whose PID 1 (`sleep`) has its stdout on `stdout`.
-fn app_logging_to(stdout: Stdio) -> Ns {
+pub(super) fn app_logging_to(stdout: Stdio) -> Ns {
     Ns::start_with_stdout(
         &["--pid", "--mount-proc"],
         &["sleep", "600"],
@@ -28,7 +28,17 @@ fn app_logging_to(stdout: Stdio) -> Ns {
     )
 }
 
-fn log_lines(log: &std::path::Path) -> Vec<String> {
+/// Files at [`V1`], and the app (PID 1 of a PID namespace) whose stdout,
+/// the container's log, is the file returned.
+pub(super) fn logging_app() -> (TestEnv, std::path::PathBuf, Ns) {
+    let env = TestEnv::new();
+    env.vol.write(&V1);
+    let log = env.path("container.log");
+    let ns = app_logging_to(Stdio::from(File::create(&log).unwrap()));
+    (env, log, ns)
+}
+
+pub(super) fn log_lines(log: &std::path::Path) -> Vec<String> {
     fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -37,7 +47,7 @@ fn log_lines(log: &std::path::Path) -> Vec<String> {
 }
 
 /// `status` inside the namespace, human form.
-fn status(ns: &Ns, env: &TestEnv, paths: &[&std::path::Path]) -> Out {
+pub(super) fn status(ns: &Ns, env: &TestEnv, paths: &[&std::path::Path]) -> Out {
     let mut args: Vec<std::ffi::OsString> = Vec::new();
     args.extend(paths.iter().map(|p| p.as_os_str().to_owned()));
     ns.run(env, "status", &args)
@@ -45,10 +55,7 @@ fn status(ns: &Ns, env: &TestEnv, paths: &[&std::path::Path]) -> Out {
 
 #[test]
 fn verdict_changes_are_logged_once_each_way() {
-    let env = TestEnv::new();
-    env.vol.write(&V1);
-    let log = env.path("container.log");
-    let ns = app_logging_to(Stdio::from(File::create(&log).unwrap()));
+    let (env, log, ns) = logging_app();
     assert_eq!(ns.on_vol(&env, "init", &[]).code, 0);
     let live = || ns.on_vol(&env, "liveness", &["--log-changes"]);
     live().ok();
@@ -317,10 +324,7 @@ fn report_mode_passes_drift_invalid_and_grace_and_never_signals() {
 
 #[test]
 fn misconfigurations_are_said_once_on_stderr_in_the_log_and_by_status() {
-    let env = TestEnv::new();
-    env.vol.write(&V1);
-    let log = env.path("container.log");
-    let ns = app_logging_to(Stdio::from(File::create(&log).unwrap()));
+    let (env, log, ns) = logging_app();
     let missing = env.path("not-mounted");
     let vol = env.vol.path().to_path_buf();
     let paths = [vol.as_path(), missing.as_path()];
