@@ -69,8 +69,8 @@ impl Check {
             Kind::HttpGet(url) => match http::exchange("GET", url, &[], self.timeout) {
                 // Like the kubelet's httpGet: 2xx and 3xx pass (redirects
                 // are not followed).
-                Ok((code, _)) if (200..400).contains(&code) => Ok(()),
-                Ok((code, _)) => Err(format!("HTTP {code} from {}", url.path())),
+                Ok(code) if (200..400).contains(&code) => Ok(()),
+                Ok(code) => Err(format!("HTTP {code} from {}", url.path())),
                 Err(e) => Err(no_answer(&e, url, &within, || {
                     format!("GET {} on {}", url.path(), url.endpoint())
                 })),
@@ -104,8 +104,7 @@ fn no_answer(e: &NoAnswer, url: &Url, within: &str, what: impl Fn() -> String) -
     match e {
         NoAnswer::Refused => format!("connection refused on {}", url.endpoint()),
         NoAnswer::Late => format!("no answer from {} within {within}", url.endpoint()),
-        // The interim answer's reason phrase is not shown.
-        NoAnswer::NoFinal(code, _) => {
+        NoAnswer::NoFinal(code) => {
             format!("{} answered {code} but no final status", what())
         }
         NoAnswer::Other(why) => format!("{} {why}", what()),

@@ -267,8 +267,8 @@ fn files_that_change_during_the_request_are_asked_about_again() {
     assert_eq!(v["baseline"]["digest"], d3.as_str(), "{v}");
 }
 
-/// The status code and reason phrase say why; the body is never shown (an
-/// app's error page may quote its config, which can be a Secret).
+/// The status code says why; the reason phrase and the body are never shown
+/// (an app's error page may quote its config, which can be a Secret).
 #[test]
 fn a_500_keeps_the_old_baseline_says_why_and_is_retried() {
     let server = Fake::start(Behaviour::Answer(Duration::ZERO, FAILED));
@@ -276,9 +276,10 @@ fn a_500_keeps_the_old_baseline_says_why_and_is_retried() {
     for attempt in 1..=2 {
         let out = reload_probe(&env, &server.url(), &[]);
         out.expect(1, "drift:").contains(&format!(
-            "reload failed: POST {} answered 500 Internal Server Error\n",
+            "reload failed: POST {} answered 500\n",
             server.url()
         ));
+        out.lacks("Internal Server Error");
         not_reloaded(&out);
         assert!(!out.stdout.contains("line 3"), "no body: {out}");
         assert!(!out.stderr.contains("line 3"), "no body: {out}");
@@ -562,8 +563,7 @@ fn reload_options_without_on_drift_reload_are_checked_and_warned_about() {
     assert!(out.stderr.is_empty(), "{out}");
 }
 
-/// A reason phrase made only of hex digits ("Bad") is shown as it is, and
-/// a server that keeps the connection open after its answer does not hold
+/// Neither the reason phrase ("Bad") nor the body is shown, and a server that keeps the connection open after its answer does not hold
 /// the probe until --reload-timeout: the status line is all that is read.
 #[test]
 fn the_status_line_is_enough() {
@@ -575,9 +575,10 @@ fn the_status_line_is_enough() {
     let out = reload_probe(&env, &server.url(), &["--reload-timeout", "5s"]);
     let took = start.elapsed();
     out.expect(1, "drift:").contains(&format!(
-        "reload failed: POST {} answered 400 Bad\n",
+        "reload failed: POST {} answered 400\n",
         server.url()
     ));
+    assert!(!out.stdout.contains("Bad"), "no reason phrase: {out}");
     assert!(!out.stdout.contains("cafe"), "no body: {out}");
     assert!(
         took < Duration::from_millis(2_500),
@@ -609,6 +610,6 @@ fn interim_1xx_answers_are_skipped() {
     let (env, d1, _) = drifted_env();
     reload_probe(&env, &server.url(), &["--reload-timeout", "3s"])
         .expect(1, "drift:")
-        .contains("answered 500 Internal Server Error\n");
+        .contains("answered 500\n");
     baseline_kept(&env, &d1);
 }
