@@ -202,7 +202,7 @@ fn every_steps_state_dir_is_mounted_in_the_guide() {
     let mounts: Vec<&str> = section
         .lines()
         .filter_map(|l| l.split_once("mountPath: ").map(|(_, m)| m))
-        .map(|m| m.trim_end_matches(|c| c == '}' || c == ' ' || c == ','))
+        .map(|m| m.trim_end_matches(['}', ' ', ',']))
         .collect();
     let commands = command_arrays(section);
     assert!(commands.len() >= 5, "{commands:?}");
