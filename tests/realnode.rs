@@ -40,6 +40,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+#[path = "support/chart.rs"]
+mod chart;
+
 /// `periodSeconds` of every probe.
 const PERIOD: Duration = Duration::from_secs(2);
 /// `failureThreshold` of the liveness probes.
@@ -123,6 +126,11 @@ const SCENARIOS: &[Entry] = &[
         "pod_security_restricted",
         "the Helm chart's and the kustomize component's rendered manifests (`examples/*/rendered.yaml`) are accepted by the API server (`--dry-run=server`) in a namespace enforcing Pod Security `restricted`, as Deployments and as their pods; the same pod with `allowPrivilegeEscalation: true` is rejected (v1.25+; older API servers have no PodSecurity admission)",
         pod_security_restricted,
+    ),
+    (
+        "helm_chart_pod_runs",
+        "a pod rendered by the Helm library chart (`driftprobe.podSpec`, the real helm) runs on the kubelet as uid 65532 with `readOnlyRootFilesystem`, the chart's `Memory` state emptyDir (tmpfs) and its derived `timeoutSeconds`, under Pod Security `restricted`: the app's own `httpGet` (readiness, named port) and `tcpSocket` (liveness) probes moved into driftprobe's (`Readiness probe failed: app: HTTP 503 from /healthz` while it warms up, then Ready); a ConfigMap edit restarts it once after the grace window, `drift:` events without config text, Ready again, no further restart",
+        helm_chart_pod_runs,
     ),
     (
         "kubelet_restart_mid_grace",
@@ -2150,4 +2158,232 @@ fn pod_security_restricted(sc: &Scenario) {
         );
         sc.note(&format!("control rejected: {}", out.stderr.trim()));
     }
+}
+
+/// Scenario: the Helm library chart's pod on the real kubelet. The pod spec
+/// is rendered by the real helm (`driftprobe.podSpec`, tests/support/chart.rs)
+/// from a plain app pod with its own probes and run as a bare Pod (no
+/// controller-manager here), in a namespace enforcing Pod Security
+/// "restricted": non-root, `readOnlyRootFilesystem`, the chart's `Memory`
+/// emptyDir for the state and its derived `timeoutSeconds` must all work.
+/// The app's probes must have been moved: the demo server listens on
+/// 127.0.0.1 only, so the kubelet's own `httpGet` (to the pod IP) could never
+/// pass; driftprobe's `--http-get` asks the pod's loopback.
+fn helm_chart_pod_runs(sc: &Scenario) {
+    const CHART_GRACE: Duration = Duration::from_secs(4);
+    const READY_AFTER: Duration = Duration::from_secs(10);
+    let v1 = format!("greeting: {}\n", marker(sc, "chart-first"));
+    let v2 = format!("greeting: {}\n", marker(sc, "chart-second"));
+    sc.config_map("config", &[("config.txt", &v1)]);
+    sc.kubectl_ok(&[
+        "label",
+        "namespace",
+        &sc.ns,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+        "--overwrite",
+    ]);
+    // The app's own probes, as a chart user would have them: 3s timeouts,
+    // so the derived timeoutSeconds is 4 (500ms digest + 500ms spare + 3s).
+    let app_timeout = 3;
+    let port: u16 = PORT.parse().unwrap_or(8080);
+    let app_pod = json!({
+        "nodeName": sc.node.name,
+        "automountServiceAccountToken": false,
+        "dnsPolicy": "Default",
+        "terminationGracePeriodSeconds": TERM_GRACE.as_secs(),
+        "securityContext": {
+            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532,
+            "seccompProfile": { "type": "RuntimeDefault" }
+        },
+        "volumes": [{ "name": "config", "configMap": { "name": "config" } }],
+        "containers": [{
+            "name": "app",
+            "image": sc.node.app_image,
+            "imagePullPolicy": "Never",
+            "args": ["/config/config.txt", PORT],
+            "env": [{ "name": "DEMO_READY_AFTER", "value": READY_AFTER.as_secs().to_string() }],
+            "ports": [{ "name": "http", "containerPort": port }],
+            "securityContext": {
+                "readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false,
+                "capabilities": { "drop": ["ALL"] }
+            },
+            "volumeMounts": [{ "name": "config", "mountPath": "/config", "readOnly": true }],
+            "livenessProbe": {
+                "tcpSocket": { "port": port },
+                "periodSeconds": PERIOD.as_secs(),
+                "failureThreshold": FAILURE_THRESHOLD,
+                "timeoutSeconds": app_timeout
+            },
+            "readinessProbe": {
+                "httpGet": { "path": "/healthz", "port": "http" },
+                "periodSeconds": PERIOD.as_secs(),
+                "failureThreshold": 1,
+                "timeoutSeconds": app_timeout
+            }
+        }]
+    });
+    let Some((repository, tag)) = sc.node.probe_image.rsplit_once(':') else {
+        sc.fail(&format!("PROBE_IMAGE {} has no tag", sc.node.probe_image));
+    };
+    let values = json!({
+        "enabled": true,
+        "container": "app",
+        "paths": ["/config"],
+        "image": { "repository": repository, "tag": tag, "pullPolicy": "Never" },
+        "grace": secs(CHART_GRACE),
+        "stagger": "0s",
+    });
+    let spec = match chart::render(app_pod, values) {
+        Ok(spec) => spec,
+        Err(e) => sc.fail(&format!("helm template failed: {e}")),
+    };
+    sc.note(&format!("rendered by {}", chart::helm().display()));
+    let app = spec["containers"][0].clone();
+    let command = |kind: &str| -> Vec<String> {
+        app[kind]["exec"]["command"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect()
+    };
+    let (live, ready) = (command("livenessProbe"), command("readinessProbe"));
+    sc.note(&format!("liveness: {}", live.join(" ")));
+    sc.note(&format!("readiness: {}", ready.join(" ")));
+    let has = |cmd: &[String], pair: [&str; 2]| cmd.windows(2).any(|w| w == pair);
+    sc.check(
+        has(&live, ["--tcp-socket", PORT]) && app["livenessProbe"].get("tcpSocket").is_none(),
+        "the chart moved the app's tcpSocket probe into driftprobe liveness",
+    );
+    let url = format!("http://127.0.0.1:{PORT}/healthz");
+    sc.check(
+        has(&ready, ["--http-get", &url]) && app["readinessProbe"].get("httpGet").is_none(),
+        "the chart moved the app's httpGet probe (named port) into driftprobe readiness",
+    );
+    for kind in ["livenessProbe", "readinessProbe"] {
+        sc.check(
+            app[kind]["timeoutSeconds"] == app_timeout + 1,
+            &format!("{kind}: timeoutSeconds derived as {}", app_timeout + 1),
+        );
+    }
+
+    sc.apply(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": "web", "labels": { "app": "demo" } },
+        "spec": spec,
+    }));
+    sc.wait_running("web", 0);
+    let is_ready = || sc.container_status("web")["ready"].as_bool();
+    sc.wait_event(
+        "web",
+        &["Readiness probe failed: app: HTTP 503 from /healthz"],
+        PERIOD * 3 + SLACK,
+    );
+    sc.wait_for(
+        "web Ready (the moved app check passes)",
+        READY_AFTER + PERIOD * 2 + SLACK,
+        || (is_ready() == Some(true)).then_some(()),
+    );
+    sc.wait_served("web", &v1, SLACK);
+    let live: Vec<&str> = live.iter().map(String::as_str).collect();
+    let (code, line) = sc.probe("web", &live);
+    sc.check(
+        code == 0 && line.starts_with("ok:"),
+        "the rendered liveness command passes with ok: by hand",
+    );
+    let status = sc.exec(
+        "web",
+        &[
+            "/probe/driftprobe",
+            "status",
+            "--state-dir",
+            "/driftprobe-state",
+            "/config",
+        ],
+    );
+    sc.note(&format!(
+        "status -> exit {}: {}",
+        status.code,
+        status.stdout.lines().next().unwrap_or("")
+    ));
+    sc.check(
+        status.code == 0 && status.stdout.starts_with("watching:"),
+        "`status` on the chart's state dir exits 0 with watching:",
+    );
+    // The state is on the chart's Memory emptyDir: a tmpfs the kubelet mounted.
+    let uid = sc.pod_json("web")["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let state_mount = format!("/{uid}/volumes/kubernetes.io~empty-dir/driftprobe-state");
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let tmpfs = mountinfo.lines().any(|l| {
+        l.split(' ')
+            .nth(4)
+            .is_some_and(|m| m.ends_with(&state_mount))
+            && l.split(" - ")
+                .nth(1)
+                .is_some_and(|t| t.starts_with("tmpfs "))
+    });
+    sc.check(
+        !uid.is_empty() && tmpfs,
+        "the state emptyDir (medium Memory) is a tmpfs mount",
+    );
+    sc.note(&format!("...{state_mount} is a tmpfs"));
+
+    let payload = sc
+        .volume_payload("web", "configmap", "config")
+        .unwrap_or_default();
+    let edited = sc.edit("configmap", "config", &[("config.txt", &v2)]);
+    sc.wait_swap("web", "configmap", "config", &payload);
+    let restarted = sc.wait_restart(
+        "web",
+        0,
+        sc.node.restart_within(CHART_GRACE, FAILURE_THRESHOLD),
+    );
+    let after = restarted - edited;
+    sc.note(&format!(
+        "restarted {after:?} after the edit (grace {CHART_GRACE:?})"
+    ));
+    sc.check(
+        after >= CHART_GRACE,
+        "no restart before the grace window has passed",
+    );
+    let event = sc.event_matching(
+        "web",
+        &[
+            "Liveness probe failed: drift:",
+            "1 changed (config.txt)",
+            ", ended ",
+        ],
+    );
+    sc.check(
+        event.is_some(),
+        "an event `Liveness probe failed: drift: 1 changed (config.txt) … ended …`",
+    );
+    sc.note(&format!("event: {}", event.unwrap_or_default()));
+    sc.wait_running("web", 1);
+    sc.wait_for(
+        "web Ready again after the restart",
+        READY_AFTER + PERIOD * 2 + SLACK,
+        || {
+            let c = sc.container_status("web");
+            (c["restartCount"] == 1 && c["ready"] == true).then_some(())
+        },
+    );
+    sc.wait_served("web", &v2, SLACK);
+    let (code, line) = sc.probe("web", &live);
+    sc.check(
+        code == 0 && line.starts_with("ok:"),
+        "the rendered liveness command passes with ok: after the restart",
+    );
+    sc.assert_no_restart(
+        "web",
+        1,
+        sc.node.quiet_window(CHART_GRACE),
+        "the new container started with the new config",
+    );
+    sc.assert_not_in_events(v1.trim_start_matches("greeting: ").trim());
+    sc.assert_not_in_events(v2.trim_start_matches("greeting: ").trim());
 }
