@@ -730,41 +730,41 @@ impl<'a> Scenario<'a> {
         (out.code, line)
     }
 
-    /// Event messages about `pod` (all of them when `pod` is empty).
-    fn events(&self, pod: &str) -> Vec<(String, String)> {
+    /// The events about `pod` (all of them when `pod` is empty), as the
+    /// API server gives them.
+    fn event_items(&self, pod: &str) -> Vec<Value> {
         let mut args = vec!["get", "events", "-o", "json"];
         let selector = format!("involvedObject.name={pod}");
         if !pod.is_empty() {
             args.extend_from_slice(&["--field-selector", &selector]);
         }
         let out = self.kubectl(&args);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        v["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|e| {
-                        (
-                            e["reason"].as_str().unwrap_or("").to_string(),
-                            e["message"].as_str().unwrap_or("").trim_end().to_string(),
-                        )
-                    })
-                    .collect()
+        let mut v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+        match v["items"].take() {
+            Value::Array(items) => items,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Event reasons and messages about `pod` (all of them when `pod` is
+    /// empty).
+    fn events(&self, pod: &str) -> Vec<(String, String)> {
+        self.event_items(pod)
+            .iter()
+            .map(|e| {
+                (
+                    e["reason"].as_str().unwrap_or("").to_string(),
+                    e["message"].as_str().unwrap_or("").trim_end().to_string(),
+                )
             })
-            .unwrap_or_default()
+            .collect()
     }
 
     /// When the events about `pod` with this reason and a message containing
     /// `fragment` first happened, in seconds since the epoch.
     fn event_times(&self, pod: &str, reason: &str, fragment: &str) -> Vec<i64> {
-        let selector = format!("involvedObject.name={pod}");
-        let out = self.kubectl(&["get", "events", "-o", "json", "--field-selector", &selector]);
-        let v: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
-        v["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        self.event_items(pod)
+            .iter()
             .filter(|e| e["reason"] == reason)
             .filter(|e| e["message"].as_str().is_some_and(|m| m.contains(fragment)))
             .filter_map(|e| {
@@ -1004,34 +1004,7 @@ fn restart_after_grace(sc: &Scenario) {
         code == 0 && line.starts_with("ok:"),
         "the probe passes with ok: before the edit",
     );
-    let payload = sc
-        .volume_payload("web", "configmap", "config")
-        .unwrap_or_default();
-
-    let edited = sc.edit("configmap", "config", &[("config.txt", &v2)]);
-    sc.wait_swap("web", "configmap", "config", &payload);
-    let restarted = sc.wait_restart("web", 0, sc.node.restart_within(GRACE, FAILURE_THRESHOLD));
-    let after = restarted - edited;
-    sc.note(&format!(
-        "restarted {after:?} after the edit (grace {GRACE:?})"
-    ));
-    sc.check(
-        after >= GRACE,
-        "no restart before the grace window has passed",
-    );
-    let event = sc.event_matching(
-        "web",
-        &[
-            "Liveness probe failed: drift:",
-            "1 changed (config.txt)",
-            ", ended ",
-        ],
-    );
-    sc.check(
-        event.is_some(),
-        "an event `Liveness probe failed: drift: 1 changed (config.txt) … (grace …, ended …)`",
-    );
-    sc.note(&format!("event: {}", event.unwrap_or_default()));
+    edit_config_until_one_restart(sc, &v2, GRACE);
     unready_only_as_the_restart_approaches(sc);
     sc.wait_running("web", 1);
     sc.wait_served("web", &v2, SLACK);
@@ -1061,6 +1034,40 @@ fn restart_after_grace(sc: &Scenario) {
     );
     sc.assert_not_in_events(v2.trim_start_matches("greeting: ").trim());
     sc.assert_not_in_events(v1.trim_start_matches("greeting: ").trim());
+}
+
+/// Edits `config.txt` of ConfigMap `config` to `new` and waits for the
+/// kubelet to swap it into pod `web`, then for its first restart: not before
+/// `grace` has passed, with a `Liveness probe failed: drift:` event naming
+/// the file and the end of the window.
+fn edit_config_until_one_restart(sc: &Scenario, new: &str, grace: Duration) {
+    let payload = sc
+        .volume_payload("web", "configmap", "config")
+        .unwrap_or_default();
+    let edited = sc.edit("configmap", "config", &[("config.txt", new)]);
+    sc.wait_swap("web", "configmap", "config", &payload);
+    let restarted = sc.wait_restart("web", 0, sc.node.restart_within(grace, FAILURE_THRESHOLD));
+    let after = restarted - edited;
+    sc.note(&format!(
+        "restarted {after:?} after the edit (grace {grace:?})"
+    ));
+    sc.check(
+        after >= grace,
+        "no restart before the grace window has passed",
+    );
+    let event = sc.event_matching(
+        "web",
+        &[
+            "Liveness probe failed: drift:",
+            "1 changed (config.txt)",
+            ", ended ",
+        ],
+    );
+    sc.check(
+        event.is_some(),
+        "an event `Liveness probe failed: drift: 1 changed (config.txt) … (grace …, ended …)`",
+    );
+    sc.note(&format!("event: {}", event.unwrap_or_default()));
 }
 
 /// The README: "With the same `--grace` and `--stagger`, each pod turns
@@ -2332,37 +2339,7 @@ fn helm_chart_pod_runs(sc: &Scenario) {
     );
     sc.note(&format!("...{state_mount} is a tmpfs"));
 
-    let payload = sc
-        .volume_payload("web", "configmap", "config")
-        .unwrap_or_default();
-    let edited = sc.edit("configmap", "config", &[("config.txt", &v2)]);
-    sc.wait_swap("web", "configmap", "config", &payload);
-    let restarted = sc.wait_restart(
-        "web",
-        0,
-        sc.node.restart_within(CHART_GRACE, FAILURE_THRESHOLD),
-    );
-    let after = restarted - edited;
-    sc.note(&format!(
-        "restarted {after:?} after the edit (grace {CHART_GRACE:?})"
-    ));
-    sc.check(
-        after >= CHART_GRACE,
-        "no restart before the grace window has passed",
-    );
-    let event = sc.event_matching(
-        "web",
-        &[
-            "Liveness probe failed: drift:",
-            "1 changed (config.txt)",
-            ", ended ",
-        ],
-    );
-    sc.check(
-        event.is_some(),
-        "an event `Liveness probe failed: drift: 1 changed (config.txt) … ended …`",
-    );
-    sc.note(&format!("event: {}", event.unwrap_or_default()));
+    edit_config_until_one_restart(sc, &v2, CHART_GRACE);
     sc.wait_running("web", 1);
     sc.wait_for(
         "web Ready again after the restart",

@@ -67,6 +67,15 @@ pub fn probe_deadline(args: &ProbeArgs) -> Duration {
     t.saturating_sub(PROBE_MARGIN).max(t / 2)
 }
 
+/// What is left of [`probe_deadline`] for a slow step (the app's check,
+/// the validator) of a probe that `started` then: never less than
+/// [`MIN_STEP`].
+fn left_for_a_step(args: &ProbeArgs, started: Instant) -> Duration {
+    probe_deadline(args)
+        .saturating_sub(started.elapsed())
+        .max(MIN_STEP)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Liveness,
@@ -104,9 +113,7 @@ pub fn probe(kind: Kind, grace: Duration, args: &ProbeArgs) -> Report {
     // validator's default budget shrinks by it). A failing app is a
     // verdict (exit 1), not "cannot determine": the files are still
     // looked at, so the line can say both and drift keeps being tracked.
-    let fits = probe_deadline(args)
-        .saturating_sub(probe_start.elapsed())
-        .max(MIN_STEP);
+    let fits = left_for_a_step(args, probe_start);
     let app_failed = app.and_then(|c| c.within(fits).run().err());
     let app_failed = app_failed.as_deref();
     match (

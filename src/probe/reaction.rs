@@ -4,7 +4,7 @@
 //! options make visible (timeouts that cannot fit, paths never there, a
 //! state dir that cannot be written).
 
-use super::{probe_deadline, MIN_STEP};
+use super::{left_for_a_step, probe_deadline};
 use crate::cli::{OnDrift, ProbeArgs};
 use crate::proc::Target;
 use crate::time::format_duration;
@@ -109,11 +109,8 @@ pub(super) fn app_target(args: &ProbeArgs) -> Target {
 /// How long the validator may run: `--validate-timeout`, or what is left
 /// of [`probe_deadline`] since the probe `started`.
 pub(super) fn validate_timeout(args: &ProbeArgs, started: Instant) -> Duration {
-    args.validate_timeout.unwrap_or_else(|| {
-        probe_deadline(args)
-            .saturating_sub(started.elapsed())
-            .max(MIN_STEP)
-    })
+    args.validate_timeout
+        .unwrap_or_else(|| left_for_a_step(args, started))
 }
 
 /// The misconfigurations this probe can see from its options and this
